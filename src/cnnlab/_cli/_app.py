@@ -1,0 +1,55 @@
+"""The Typer application and the helpers every command shares.
+
+User errors (:class:`cnnlab.errors.CnnlabError`) become one line on stderr and exit status 2,
+with no traceback; everything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+import typer
+from rich.console import Console
+from typer.core import TyperGroup
+
+from ..errors import CnnlabError
+
+#: Progress bars, tables and messages go to stderr so that ``--json`` stdout stays machine-readable.
+console = Console(stderr=True)
+
+
+class UserError(click.ClickException):
+    """A :class:`CnnlabError` as click sees it: printed as one line, exit status 2."""
+
+    exit_code = 2
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"error: {self.format_message()}", err=True)
+
+
+class _Group(TyperGroup):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except CnnlabError as exc:
+            raise UserError(str(exc)) from None
+
+
+app = typer.Typer(
+    cls=_Group,
+    name="cnnlab",
+    help="From a folder of images to a trained, explained convolutional network.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+def print_json(obj: Any) -> None:
+    """Print ``obj`` as JSON on stdout (the stable ``--json`` contract)."""
+    sys.stdout.write(json.dumps(obj, indent=2) + "\n")
+    sys.stdout.flush()

@@ -1,0 +1,1 @@
+"""`cnnlab data` commands."""

@@ -1,0 +1,1 @@
+"""`cnnlab demo` commands."""

@@ -1,0 +1,1 @@
+"""`cnnlab filters` commands."""

@@ -1,0 +1,1 @@
+"""Model registry, course CNNs, the zoo and the model contract."""

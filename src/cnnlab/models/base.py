@@ -1,0 +1,90 @@
+"""The model contract every cnnlab model follows (DESIGN.md, "Model contract").
+
+Transfer learning, summaries and CAM use only this contract, so they need no per-model code:
+
+* ``features``: the convolutional part (an ``nn.Module``); ``forward_features(x)`` runs it.
+* ``head``: the classifier; ``forward_head(f)`` turns features into logits.
+* ``reset_classifier(num_classes)``: replaces the last linear layer (new, trainable).
+* ``default_cam_layer``: dotted module name (``model.get_submodule(name)``) of the layer whose
+  activations CAM methods use by default — the last spatial feature map.
+* ``pretrained_cfg``: the preprocessing of the weights it carries (mean/std/input size/classes),
+  or ``None`` when it was built from scratch.
+* ``blocks``: ordered dotted names of the backbone's stages, shallow to deep, for partial
+  fine-tuning (``--unfreeze N`` unfreezes the last N); empty when unknown.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+import torch
+from torch import nn
+
+from ._weights import PretrainedCfg
+
+
+@runtime_checkable
+class ModelContract(Protocol):
+    """What every cnnlab model exposes (structural type; see the module docstring)."""
+
+    features: nn.Module
+    head: nn.Module
+    default_cam_layer: str
+    pretrained_cfg: PretrainedCfg | None
+    blocks: list[str]
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor: ...
+
+    def forward_head(self, f: torch.Tensor) -> torch.Tensor: ...
+
+    def reset_classifier(self, num_classes: int) -> None: ...
+
+
+class CNNLabModel(nn.Module):
+    """Base class: ``forward(x) = forward_head(forward_features(x))``.
+
+    Subclasses set ``features``, ``head``, ``default_cam_layer`` and, where known, ``blocks``.
+    """
+
+    features: nn.Module
+    head: nn.Module
+    default_cam_layer: str = "features"
+    pretrained_cfg: PretrainedCfg | None = None
+    blocks: list[str]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.blocks = []
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """Run the convolutional part."""
+        return self.features(x)
+
+    def forward_head(self, f: torch.Tensor) -> torch.Tensor:
+        """Turn feature maps into logits."""
+        return self.head(f)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+    def classifier_layer(self) -> nn.Linear:
+        """The last ``nn.Linear`` of the head (the one ``reset_classifier`` replaces)."""
+        last = None
+        for m in self.head.modules():
+            if isinstance(m, nn.Linear):
+                last = m
+        if last is None:
+            raise TypeError(f"{type(self).__name__}.head has no nn.Linear layer")
+        return last
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """Replace the last linear layer of the head with a fresh one of ``num_classes`` outputs."""
+        old = self.classifier_layer()
+        new = nn.Linear(old.in_features, num_classes, bias=old.bias is not None)
+        for name, m in self.head.named_modules():
+            for child_name, child in m.named_children():
+                if child is old:
+                    setattr(m, child_name, new)
+                    return
+        if self.head is old:
+            self.head = new
