@@ -1,0 +1,171 @@
+"""The LightningModule that trains every cnnlab classifier.
+
+Multi-class models (``num_classes > 1``) use cross-entropy; binary models (one output logit, as the
+course's cats network) use ``BCEWithLogitsLoss`` and predict class 1 when ``sigmoid(logit) > 0.5``.
+The training step is lean: no host synchronisation per step (metrics accumulate on the device and are
+computed once per epoch), so the loop runs at the speed of the model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+import torchmetrics
+from torch import nn
+
+from .config import Optimizer, Schedule, TrainConfig, Transfer
+
+
+def epoch_seed(seed: int, epoch: int, rank: int = 0) -> int:
+    """A 63-bit seed derived from ``(seed, epoch, rank)``: the RNG stream of one epoch on one process.
+
+    Re-seeding at every epoch start makes a resumed run draw the same random numbers (dropout,
+    augmentation that uses the global generator) as an uninterrupted one.
+    """
+    digest = hashlib.sha256(f"cnnlab:{seed}:{epoch}:{rank}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
+
+
+def _loss_and_preds(
+    logits: torch.Tensor, target: torch.Tensor, binary: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    if binary:
+        logit = logits.reshape(-1)
+        return F.binary_cross_entropy_with_logits(logit, target.to(logit.dtype)), (logit > 0).long()
+    return F.cross_entropy(logits, target), logits.argmax(dim=1)
+
+
+class _EpochMetrics(nn.Module):
+    """Mean loss (weighted by batch size) and accuracy of one stage; synced across processes on compute."""
+
+    def __init__(self, num_classes: int) -> None:
+        super().__init__()
+        self.loss = torchmetrics.MeanMetric(nan_strategy="disable")
+        if num_classes == 1:
+            self.acc: torchmetrics.Metric = torchmetrics.classification.BinaryAccuracy(validate_args=False)
+        else:
+            self.acc = torchmetrics.classification.MulticlassAccuracy(
+                num_classes, average="micro", validate_args=False
+            )
+
+    def update(self, loss: torch.Tensor, preds: torch.Tensor, target: torch.Tensor) -> None:
+        self.loss.update(loss.detach(), weight=target.shape[0])
+        self.acc.update(preds, target)
+
+    def compute_and_reset(self) -> tuple[float, float]:
+        loss, acc = float(self.loss.compute()), float(self.acc.compute())
+        self.loss.reset()
+        self.acc.reset()
+        return loss, acc
+
+
+class ClassifierModule(L.LightningModule):
+    """Train ``model`` for classification with the optimiser/schedule of a :class:`TrainConfig`.
+
+    Args:
+        model: A cnnlab model (the module calls ``model(x)``, or ``model.forward_head(x)`` when
+            ``on_embeddings`` is set and the batches hold cached embeddings).
+        num_classes: Number of outputs; 1 means a binary model trained with ``BCEWithLogitsLoss``.
+        config: Optimiser, learning rate, weight decay, schedule, seed and transfer options.
+        on_embeddings: Batches hold backbone embeddings; only the head runs.
+        epoch_start_hooks: Called with the module at the start of every training epoch after the
+            model is put in train mode (e.g. keeping frozen batch-norm layers in eval mode).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        num_classes: int,
+        config: TrainConfig,
+        on_embeddings: bool = False,
+        epoch_start_hooks: tuple[Callable[[ClassifierModule], None], ...] = (),
+    ) -> None:
+        super().__init__()
+        self.model = model
+        self.num_classes = num_classes
+        self.binary = num_classes == 1
+        self.config = config
+        self.on_embeddings = on_embeddings
+        self.epoch_start_hooks = epoch_start_hooks
+        self.train_metrics = _EpochMetrics(num_classes)
+        self.val_metrics = _EpochMetrics(num_classes)
+        #: Metrics of the last finished epoch: train_loss, train_acc, val_loss, val_acc, lr.
+        self.epoch_metrics: dict[str, float] = {}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.on_embeddings:
+            return self.model.forward_head(x)  # type: ignore[operator]
+        return self.model(x)
+
+    # -- steps ---------------------------------------------------------------------------------
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        x, y = batch
+        loss, preds = _loss_and_preds(self(x), y, self.binary)
+        self.train_metrics.update(loss, preds, y)
+        return loss
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        x, y = batch
+        loss, preds = _loss_and_preds(self(x), y, self.binary)
+        self.val_metrics.update(loss, preds, y)
+
+    # -- epoch hooks ---------------------------------------------------------------------------
+    def on_train_epoch_start(self) -> None:
+        torch.manual_seed(epoch_seed(self.config.seed, self.current_epoch, self.global_rank))
+        for hook in self.epoch_start_hooks:
+            hook(self)
+
+    def on_validation_epoch_end(self) -> None:
+        if self.trainer.sanity_checking:
+            self.val_metrics.loss.reset()
+            self.val_metrics.acc.reset()
+            return
+        val_loss, val_acc = self.val_metrics.compute_and_reset()
+        metrics = {"val_loss": val_loss, "val_acc": val_acc}
+        if self.trainer.state.fn == "fit":
+            train_loss, train_acc = self.train_metrics.compute_and_reset()
+            lr = float(self.trainer.optimizers[0].param_groups[0]["lr"]) if self.trainer.optimizers else 0.0
+            metrics = {"train_loss": train_loss, "train_acc": train_acc, **metrics, "lr": lr}
+        self.epoch_metrics = metrics
+        # Already reduced over processes by torchmetrics; logged for the progress bar and ModelCheckpoint.
+        for name, value in metrics.items():
+            self.log(name, value, prog_bar=name in ("train_loss", "val_loss", "val_acc"), sync_dist=False)
+
+    # -- optimisation --------------------------------------------------------------------------
+    def _param_groups(self) -> list[dict[str, Any]]:
+        cfg = self.config
+        if cfg.transfer is not Transfer.SCRATCH and not self.on_embeddings:
+            from .transfer import param_groups
+
+            return param_groups(
+                self.model, lr=cfg.lr, backbone_lr_mult=cfg.backbone_lr_mult, weight_decay=cfg.weight_decay
+            )
+        # All parameters go to the optimizer; frozen ones (requires_grad False) get no gradient and
+        # are skipped by it until a callback unfreezes them.
+        return [{"params": list(self.model.parameters()), "lr": cfg.lr, "weight_decay": cfg.weight_decay}]
+
+    def configure_optimizers(self) -> Any:
+        cfg = self.config
+        groups = self._param_groups()
+        if cfg.optimizer is Optimizer.SGD:
+            opt: torch.optim.Optimizer = torch.optim.SGD(groups, lr=cfg.lr, momentum=0.9)
+        elif cfg.optimizer is Optimizer.ADAMW:
+            opt = torch.optim.AdamW(groups, lr=cfg.lr)
+        else:
+            opt = torch.optim.Adam(groups, lr=cfg.lr)
+        if cfg.schedule is Schedule.NONE:
+            return opt
+        total = int(self.trainer.estimated_stepping_batches)
+        if cfg.schedule is Schedule.ONECYCLE:
+            sched: Any = torch.optim.lr_scheduler.OneCycleLR(
+                opt, max_lr=[g["lr"] for g in opt.param_groups], total_steps=max(total, 1)
+            )
+        else:
+            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(total, 1))
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
