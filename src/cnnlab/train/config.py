@@ -158,8 +158,10 @@ class TrainConfig:
             (self.limit is None or self.limit >= 1, "--limit must be at least 1"),
             (self.workers >= 0, "--workers must be >= 0"),
             (self.backbone_lr_mult >= 0, "--backbone-lr-mult must be >= 0"),
-            (0 <= self.fine_tune_epochs < self.epochs or self.fine_tune_epochs == 0,
-             "--fine-tune-schedule must be smaller than --epochs"),
+            (
+                0 <= self.fine_tune_epochs < self.epochs or self.fine_tune_epochs == 0,
+                "--fine-tune-schedule must be smaller than --epochs",
+            ),
         ]
         for ok, message in checks:
             if not ok:

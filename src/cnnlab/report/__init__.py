@@ -1,0 +1,1 @@
+"""Figures and reports: matplotlib figures (plots.py) and the HTML report."""
