@@ -18,7 +18,7 @@ import torch.nn.functional as F
 import torchmetrics
 from torch import nn
 
-from .config import Optimizer, Schedule, TrainConfig, Transfer
+from .config import Optimizer, Schedule, TrainConfig
 
 
 def epoch_seed(seed: int, epoch: int, rank: int = 0) -> int:
@@ -68,13 +68,12 @@ class ClassifierModule(L.LightningModule):
     """Train ``model`` for classification with the optimiser/schedule of a :class:`TrainConfig`.
 
     Args:
-        model: A cnnlab model (the module calls ``model(x)``, or ``model.forward_head(x)`` when
-            ``on_embeddings`` is set and the batches hold cached embeddings).
+        model: The network the module calls (a cnnlab model, or the head alone when training on
+            cached embeddings).
         num_classes: Number of outputs; 1 means a binary model trained with ``BCEWithLogitsLoss``.
-        config: Optimiser, learning rate, weight decay, schedule, seed and transfer options.
-        on_embeddings: Batches hold backbone embeddings; only the head runs.
-        epoch_start_hooks: Called with the module at the start of every training epoch after the
-            model is put in train mode (e.g. keeping frozen batch-norm layers in eval mode).
+        config: Optimiser, learning rate, weight decay, schedule and seed.
+        param_groups: Builds the optimizer's parameter groups from ``model`` (transfer learning: head
+            and backbone groups with their own learning rates); default one group of all parameters.
     """
 
     def __init__(
@@ -83,24 +82,20 @@ class ClassifierModule(L.LightningModule):
         *,
         num_classes: int,
         config: TrainConfig,
-        on_embeddings: bool = False,
-        epoch_start_hooks: tuple[Callable[[ClassifierModule], None], ...] = (),
+        param_groups: Callable[[nn.Module], list[dict[str, Any]]] | None = None,
     ) -> None:
         super().__init__()
         self.model = model
         self.num_classes = num_classes
         self.binary = num_classes == 1
         self.config = config
-        self.on_embeddings = on_embeddings
-        self.epoch_start_hooks = epoch_start_hooks
+        self._param_groups_fn = param_groups
         self.train_metrics = _EpochMetrics(num_classes)
         self.val_metrics = _EpochMetrics(num_classes)
         #: Metrics of the last finished epoch: train_loss, train_acc, val_loss, val_acc, lr.
         self.epoch_metrics: dict[str, float] = {}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.on_embeddings:
-            return self.model.forward_head(x)  # type: ignore[operator]
         return self.model(x)
 
     # -- steps ---------------------------------------------------------------------------------
@@ -118,8 +113,6 @@ class ClassifierModule(L.LightningModule):
     # -- epoch hooks ---------------------------------------------------------------------------
     def on_train_epoch_start(self) -> None:
         torch.manual_seed(epoch_seed(self.config.seed, self.current_epoch, self.global_rank))
-        for hook in self.epoch_start_hooks:
-            hook(self)
 
     def on_validation_epoch_end(self) -> None:
         if self.trainer.sanity_checking:
@@ -140,14 +133,8 @@ class ClassifierModule(L.LightningModule):
     # -- optimisation --------------------------------------------------------------------------
     def _param_groups(self) -> list[dict[str, Any]]:
         cfg = self.config
-        if cfg.transfer is not Transfer.SCRATCH and not self.on_embeddings:
-            from .transfer import param_groups
-
-            return param_groups(
-                self.model, lr=cfg.lr, backbone_lr_mult=cfg.backbone_lr_mult, weight_decay=cfg.weight_decay
-            )
-        # All parameters go to the optimizer; frozen ones (requires_grad False) get no gradient and
-        # are skipped by it until a callback unfreezes them.
+        if self._param_groups_fn is not None:
+            return self._param_groups_fn(self.model)
         return [{"params": list(self.model.parameters()), "lr": cfg.lr, "weight_decay": cfg.weight_decay}]
 
     def configure_optimizers(self) -> Any:
