@@ -1,0 +1,252 @@
+"""Reading, converting and writing single images as uint8 tensors.
+
+Every image cnnlab reads goes through :func:`decode_image`: EXIF orientation is applied and the odd
+modes real folders contain (palette, RGBA, CMYK, 16-bit, 1-bit, LA, YCbCr, float) are converted to
+plain 8-bit RGB or L. A file that cannot be decoded raises :class:`~cnnlab.errors.DataError` naming
+the path and the reason, so dataset scans can skip it and list it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+
+from .errors import DataError
+
+if TYPE_CHECKING:
+    import torch
+    from PIL import Image
+
+ImageMode = Literal["RGB", "L"]
+
+#: Modes that carry an alpha channel; they are composited on white (what a viewer shows).
+_ALPHA_MODES = {"RGBA", "LA", "La", "RGBa", "PA"}
+
+
+def _scale_to_uint8(img: Image.Image) -> Image.Image:
+    """Scale a 16/32-bit integer or float single-channel image to 8 bits (PIL's own convert clips)."""
+    from PIL import Image
+
+    arr = np.asarray(img)
+    if img.mode == "F":
+        # Floats: [0, 1] data is scaled to [0, 255]; anything larger is taken as already in 8-bit units.
+        arr = arr * 255.0 if np.nanmax(arr) <= 1.0 else arr
+        out = np.clip(np.nan_to_num(arr), 0, 255).round()
+    else:
+        # 16-bit ("I;16*", and "I" which is what 16-bit PNGs open as): full range 0..65535 maps to 0..255.
+        out = (np.clip(arr.astype(np.float64), 0, 65535) / 257.0).round()
+    return Image.fromarray(out.astype(np.uint8), mode="L")
+
+
+def to_mode(img: Image.Image, mode: ImageMode = "RGB") -> Image.Image:
+    """Convert any PIL image to 8-bit ``mode`` ("RGB" or "L").
+
+    Alpha is composited on white, palette images are expanded (with their transparency), CMYK and
+    YCbCr go through PIL's converters, 16-bit and float images are scaled to 8 bits.
+
+    Args:
+        img: A loaded PIL image of any mode.
+        mode: Target mode.
+
+    Returns:
+        A PIL image in ``mode``.
+    """
+    from PIL import Image
+
+    if img.mode in ("I", "F") or img.mode.startswith("I;16"):
+        img = _scale_to_uint8(img)
+    elif img.mode == "1":
+        img = img.convert("L")
+    elif img.mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+    if img.mode in _ALPHA_MODES:
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(background, rgba).convert("RGB")
+    if img.mode not in ("RGB", "L"):
+        img = img.convert("RGB")  # CMYK, YCbCr, LAB, HSV
+    return img if img.mode == mode else img.convert(mode)
+
+
+def _reason(path: Path, exc: BaseException) -> str:
+    """A short human reason for a decode failure."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        if path.stat().st_size == 0:
+            return "empty file (0 bytes)"
+    except OSError as err:
+        return f"cannot read file ({err.strerror or err})"
+    if isinstance(exc, UnidentifiedImageError):
+        return "not an image (unrecognised format)"
+    if isinstance(exc, Image.DecompressionBombError):
+        return f"image too large ({exc})"
+    msg = str(exc) or type(exc).__name__
+    if "truncated" in msg:
+        return f"truncated file ({msg})"
+    return f"cannot decode ({msg})"
+
+
+def decode_image(
+    path: str | os.PathLike[str], *, mode: ImageMode = "RGB", size: tuple[int, int] | None = None
+) -> Image.Image:
+    """Open, fully decode, EXIF-transpose and convert one image file.
+
+    Args:
+        path: Image file.
+        mode: "RGB" (3 channels) or "L" (1 channel).
+        size: Optional (height, width) to resize to (bilinear with antialiasing, aspect not kept).
+            JPEGs are decoded at a reduced scale first with PIL's ``draft`` when that is still at least
+            ``size``, which makes large photos several times faster to load.
+
+    Returns:
+        A loaded PIL image in ``mode`` (and ``size`` when given).
+
+    Raises:
+        DataError: naming the path and the reason when the file is missing, empty, not an image,
+            truncated or otherwise undecodable.
+    """
+    from PIL import Image, ImageOps
+
+    p = Path(path)
+    try:
+        with Image.open(p) as raw:
+            if size is not None and raw.format == "JPEG":
+                orientation = raw.getexif().get(0x0112, 1)
+                h, w = size
+                # draft() works in stored orientation; orientations 5-8 swap width and height.
+                want = (h, w) if orientation >= 5 else (w, h)
+                raw.draft(raw.mode if raw.mode in ("RGB", "L") else None, want)
+            raw.load()
+            img = ImageOps.exif_transpose(raw) or raw
+            img = to_mode(img, mode)
+    except FileNotFoundError:
+        raise DataError(f"{p}: file not found; check the path") from None
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise DataError(f"{p}: {_reason(p, exc)}; fix or remove the file") from None
+    if size is not None and img.size != (size[1], size[0]):
+        img = img.resize((size[1], size[0]), Image.Resampling.BILINEAR)
+    return img
+
+
+def pil_to_tensor(img: Image.Image) -> torch.Tensor:
+    """PIL image (RGB or L) -> uint8 tensor [C, H, W] (a copy, contiguous)."""
+    import torch
+
+    arr = np.asarray(img, dtype=np.uint8)
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))
+
+
+def tensor_to_pil(image: torch.Tensor) -> Image.Image:
+    """uint8 tensor [C, H, W] (C = 1 or 3) -> PIL image ("L" or "RGB")."""
+    from PIL import Image
+
+    _check_uint8_chw(image, "image")
+    arr = image.detach().cpu().numpy()
+    if arr.shape[0] == 1:
+        return Image.fromarray(arr[0], mode="L")
+    return Image.fromarray(np.ascontiguousarray(arr.transpose(1, 2, 0)), mode="RGB")
+
+
+def to_float(image: torch.Tensor) -> torch.Tensor:
+    """uint8 tensor -> float32 in [0, 1] (same shape)."""
+    import torch
+
+    return image.to(torch.float32).div_(255.0)
+
+
+def to_uint8(image: torch.Tensor) -> torch.Tensor:
+    """float tensor in [0, 1] -> uint8 (rounded, clamped; same shape)."""
+    import torch
+
+    return image.detach().mul(255.0).round_().clamp_(0, 255).to(torch.uint8)
+
+
+def read_image(path: str | os.PathLike[str], *, mode: ImageMode = "RGB") -> torch.Tensor:
+    """Read an image file as a uint8 tensor [C, H, W], the right way up.
+
+    Args:
+        path: Image file (any format PIL reads).
+        mode: "RGB" -> 3 channels, "L" -> 1 channel.
+
+    Returns:
+        uint8 tensor [3, H, W] or [1, H, W].
+
+    Raises:
+        DataError: naming the path and the reason when the file cannot be decoded.
+    """
+    return pil_to_tensor(decode_image(path, mode=mode))
+
+
+def _check_uint8_chw(image: torch.Tensor, name: str) -> None:
+    import torch
+
+    if image.dtype != torch.uint8 or image.ndim != 3 or image.shape[0] not in (1, 3):
+        raise DataError(
+            f"{name}: expected a uint8 tensor [C,H,W] with C = 1 or 3, got {image.dtype} "
+            f"{list(image.shape)}; convert with cnnlab.images.to_uint8"
+        )
+
+
+def overlay_heatmap(
+    image: torch.Tensor, heatmap: torch.Tensor, *, alpha: float = 0.5, cmap: str = "jet"
+) -> torch.Tensor:
+    """Blend a heatmap, coloured with a matplotlib colormap, over an image.
+
+    Args:
+        image: uint8 [3, H, W] (or [1, H, W], shown as grey).
+        heatmap: float [h, w] in [0, 1]; resized bilinearly to (H, W) and clamped to [0, 1].
+        alpha: Weight of the heatmap colour (0 = image only, 1 = heatmap only).
+        cmap: Name of a matplotlib colormap.
+
+    Returns:
+        uint8 [3, H, W]: ``(1 - alpha) * image + alpha * cmap(heatmap)``.
+    """
+    import torch
+    import torch.nn.functional as F
+    from matplotlib import colormaps
+
+    _check_uint8_chw(image, "image")
+    if heatmap.ndim != 2:
+        raise DataError(f"heatmap: expected a 2-D tensor [h,w], got shape {list(heatmap.shape)}")
+    if not 0.0 <= alpha <= 1.0:
+        raise DataError(f"alpha={alpha}: must be between 0 and 1")
+    if cmap not in colormaps:
+        raise DataError(f"cmap={cmap!r}: unknown matplotlib colormap; try 'jet', 'viridis' or 'inferno'")
+    h, w = image.shape[1:]
+    hm = heatmap.detach().to(torch.float32).cpu()[None, None]
+    if hm.shape[-2:] != (h, w):
+        hm = F.interpolate(hm, size=(h, w), mode="bilinear", align_corners=False)
+    hm = hm[0, 0].clamp(0, 1).nan_to_num(0.0).numpy()
+    colour = torch.from_numpy(colormaps[cmap](hm)[..., :3].astype(np.float32)).permute(2, 0, 1)
+    base = to_float(image.cpu()).expand(3, h, w)
+    return to_uint8((1.0 - alpha) * base + alpha * colour)
+
+
+def save_image(path: str | os.PathLike[str], image: torch.Tensor) -> Path:
+    """Atomically write a uint8 [C, H, W] tensor as an image (format from the suffix, e.g. .png).
+
+    Args:
+        path: Destination file; its folder is created if needed.
+        image: uint8 [1, H, W] or [3, H, W].
+
+    Returns:
+        ``path`` as a Path.
+    """
+    from ._io import atomic_path
+
+    dest = Path(path)
+    pil = tensor_to_pil(image)
+    from PIL import Image
+
+    fmt = Image.registered_extensions().get(dest.suffix.lower())
+    if fmt is None:
+        raise DataError(f"{dest}: unknown image suffix {dest.suffix!r}; use .png or .jpg")
+    with atomic_path(dest) as tmp:
+        pil.save(tmp, format=fmt)
+    return dest
