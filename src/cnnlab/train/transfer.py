@@ -1,0 +1,470 @@
+"""Transfer learning: freeze policies, optimizer parameter groups, the frozen-BN rule, grayscale stems.
+
+Modes (``--transfer``):
+
+* ``scratch``: everything trainable (random init; use ``backbone_lr_mult=1``).
+* ``features``: only ``model.head`` trains; the backbone is a fixed feature extractor. With no
+  augmentation the embeddings are computed once and cached (:mod:`cnnlab.train.embeddings`).
+* ``partial``: the head plus the last ``unfreeze`` entries of ``model.blocks`` (or the modules named
+  by ``--unfreeze-layers``).
+* ``full``: everything trainable; the backbone learns at ``lr * backbone_lr_mult``.
+
+Frozen parts run in inference mode: every maximal sub-module whose parameters are all frozen is put
+in ``eval()`` at the start of each training epoch, so batch-norm running statistics stay unchanged
+and dropout/drop-path inside a frozen backbone is off (a frozen feature extractor is deterministic —
+that is what makes the embedding cache exact). ``--train-bn`` (fastai's ``train_bn``) keeps batch-norm
+layers trainable everywhere: their affine parameters get gradients and their statistics update.
+
+Fine-tune schedule (``fine_tune_epochs=k``): epochs ``0..k-1`` run as ``features``, then the target
+mode (``partial``/``full``). The optimizer always holds the backbone group (frozen parameters have no
+gradient, so optimizers skip them), and the mode of an epoch is a pure function of the epoch number:
+``--resume`` mid-schedule restores exactly the right ``requires_grad`` map and optimizer state.
+
+Integration (how ``run.fit`` / ``module.py`` call this module)::
+
+    from cnnlab.train import transfer
+    model = create_model(cfg.model, num_classes=n, pretrained=cfg.weights or cfg.pretrained, in_chans=...)
+    notice = transfer.adapt_in_chans(model, bundle.image_shape[0])   # grayscale data, RGB weights
+    transfer.configure_head(model, kind=cfg.head, num_classes=n)     # also in load_run (mlp head)
+    policy = transfer.FreezePolicy.from_config(cfg)                   # a Lightning callback
+    counts = policy.apply(model)              # -> ParamCounts; print it, store counts.as_dict() in the run
+    groups = policy.param_groups(model, lr=cfg.lr, weight_decay=cfg.weight_decay)  # configure_optimizers
+    trainer = L.Trainer(callbacks=[policy, ...])   # the policy finds ``pl_module.model`` itself
+
+For ``features`` with the cache (``embeddings.use_embedding_cache(cfg)`` is true) see
+:mod:`cnnlab.train.embeddings`: ``EmbeddingDataModule`` replaces the image data module and
+``embedding_head(model)`` replaces the model inside the LightningModule; the trained head's parameters
+are ``model.head``'s own, so ``model.safetensors`` is the complete network.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..errors import ModelError, TrainingError
+from .config import Transfer as TransferMode
+
+__all__ = [
+    "FreezePolicy",
+    "ParamCounts",
+    "TransferMode",
+    "adapt_in_chans",
+    "apply_transfer",
+    "configure_head",
+    "param_groups",
+    "requires_grad_map",
+    "set_frozen_bn_eval",
+]
+
+_BN = nn.modules.batchnorm._BatchNorm
+
+
+@dataclass(frozen=True)
+class ParamCounts:
+    """Trainable and frozen parameter counts (elements, shared parameters counted once)."""
+
+    trainable: int
+    frozen: int
+
+    @property
+    def total(self) -> int:
+        return self.trainable + self.frozen
+
+    def as_dict(self) -> dict[str, int]:
+        """``{"trainable", "frozen", "total"}`` (what the run folder stores)."""
+        return {**asdict(self), "total": self.total}
+
+
+def count_params(model: nn.Module) -> ParamCounts:
+    """Count trainable/frozen parameter elements of ``model``."""
+    trainable = frozen = 0
+    for p in model.parameters():
+        if p.requires_grad:
+            trainable += p.numel()
+        else:
+            frozen += p.numel()
+    return ParamCounts(trainable, frozen)
+
+
+def requires_grad_map(model: nn.Module) -> dict[str, bool]:
+    """``{parameter name: requires_grad}`` — compare two of these to check a freezing state."""
+    return {name: p.requires_grad for name, p in model.named_parameters()}
+
+
+def _head(model: nn.Module) -> nn.Module:
+    head = getattr(model, "head", None)
+    if not isinstance(head, nn.Module):
+        raise ModelError(
+            f"{type(model).__name__} has no .head module; transfer learning needs a cnnlab model"
+        )
+    return head
+
+
+def _valid_layer_names(model: nn.Module) -> list[str]:
+    names = list(getattr(model, "blocks", []) or [])
+    features = getattr(model, "features", None)
+    if isinstance(features, nn.Module):
+        names += [f"features.{n}" for n, _ in features.named_children() if f"features.{n}" not in names]
+    return names
+
+
+def _resolve_layers(model: nn.Module, names: Iterable[str]) -> list[nn.Module]:
+    modules = []
+    for name in names:
+        try:
+            modules.append(model.get_submodule(name))
+        except AttributeError:
+            valid = ", ".join(_valid_layer_names(model)) or "(none known)"
+            raise ModelError(
+                f"--unfreeze-layers {name!r}: no such layer in {type(model).__name__}; "
+                f"valid names include {valid}"
+            ) from None
+    return modules
+
+
+def _bn_params(model: nn.Module) -> Iterator[nn.Parameter]:
+    for m in model.modules():
+        if isinstance(m, _BN):
+            yield from m.parameters(recurse=False)
+
+
+def apply_transfer(
+    model: nn.Module,
+    *,
+    mode: TransferMode | str,
+    unfreeze: int = 1,
+    unfreeze_layers: Sequence[str] = (),
+    train_bn: bool = False,
+) -> ParamCounts:
+    """Set ``requires_grad`` on every parameter of ``model`` for a transfer mode.
+
+    Args:
+        model: A cnnlab model (has ``.head`` and, for ``partial``, ``.blocks``).
+        mode: ``scratch``, ``features``, ``partial`` or ``full``.
+        unfreeze: ``partial``: how many of the last ``model.blocks`` to train.
+        unfreeze_layers: ``partial``: dotted module names to train instead (``model.get_submodule``).
+        train_bn: Keep batch-norm affine parameters trainable in frozen parts too.
+
+    Returns:
+        The trainable/frozen parameter counts after the change.
+
+    Raises:
+        ModelError: Unknown blocks or layer names (the message names ``--unfreeze-layers``).
+    """
+    mode = TransferMode(mode)
+    head = _head(model)
+    if mode in (TransferMode.SCRATCH, TransferMode.FULL):
+        model.requires_grad_(True)
+        return count_params(model)
+    model.requires_grad_(False)
+    if mode is TransferMode.PARTIAL:
+        if unfreeze_layers:
+            trainable = _resolve_layers(model, unfreeze_layers)
+        else:
+            blocks = list(getattr(model, "blocks", []) or [])
+            if not blocks:
+                valid = ", ".join(_valid_layer_names(model)) or "see `cnnlab summary`"
+                raise ModelError(
+                    f"--transfer partial: the blocks of {type(model).__name__} are unknown; name the layers "
+                    f"to train with --unfreeze-layers NAME... (e.g. {valid})"
+                )
+            if not 1 <= unfreeze <= len(blocks):
+                raise ModelError(
+                    f"--unfreeze {unfreeze}: {type(model).__name__} has {len(blocks)} blocks "
+                    f"({', '.join(blocks)}); give 1..{len(blocks)} or name them with --unfreeze-layers"
+                )
+            trainable = _resolve_layers(model, blocks[-unfreeze:])
+        for m in trainable:
+            m.requires_grad_(True)
+    head.requires_grad_(True)
+    if train_bn:
+        for p in _bn_params(model):
+            p.requires_grad_(True)
+    return count_params(model)
+
+
+def set_frozen_bn_eval(model: nn.Module, train_bn: bool = False) -> list[str]:
+    """Put every maximal fully-frozen sub-module in ``eval()`` (call at the start of each train epoch).
+
+    A sub-module all of whose parameters have ``requires_grad=False`` is frozen: it runs in inference
+    mode, so its batch-norm running statistics do not change and its dropout is off. Parameter-free
+    modules (ReLU, pooling, dropout) directly under a partly trainable parent keep the parent's mode.
+
+    Args:
+        model: The model, already switched to ``train()`` by the trainer.
+        train_bn: Leave batch-norm layers in training mode even inside frozen parts.
+
+    Returns:
+        Dotted names of the modules put in eval mode.
+    """
+    frozen: list[str] = []
+
+    def visit(prefix: str, module: nn.Module) -> None:
+        params = list(module.parameters())
+        if params and not any(p.requires_grad for p in params):
+            module.eval()
+            frozen.append(prefix)
+            if train_bn:
+                for m in module.modules():
+                    if isinstance(m, _BN):
+                        m.train()
+            return
+        for name, child in module.named_children():
+            visit(f"{prefix}.{name}" if prefix else name, child)
+
+    visit("", model)
+    return frozen
+
+
+def param_groups(
+    model: nn.Module,
+    *,
+    lr: float,
+    backbone_lr_mult: float = 0.1,
+    weight_decay: float = 0.0,
+    include_frozen: bool = False,
+) -> list[dict[str, Any]]:
+    """Optimizer parameter groups: ``head`` at ``lr``, ``backbone`` at ``lr * backbone_lr_mult``.
+
+    Args:
+        model: A cnnlab model; parameters of ``model.head`` form the head group, all others the backbone.
+        lr: Head learning rate.
+        backbone_lr_mult: Backbone learning rate multiplier (use 1.0 when training from scratch).
+        weight_decay: Weight decay of both groups.
+        include_frozen: Also put frozen parameters in their group (for a fine-tune schedule that
+            unfreezes later: optimizers skip parameters without gradients).
+
+    Returns:
+        A list of ``{"name", "params", "lr", "weight_decay"}`` dicts; empty groups are left out.
+    """
+    head_ids = {id(p) for p in _head(model).parameters()}
+    head: list[nn.Parameter] = []
+    backbone: list[nn.Parameter] = []
+    for p in model.parameters():
+        if p.requires_grad or include_frozen:
+            (head if id(p) in head_ids else backbone).append(p)
+    groups = [
+        {"name": "head", "params": head, "lr": lr, "weight_decay": weight_decay},
+        {"name": "backbone", "params": backbone, "lr": lr * backbone_lr_mult, "weight_decay": weight_decay},
+    ]
+    return [g for g in groups if g["params"]]
+
+
+def configure_head(
+    model: nn.Module, *, kind: str = "linear", num_classes: int, hidden: int = 512, dropout: float = 0.5
+) -> None:
+    """Give ``model`` a fresh classifier: ``linear`` (and ``logreg``) or ``mlp``.
+
+    ``linear``/``logreg`` keep the head's structure (``reset_classifier``); ``mlp`` replaces the last
+    linear layer by ``Linear(in, hidden) -> ReLU -> Dropout -> Linear(hidden, num_classes)``. Call it
+    the same way when rebuilding a model from a run folder so the state dict matches.
+
+    Args:
+        model: A cnnlab model with ``reset_classifier`` and ``classifier_layer``.
+        kind: ``linear``, ``mlp`` or ``logreg``.
+        num_classes: Outputs of the new classifier.
+        hidden: Width of the ``mlp`` hidden layer.
+        dropout: Dropout probability of the ``mlp`` head.
+    """
+    from .config import Head
+
+    kind = Head(kind)
+    model.reset_classifier(num_classes)
+    if kind is not Head.MLP:
+        return
+    old = model.classifier_layer()
+    mlp = nn.Sequential(
+        nn.Linear(old.in_features, hidden),
+        nn.ReLU(inplace=True),
+        nn.Dropout(dropout),
+        nn.Linear(hidden, num_classes),
+    )
+    head = _head(model)
+    if head is old:
+        model.head = mlp
+        return
+    for m in head.modules():
+        for name, child in m.named_children():
+            if child is old:
+                setattr(m, name, mlp)
+                return
+
+
+def _first_conv(model: nn.Module) -> tuple[str, nn.Conv2d]:
+    for name, m in model.named_modules():
+        if isinstance(m, nn.Conv2d):
+            return name, m
+    raise ModelError(f"{type(model).__name__} has no Conv2d layer to adapt to the input channels")
+
+
+def adapt_in_chans(model: nn.Module, in_chans: int) -> str | None:
+    """Adapt the first convolution of an RGB-pretrained model to ``in_chans`` input channels.
+
+    We adapt the stem rather than repeating the grey channel in the data pipeline: one channel in
+    memory instead of three, and the model, its summary and its CAMs all see the real input. The
+    weights are converted by timm's ``adapt_input_conv`` (grey: sum over RGB, so a grey image gives the
+    response an RGB image of equal channels would). Normalise grey input with the mean of the RGB
+    means/stds (:func:`gray_mean_std`).
+
+    Args:
+        model: The model (modified in place).
+        in_chans: Channels of the data.
+
+    Returns:
+        A one-line notice for the user, or ``None`` when nothing had to change.
+    """
+    from timm.models._manipulate import adapt_input_conv
+
+    name, conv = _first_conv(model)
+    if conv.in_channels == in_chans:
+        return None
+    old = conv.in_channels
+    with torch.no_grad():
+        weight = adapt_input_conv(in_chans, conv.weight.detach(), base_chans=old)
+    conv.weight = nn.Parameter(weight, requires_grad=conv.weight.requires_grad)
+    conv.in_channels = in_chans
+    return (
+        f"input has {in_chans} channel(s), the weights expect {old}: adapted the first convolution "
+        f"({name}) with timm's adapt_input_conv"
+    )
+
+
+def gray_mean_std(
+    mean: Sequence[float], std: Sequence[float], in_chans: int
+) -> tuple[tuple[float, ...], ...]:
+    """Normalisation constants for ``in_chans`` channels derived from RGB ones (averaged for grey)."""
+    if len(mean) == in_chans:
+        return tuple(mean), tuple(std)
+    if in_chans == 1:
+        return (sum(mean) / len(mean),), (sum(std) / len(std),)
+    return tuple(mean[i % len(mean)] for i in range(in_chans)), tuple(
+        std[i % len(std)] for i in range(in_chans)
+    )
+
+
+def _find_model(pl_module: nn.Module) -> nn.Module:
+    for candidate in (pl_module, getattr(pl_module, "model", None), getattr(pl_module, "net", None)):
+        if isinstance(candidate, nn.Module) and isinstance(getattr(candidate, "head", None), nn.Module):
+            return candidate
+    raise TrainingError(f"{type(pl_module).__name__}: no cnnlab model found (expected a .model with a .head)")
+
+
+def _callback_base() -> type:
+    import lightning as L
+
+    return L.Callback
+
+
+class FreezePolicy(_callback_base()):  # type: ignore[misc]
+    """Lightning callback: the transfer mode of each epoch, re-applied on (re)start, and the BN rule.
+
+    The mode of epoch ``e`` is ``features`` while ``e < fine_tune_epochs`` and ``mode`` afterwards, a
+    pure function of the epoch: after ``--resume`` the same ``requires_grad`` map comes back.
+
+    Args:
+        mode: Target transfer mode.
+        unfreeze: ``partial``: number of last blocks to train.
+        unfreeze_layers: ``partial``: module names to train instead.
+        train_bn: Batch-norm layers train even where frozen.
+        fine_tune_epochs: Epochs to train the head alone before switching to ``mode``.
+        backbone_lr_mult: Backbone learning-rate multiplier (``scratch`` always uses 1.0).
+    """
+
+    def __init__(
+        self,
+        *,
+        mode: TransferMode | str = TransferMode.SCRATCH,
+        unfreeze: int = 1,
+        unfreeze_layers: Sequence[str] = (),
+        train_bn: bool = False,
+        fine_tune_epochs: int = 0,
+        backbone_lr_mult: float = 0.1,
+    ) -> None:
+        super().__init__()
+        self.mode = TransferMode(mode)
+        self.unfreeze = unfreeze
+        self.unfreeze_layers = tuple(unfreeze_layers)
+        self.train_bn = train_bn
+        self.fine_tune_epochs = fine_tune_epochs
+        self.backbone_lr_mult = 1.0 if self.mode is TransferMode.SCRATCH else backbone_lr_mult
+        if fine_tune_epochs and self.mode not in (TransferMode.PARTIAL, TransferMode.FULL):
+            raise TrainingError(
+                f"--fine-tune-schedule {fine_tune_epochs}: needs --transfer partial or full (got {self.mode})"
+            )
+        self.counts: ParamCounts | None = None
+
+    @classmethod
+    def from_config(cls, cfg: Any) -> FreezePolicy:
+        """Build from a :class:`cnnlab.train.config.TrainConfig`."""
+        return cls(
+            mode=cfg.transfer,
+            unfreeze=cfg.unfreeze,
+            unfreeze_layers=cfg.unfreeze_layers,
+            train_bn=cfg.train_bn,
+            fine_tune_epochs=cfg.fine_tune_epochs,
+            backbone_lr_mult=cfg.backbone_lr_mult,
+        )
+
+    def mode_at(self, epoch: int) -> TransferMode:
+        """The transfer mode in force during ``epoch`` (0-based)."""
+        return TransferMode.FEATURES if epoch < self.fine_tune_epochs else self.mode
+
+    def apply(self, model: nn.Module, epoch: int = 0) -> ParamCounts:
+        """Set ``requires_grad`` for ``epoch``'s mode; returns (and remembers) the counts."""
+        self.counts = apply_transfer(
+            model,
+            mode=self.mode_at(epoch),
+            unfreeze=self.unfreeze,
+            unfreeze_layers=self.unfreeze_layers,
+            train_bn=self.train_bn,
+        )
+        return self.counts
+
+    def param_groups(self, model: nn.Module, *, lr: float, weight_decay: float = 0.0) -> list[dict[str, Any]]:
+        """Optimizer groups for this policy (frozen-now parameters included when a schedule unfreezes them).
+
+        With a schedule, the backbone group holds the parameters the target mode trains; they are
+        frozen (no gradient) until ``fine_tune_epochs`` and the optimizer skips them until then.
+        """
+        if not self.fine_tune_epochs:
+            return param_groups(
+                model, lr=lr, backbone_lr_mult=self.backbone_lr_mult, weight_decay=weight_decay
+            )
+        saved = {p: p.requires_grad for p in model.parameters()}
+        try:
+            apply_transfer(
+                model,
+                mode=self.mode,
+                unfreeze=self.unfreeze,
+                unfreeze_layers=self.unfreeze_layers,
+                train_bn=self.train_bn,
+            )
+            return param_groups(
+                model, lr=lr, backbone_lr_mult=self.backbone_lr_mult, weight_decay=weight_decay
+            )
+        finally:
+            for p, flag in saved.items():
+                p.requires_grad_(flag)
+
+    # -- Lightning hooks -------------------------------------------------------------------------
+    def _sync(self, trainer: Any, pl_module: nn.Module) -> None:
+        model = _find_model(pl_module)
+        self.apply(model, trainer.current_epoch)
+        if pl_module.training:
+            set_frozen_bn_eval(model, self.train_bn)
+
+    def on_fit_start(self, trainer: Any, pl_module: nn.Module) -> None:
+        # Before any step: the map of the (possibly restored) start epoch; corrected in on_train_start
+        # once Lightning has restored the loop state of a resumed run.
+        self._sync(trainer, pl_module)
+
+    def on_train_start(self, trainer: Any, pl_module: nn.Module) -> None:
+        self._sync(trainer, pl_module)
+
+    def on_train_epoch_start(self, trainer: Any, pl_module: nn.Module) -> None:
+        self._sync(trainer, pl_module)
