@@ -68,17 +68,18 @@ class MetricsHistory(L.Callback):
         self.plot = plot
         self.rows: list[dict[str, Any]] = []
         self.timing: list[dict[str, Any]] = []
-        self._t0 = 0.0
+        self._t0 = self._t_train = 0.0
         self._images = 0
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._t0 = time.perf_counter()
+        self._t0 = self._t_train = time.perf_counter()
         self._images = 0
 
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
         self._images += int(batch[1].shape[0])
+        self._t_train = time.perf_counter()
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking or trainer.state.fn != "fit":
@@ -90,13 +91,10 @@ class MetricsHistory(L.Callback):
             raise TrainingError(_nonfinite_message(trainer, f"{bad[0]} = {metrics[bad[0]]}", epoch))
         seconds = time.perf_counter() - self._t0
         self.rows.append({"epoch": epoch, **{k: metrics.get(k, float("nan")) for k in METRIC_COLUMNS[1:]}})
-        world = trainer.world_size
+        train_seconds = max(self._t_train - self._t0, 1e-9)
+        rate = self._images * trainer.world_size / train_seconds
         self.timing.append(
-            {
-                "epoch": epoch,
-                "seconds": round(seconds, 3),
-                "train_images_per_s": round(self._images * world / seconds, 1),
-            }
+            {"epoch": epoch, "seconds": round(seconds, 3), "train_images_per_s": round(rate, 1)}
         )
         if trainer.is_global_zero:
             self.write()
