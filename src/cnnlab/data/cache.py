@@ -1,0 +1,128 @@
+"""Decode-once cache: image files -> one uint8 array [N, C, H, W] on disk, memory-mapped back.
+
+The cache key is a hash of the file list (absolute paths, sizes, mtimes), the target size and mode, so
+a changed, added or removed file gives a new key and a fresh decode; epochs and runs after the first
+decode no JPEG at all. Decoding runs in a thread pool (PIL releases the GIL while decoding) and JPEGs
+are decoded at reduced scale with ``draft`` when the target is much smaller than the photo.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import warnings
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from .._io import atomic_path, write_json
+from ..errors import DataError
+from ..images import ImageMode, decode_image
+from .core import SkippedFile
+
+#: Bump when the decoded pixels would change for the same files (resize method, conversion rules).
+CACHE_VERSION = 1
+
+#: ``progress(done, total)`` is called as files are decoded (the CLI drives a rich bar with it).
+ProgressFn = Callable[[int, int], None]
+
+
+def default_cache_dir() -> Path:
+    """``$CNNLAB_CACHE_DIR``, else ``~/.cache/cnnlab``."""
+    env = os.environ.get("CNNLAB_CACHE_DIR")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "cnnlab"
+
+
+def cache_key(paths: Sequence[Path], *, size: tuple[int, int], mode: ImageMode) -> str:
+    """Hash of the file list (path, size, mtime) + target size + mode + cache version."""
+    h = hashlib.sha256(json.dumps([CACHE_VERSION, mode, list(size)]).encode())
+    for p in paths:
+        try:
+            st = p.stat()
+            stamp = f"{st.st_size}:{st.st_mtime_ns}"
+        except OSError:
+            stamp = "missing"
+        h.update(f"\0{p.resolve()}\0{stamp}".encode())
+    return h.hexdigest()[:32]
+
+
+def _decode_all(
+    paths: Sequence[Path], *, size: tuple[int, int], mode: ImageMode, progress: ProgressFn | None,
+    workers: int | None,
+) -> tuple[np.ndarray, list[int], list[SkippedFile]]:
+    channels = 3 if mode == "RGB" else 1
+    out = np.zeros((len(paths), channels, *size), np.uint8)
+    errors: dict[int, str] = {}
+
+    def work(i: int) -> None:
+        try:
+            arr = np.asarray(decode_image(paths[i], mode=mode, size=size), dtype=np.uint8)
+        except DataError as exc:
+            # The message is "<path>: <reason>; fix or remove the file": keep only the reason.
+            errors[i] = str(exc).split(": ", 1)[-1].rsplit("; ", 1)[0]
+            return
+        out[i] = arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
+
+    n_workers = workers or min(8, (os.cpu_count() or 1) + 2)
+    with ThreadPoolExecutor(max_workers=n_workers) as pool:
+        for done, _ in enumerate(pool.map(work, range(len(paths))), start=1):
+            if progress is not None:
+                progress(done, len(paths))
+    ok = [i for i in range(len(paths)) if i not in errors]
+    skipped = [SkippedFile(str(paths[i]), errors[i]) for i in sorted(errors)]
+    return (out if len(ok) == len(paths) else out[ok]), ok, skipped
+
+
+def decode_files(
+    paths: Sequence[Path],
+    *,
+    size: tuple[int, int],
+    mode: ImageMode = "RGB",
+    cache_dir: str | os.PathLike[str] | None = None,
+    use_cache: bool = True,
+    progress: ProgressFn | None = None,
+    workers: int | None = None,
+) -> tuple[np.ndarray, list[int], list[SkippedFile]]:
+    """Decode and resize image files once, through the on-disk cache.
+
+    Args:
+        paths: Image files, in dataset order.
+        size: (height, width) every image is resized to.
+        mode: "RGB" or "L".
+        cache_dir: Cache folder (default :func:`default_cache_dir`).
+        use_cache: False decodes in memory and writes nothing.
+        progress: Called with (done, total) while decoding (not called on a cache hit).
+        workers: Decoding threads (default: CPU count + 2, at most 8).
+
+    Returns:
+        (uint8 array [N_ok, C, H, W] (memory-mapped on a cache hit), indices into ``paths`` of the
+        decoded files, the skipped files with reasons).
+    """
+    if not use_cache:
+        return _decode_all(paths, size=size, mode=mode, progress=progress, workers=workers)
+    folder = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+    key = cache_key(paths, size=size, mode=mode)
+    npy, meta_path = folder / f"decoded-{key}.npy", folder / f"decoded-{key}.json"
+    if npy.is_file() and meta_path.is_file():
+        meta = json.loads(meta_path.read_text())
+        arr = np.load(npy, mmap_mode="c")  # copy-on-write: writable for torch, never changes the file
+        if arr.shape[0] == len(meta["ok"]):
+            return arr, list(meta["ok"]), [SkippedFile(p, r) for p, r in meta["skipped"]]
+    arr, ok, skipped = _decode_all(paths, size=size, mode=mode, progress=progress, workers=workers)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with atomic_path(npy) as tmp:
+            np.save(tmp, arr)
+        # The metadata is written last: a cache entry only counts once both files exist.
+        write_json(meta_path, {"ok": ok, "skipped": [[s.path, s.reason] for s in skipped],
+                               "size": list(size), "mode": mode, "version": CACHE_VERSION})
+    except OSError as exc:
+        warnings.warn(
+            f"cannot write the decode cache in {folder} ({exc}); set CNNLAB_CACHE_DIR to a writable folder",
+            stacklevel=2,
+        )
+        return arr, ok, skipped
+    return np.load(npy, mmap_mode="c"), ok, skipped
