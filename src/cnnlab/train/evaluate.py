@@ -1,0 +1,287 @@
+"""Evaluate a trained run on a dataset, and predict the classes of image files.
+
+:func:`evaluate` gives accuracy, mean loss, per-class precision/recall/F1 (scikit-learn), the
+confusion matrix and the examples with the highest loss; :func:`predict` gives the top-k classes of
+images, preprocessed exactly as the training data was (same decoder, same resize, same normalisation).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import CnnlabError, DataError
+
+if TYPE_CHECKING:
+    from ..data import DataBundle, ImageTensorDataset
+    from .run import LoadedRun
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+
+
+@dataclass
+class EvalResult:
+    """Evaluation of a run on one dataset split.
+
+    Attributes:
+        accuracy: Fraction of correct predictions.
+        loss: Mean loss (cross-entropy, or binary cross-entropy for a one-logit model).
+        per_class: ``{class: {"precision", "recall", "f1", "support"}}``.
+        confusion: ``confusion[true][predicted]`` counts, classes in the run's order.
+        top_losses: The highest-loss examples: ``{"path" or "index", "label", "predicted", "loss"}``.
+        classes: Class names (row/column order of ``confusion``).
+    """
+
+    accuracy: float
+    loss: float
+    per_class: dict[str, dict[str, float]]
+    confusion: list[list[int]]
+    top_losses: list[dict[str, Any]]
+    classes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The stable ``cnnlab evaluate --json`` document."""
+        return {
+            "accuracy": self.accuracy,
+            "loss": self.loss,
+            "per_class": self.per_class,
+            "confusion": self.confusion,
+            "top_losses": self.top_losses,
+        }
+
+
+@dataclass
+class Prediction:
+    """Top-k classes of one image.
+
+    Attributes:
+        path: The image file (or ``"#<index>"`` for in-memory images).
+        top_k: ``[(class, probability), ...]``, most probable first.
+    """
+
+    path: str
+    top_k: list[tuple[str, float]]
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"path", "predictions": [{"class", "probability"}]}`` (``cnnlab predict --json``)."""
+        return {"path": self.path, "predictions": [{"class": c, "probability": p} for c, p in self.top_k]}
+
+
+def _normalizer(run: LoadedRun, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    mean = torch.tensor(run.mean, dtype=torch.float32, device=device).view(1, -1, 1, 1)
+    std = torch.tensor(run.std, dtype=torch.float32, device=device).view(1, -1, 1, 1)
+    return mean, std
+
+
+@torch.inference_mode()
+def _logits(run: LoadedRun, images: torch.Tensor) -> torch.Tensor:
+    device = next(run.model.parameters()).device
+    mean, std = _normalizer(run, device)
+    x = (images.to(device).float() / 255.0 - mean) / std
+    return run.model(x).float().cpu()
+
+
+def probabilities(run: LoadedRun, logits: torch.Tensor) -> torch.Tensor:
+    """Class probabilities ``[N, len(classes)]`` (a one-logit model gives ``[1 - p, p]``)."""
+    if run.binary:
+        p = torch.sigmoid(logits.reshape(-1))
+        return torch.stack([1 - p, p], dim=1)
+    return torch.softmax(logits, dim=1)
+
+
+def _batches(dataset: ImageTensorDataset, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    n = len(dataset)
+    for start in range(0, n, batch_size):
+        yield dataset.get_batch(torch.arange(start, min(start + batch_size, n)))
+
+
+def _check_compatible(run: LoadedRun, dataset: ImageTensorDataset, spec: str) -> torch.Tensor:
+    """Map the dataset's labels onto the run's class order; clear errors when they cannot match."""
+    shape = tuple(dataset.images.shape[1:])
+    if shape != tuple(run.image_size):
+        raise DataError(
+            f"--data {spec}: images are {list(shape)}, the run was trained on {list(run.image_size)}; "
+            "give data of the same kind"
+        )
+    unknown = sorted(set(dataset.classes) - set(run.classes))
+    if unknown:
+        raise DataError(
+            f"--data {spec}: classes {', '.join(unknown[:5])} are not among the run's classes "
+            f"({', '.join(run.classes[:10])}); evaluate on data with the run's classes"
+        )
+    mapping = torch.tensor([run.classes.index(c) for c in dataset.classes], dtype=torch.int64)
+    return mapping[dataset.labels]
+
+
+def load_eval_data(run: LoadedRun, spec: str | None = None) -> tuple[ImageTensorDataset, str]:
+    """The split to evaluate: the run's own validation split, or the val split of ``spec``."""
+    from ..data import load_data
+
+    cfg = run.config
+    c, h, _ = run.image_size
+    if spec is None:
+        bundle: DataBundle = load_data(
+            cfg.data,
+            data_dir=cfg.data_dir,
+            img_size=h,
+            val_split=cfg.val_split,
+            seed=cfg.seed,
+            limit=cfg.limit,
+            grayscale=c == 1,
+        )
+        return bundle.val, cfg.data
+    bundle = load_data(
+        spec, data_dir=cfg.data_dir, img_size=h, val_split=cfg.val_split, seed=cfg.seed, grayscale=c == 1
+    )
+    return bundle.val, spec
+
+
+def evaluate(
+    run: LoadedRun,
+    dataset: ImageTensorDataset,
+    *,
+    spec: str = "data",
+    batch_size: int = 256,
+    top_losses: int = 10,
+) -> EvalResult:
+    """Evaluate ``run`` on every image of ``dataset`` (batched).
+
+    Args:
+        run: A run folder read by :func:`cnnlab.train.load_run`.
+        dataset: The images and labels (its class names must be among the run's).
+        spec: How the data was named (for error messages).
+        batch_size: Images per forward pass.
+        top_losses: How many highest-loss examples to report.
+
+    Returns:
+        An :class:`EvalResult`.
+    """
+    from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+
+    if len(dataset) == 0:
+        raise DataError(f"--data {spec}: no images to evaluate")
+    labels = _check_compatible(run, dataset, spec)
+    losses, preds = [], []
+    start = 0
+    for images, _ in _batches(dataset, batch_size):
+        logits = _logits(run, images)
+        y = labels[start : start + images.shape[0]]
+        start += images.shape[0]
+        if run.binary:
+            logit = logits.reshape(-1)
+            losses.append(F.binary_cross_entropy_with_logits(logit, y.float(), reduction="none"))
+            preds.append((logit > 0).long())
+        else:
+            losses.append(F.cross_entropy(logits, y, reduction="none"))
+            preds.append(logits.argmax(dim=1))
+    loss, pred = torch.cat(losses), torch.cat(preds)
+    k = len(run.classes)
+    y_true, y_pred = labels.numpy(), pred.numpy()
+    precision, recall, f1, support = precision_recall_fscore_support(
+        y_true, y_pred, labels=list(range(k)), zero_division=0
+    )
+    per_class = {
+        name: {
+            "precision": float(precision[i]),
+            "recall": float(recall[i]),
+            "f1": float(f1[i]),
+            "support": int(support[i]),
+        }
+        for i, name in enumerate(run.classes)
+    }
+    confusion = confusion_matrix(y_true, y_pred, labels=list(range(k))).tolist()
+    order = torch.argsort(loss, descending=True, stable=True)[:top_losses].tolist()
+    tops = []
+    for i in order:
+        where: dict[str, Any] = {"path": dataset.paths[i]} if dataset.paths is not None else {"index": i}
+        tops.append(
+            {
+                **where,
+                "label": run.classes[int(labels[i])],
+                "predicted": run.classes[int(pred[i])],
+                "loss": float(loss[i]),
+            }
+        )
+    return EvalResult(
+        accuracy=float((pred == labels).double().mean()),
+        loss=float(loss.double().mean()),
+        per_class=per_class,
+        confusion=[[int(v) for v in row] for row in confusion],
+        top_losses=tops,
+        classes=list(run.classes),
+    )
+
+
+def image_files(inputs: Sequence[str | os.PathLike[str]]) -> list[Path]:
+    """Expand files and folders (their image files, sorted, recursively) into a list of image paths."""
+    out: list[Path] = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                raise DataError(f"{p}: no image files in this folder; give image files or a folder of them")
+            out.extend(found)
+        elif p.is_file():
+            out.append(p)
+        else:
+            raise DataError(f"{p}: no such file or folder; check the IMAGE argument")
+    return out
+
+
+def load_images(run: LoadedRun, paths: Sequence[str | os.PathLike[str]]) -> torch.Tensor:
+    """Decode and resize ``paths`` exactly as the training images were: uint8 ``[N, C, H, W]``."""
+    from ..images import decode_image, pil_to_tensor
+
+    c, h, w = run.image_size
+    mode = "L" if c == 1 else "RGB"
+    return torch.stack([pil_to_tensor(decode_image(p, mode=mode, size=(h, w))) for p in paths])
+
+
+def predict(
+    run: LoadedRun,
+    images: Sequence[str | os.PathLike[str]] | torch.Tensor,
+    *,
+    top_k: int = 5,
+    batch_size: int = 64,
+) -> list[Prediction]:
+    """Top-k classes of image files (or of a uint8 ``[N, C, H, W]`` tensor at the run's size), batched.
+
+    Args:
+        run: A run folder read by :func:`cnnlab.train.load_run`.
+        images: Image paths, or uint8 images already at ``run.image_size``.
+        top_k: Classes per image (capped at the number of classes).
+        batch_size: Images decoded and run per batch.
+
+    Returns:
+        One :class:`Prediction` per image, in input order.
+    """
+    if top_k < 1:
+        raise CnnlabError("--top-k must be at least 1")
+    k = min(top_k, len(run.classes))
+    if isinstance(images, torch.Tensor):
+        names = [f"#{i}" for i in range(images.shape[0])]
+        chunks: Iterator[torch.Tensor] = (
+            images[i : i + batch_size] for i in range(0, images.shape[0], batch_size)
+        )
+    else:
+        paths = list(images)
+        names = [str(p) for p in paths]
+        chunks = (load_images(run, paths[i : i + batch_size]) for i in range(0, len(paths), batch_size))
+    out: list[Prediction] = []
+    for chunk in chunks:
+        probs = probabilities(run, _logits(run, chunk))
+        values, index = probs.topk(k, dim=1)
+        for row_v, row_i in zip(values.tolist(), index.tolist(), strict=True):
+            out.append(
+                Prediction(
+                    names[len(out)], [(run.classes[j], float(v)) for v, j in zip(row_v, row_i, strict=True)]
+                )
+            )
+    return out
