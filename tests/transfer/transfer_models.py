@@ -38,15 +38,16 @@ def resnet18(num_classes: int = 1) -> CNNLabModel:
 class TinyNet(CNNLabModel):
     """A small BN + dropout CNN with known blocks (fast training tests)."""
 
-    def __init__(self, num_classes: int = 3, in_chans: int = 3, blocks: bool = True) -> None:
+    def __init__(self, num_classes: int = 3, in_chans: int = 3, blocks: bool = True,
+                 dropout: float = 0.2) -> None:
         super().__init__()
 
         def stage(i: int, o: int) -> nn.Sequential:
             return nn.Sequential(nn.Conv2d(i, o, 3, padding=1, bias=False), nn.BatchNorm2d(o), nn.ReLU(),
-                                 nn.Dropout2d(0.2))
+                                 nn.Dropout2d(dropout))
 
         self.features = nn.Sequential(OrderedDict(s1=stage(in_chans, 8), s2=stage(8, 16), s3=stage(16, 16)))
-        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.3),
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(1.5 * dropout),
                                   nn.Linear(16, num_classes))
         self.blocks = [f"features.s{i}" for i in (1, 2, 3)] if blocks else []
         self.default_cam_layer = "features.s3"

@@ -452,16 +452,18 @@ class FreezePolicy(_callback_base()):  # type: ignore[misc]
                 p.requires_grad_(flag)
 
     # -- Lightning hooks -------------------------------------------------------------------------
-    def _sync(self, trainer: Any, pl_module: nn.Module) -> None:
+    def _sync(self, trainer: Any, pl_module: nn.Module, *, modes: bool = True) -> None:
         model = _find_model(pl_module)
         self.apply(model, trainer.current_epoch)
-        if pl_module.training:
+        if modes and pl_module.training:
+            model.train()  # parts unfrozen by the schedule leave the eval mode of their frozen epochs
             set_frozen_bn_eval(model, self.train_bn)
 
     def on_fit_start(self, trainer: Any, pl_module: nn.Module) -> None:
-        # Before any step: the map of the (possibly restored) start epoch; corrected in on_train_start
-        # once Lightning has restored the loop state of a resumed run.
-        self._sync(trainer, pl_module)
+        # The requires_grad map before anything runs; on_train_start corrects it once Lightning has
+        # restored the loop state of a resumed run, and sets the eval modes (setting them here would
+        # trigger Lightning's "modules in eval mode at the start of training" warning).
+        self._sync(trainer, pl_module, modes=False)
 
     def on_train_start(self, trainer: Any, pl_module: nn.Module) -> None:
         self._sync(trainer, pl_module)
