@@ -1,0 +1,237 @@
+"""Transforms: batched uint8 augmentation presets, normalisation, and the eval pipeline.
+
+Augmentation runs on whole uint8 batches [B, C, H, W] (on whatever device they are on) with its
+own random parameters for every sample. torchvision.transforms.v2 draws one parameter set per call,
+which for a batch means every image gets the same rotation; so the geometric part here composes one
+affine matrix per sample (rotation, shear, zoom, shift, flip) and warps the batch in a single
+``affine_grid``/``grid_sample`` call, and colour jitter draws per-sample factors.
+
+Presets (``AUGMENT_PRESETS``):
+  - ``none``: identity.
+  - ``light``: rotation ±10°, zoom ±10%, shift ±10%; no flip, no colour change, so it is safe for
+    digits and text, where a mirrored sample can change class.
+  - ``standard``: the classic pipeline: rotation ±40°, zoom ±20%, shift ±20%, shear ±20°, horizontal
+    flip, colour jitter 0.2 (brightness, contrast, saturation).
+  - ``strong``: rotation ±45°, zoom ±30%, shift ±25%, shear ±25°, flip, jitter 0.4.
+Empty space uncovered by a warp repeats the border pixels (Keras' ``fill_mode="nearest"``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import DataError
+
+if TYPE_CHECKING:
+    from ..models._weights import PretrainedCfg
+
+
+@dataclass(frozen=True)
+class AugmentPreset:
+    """Ranges of the per-sample random augmentation (all symmetric around "no change").
+
+    Attributes:
+        rotation: Max rotation in degrees.
+        zoom: Max relative zoom (0.2 -> scale in [0.8, 1.2]).
+        shift: Max translation as a fraction of width/height.
+        shear: Max shear angle in degrees (along x).
+        hflip: Probability of a horizontal flip.
+        jitter: Max relative brightness/contrast/saturation change.
+    """
+
+    rotation: float = 0.0
+    zoom: float = 0.0
+    shift: float = 0.0
+    shear: float = 0.0
+    hflip: float = 0.0
+    jitter: float = 0.0
+
+    @property
+    def is_identity(self) -> bool:
+        return self == AugmentPreset()
+
+
+AUGMENT_PRESETS: dict[str, AugmentPreset] = {}
+
+
+def register_augment(name: str, preset: AugmentPreset) -> AugmentPreset:
+    """Add a named preset; a duplicate name raises ValueError."""
+    if name in AUGMENT_PRESETS:
+        raise ValueError(f"augment preset {name!r} is already registered")
+    AUGMENT_PRESETS[name] = preset
+    return preset
+
+
+register_augment("none", AugmentPreset())
+register_augment("light", AugmentPreset(rotation=10, zoom=0.1, shift=0.1))
+register_augment("standard", AugmentPreset(rotation=40, zoom=0.2, shift=0.2, shear=20, hflip=0.5, jitter=0.2))
+register_augment("strong", AugmentPreset(rotation=45, zoom=0.3, shift=0.25, shear=25, hflip=0.5, jitter=0.4))
+
+
+def get_preset(preset: str | AugmentPreset) -> AugmentPreset:
+    """Look up a preset by name (DataError listing the valid names when unknown)."""
+    if isinstance(preset, AugmentPreset):
+        return preset
+    if preset not in AUGMENT_PRESETS:
+        raise DataError(f"--augment {preset!r}: unknown preset; choose one of {', '.join(AUGMENT_PRESETS)}")
+    return AUGMENT_PRESETS[preset]
+
+
+def _uniform(n: int, limit: float, g: torch.Generator) -> torch.Tensor:
+    return (torch.rand(n, generator=g, dtype=torch.float64) * 2 - 1) * limit
+
+
+def affine_matrices(
+    p: AugmentPreset, n: int, height: int, width: int, g: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Draw per-sample forward transforms ``x' = A x + t`` in pixel units centred on the image.
+
+    ``A = R(rotation) @ Shear(shear) @ diag(flip * zoom, zoom)``; ``t`` is the shift in pixels.
+
+    Returns:
+        (A [n, 2, 2], t [n, 2]) as float64.
+    """
+    rot = torch.deg2rad(_uniform(n, p.rotation, g))
+    shear = torch.deg2rad(_uniform(n, p.shear, g))
+    zoom = 1.0 + _uniform(n, p.zoom, g)
+    flip = torch.where(torch.rand(n, generator=g, dtype=torch.float64) < p.hflip, -1.0, 1.0)
+    t = torch.stack([_uniform(n, p.shift * width, g), _uniform(n, p.shift * height, g)], dim=1)
+    cos, sin = torch.cos(rot), torch.sin(rot)
+    r = torch.stack([torch.stack([cos, -sin], -1), torch.stack([sin, cos], -1)], -2)
+    sh = torch.eye(2, dtype=torch.float64).repeat(n, 1, 1)
+    sh[:, 0, 1] = torch.tan(shear)
+    sc = torch.diag_embed(torch.stack([flip * zoom, zoom], dim=1))
+    return r @ sh @ sc, t
+
+
+def affine_thetas(a: torch.Tensor, t: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """``affine_grid`` matrices [n, 2, 3] (output -> input, normalised coordinates) for ``x' = A x + t``.
+
+    ``affine_grid`` needs the inverse map in [-1, 1] coordinates: ``S^-1 A^-1 S`` and ``-S^-1 A^-1 t``
+    with ``S = diag(W/2, H/2)``.
+    """
+    a_inv = torch.linalg.inv(a)
+    s = torch.tensor([width / 2.0, height / 2.0], dtype=torch.float64)
+    lin = a_inv * s[None, None, :] / s[None, :, None]
+    trans = -(a_inv @ t[:, :, None])[:, :, 0] / s
+    return torch.cat([lin, trans[:, :, None]], dim=2)
+
+
+def _gray(x: torch.Tensor) -> torch.Tensor:
+    if x.shape[1] == 1:
+        return x
+    w = torch.tensor([0.299, 0.587, 0.114], device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+    return (x * w).sum(1, keepdim=True)
+
+
+def colour_jitter(x: torch.Tensor, amount: float, g: torch.Generator) -> torch.Tensor:
+    """Per-sample brightness, contrast and saturation factors in [1 - amount, 1 + amount] (float 0..255)."""
+    n = x.shape[0]
+    f = (1.0 + _uniform(3 * n, amount, g)).to(device=x.device, dtype=x.dtype).view(3, n, 1, 1, 1)
+    x = (x * f[0]).clamp_(0, 255)
+    mean = _gray(x).mean(dim=(1, 2, 3), keepdim=True)
+    x = ((x - mean) * f[1] + mean).clamp_(0, 255)
+    if x.shape[1] == 3:
+        gray = _gray(x)
+        x = ((x - gray) * f[2] + gray).clamp_(0, 255)
+    return x
+
+
+class BatchAugment(nn.Module):
+    """Augment a uint8 batch [B, C, H, W] with fresh random parameters for every sample.
+
+    Deterministic: the module owns a ``torch.Generator`` seeded with ``seed``, so the same seed and the
+    same sequence of calls give the same batches; pass ``generator=`` to ``forward`` to override.
+
+    Args:
+        preset: A name in ``AUGMENT_PRESETS`` or an :class:`AugmentPreset`.
+        seed: Seed of the module's generator.
+    """
+
+    def __init__(self, preset: str | AugmentPreset = "standard", *, seed: int = 0) -> None:
+        super().__init__()
+        self.preset = get_preset(preset)
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def reseed(self, seed: int) -> None:
+        """Restart the random stream (e.g. seed + epoch at the start of each epoch)."""
+        self.generator.manual_seed(seed)
+
+    def forward(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        if images.dtype != torch.uint8 or images.ndim != 4:
+            raise DataError(f"BatchAugment expects uint8 [B,C,H,W], got {images.dtype} {list(images.shape)}")
+        p, g = self.preset, generator or self.generator
+        if p.is_identity or images.shape[0] == 0:
+            return images
+        b, c, h, w = images.shape
+        x = images.float()
+        if p.rotation or p.zoom or p.shift or p.shear or p.hflip:
+            theta = affine_thetas(*affine_matrices(p, b, h, w, g), h, w).to(device=x.device, dtype=x.dtype)
+            grid = F.affine_grid(theta, [b, c, h, w], align_corners=False)
+            x = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+        if p.jitter:
+            x = colour_jitter(x, p.jitter, g)
+        return x.round_().clamp_(0, 255).to(torch.uint8)
+
+    def extra_repr(self) -> str:
+        return repr(self.preset)
+
+
+class Normalize(nn.Module):
+    """uint8 [B, C, H, W] (or [C, H, W]) -> float32 ``(x / 255 - mean) / std`` per channel.
+
+    A single mean/std value is broadcast over all channels.
+    """
+
+    def __init__(self, mean: Sequence[float] = (0.0,), std: Sequence[float] = (1.0,)) -> None:
+        super().__init__()
+        if any(s <= 0 for s in std):
+            raise DataError(f"std {tuple(std)}: every value must be positive")
+        as_col = lambda v: torch.tensor(list(v), dtype=torch.float32).view(-1, 1, 1)  # noqa: E731
+        self.register_buffer("mean", as_col(mean), persistent=False)
+        self.register_buffer("std", as_col(std), persistent=False)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return (images.to(torch.float32) / 255.0 - self.mean) / self.std
+
+
+def eval_transform(cfg: PretrainedCfg) -> Any:
+    """The evaluation pipeline a set of weights expects, for one PIL image or uint8 [C, H, W] tensor.
+
+    Resize the short side to ``size / crop_pct``, centre-crop ``size``, convert to float in [0, 1]
+    and normalise with the weights' mean/std (torchvision.transforms.v2). The channel count follows
+    ``cfg.input_size[0]`` (grey images are copied to RGB, RGB made grey).
+
+    Args:
+        cfg: The weights' :class:`~cnnlab.models._weights.PretrainedCfg`.
+
+    Returns:
+        A callable ``image -> float32 [C, H, W]``.
+    """
+    from torchvision.transforms import InterpolationMode, v2
+
+    channels, height, width = cfg.input_size
+    interp = {"bilinear": InterpolationMode.BILINEAR, "bicubic": InterpolationMode.BICUBIC,
+              "nearest": InterpolationMode.NEAREST}.get(cfg.interpolation)
+    if interp is None:
+        raise DataError(f"interpolation {cfg.interpolation!r}: use bilinear, bicubic or nearest")
+    crop = cfg.crop_pct if cfg.crop_pct else 1.0
+    if height == width:
+        resize = v2.Resize(math.floor(height / crop), interpolation=interp, antialias=True)
+    else:
+        resize = v2.Resize((int(height / crop), int(width / crop)), interpolation=interp, antialias=True)
+    return v2.Compose([
+        v2.ToImage(),
+        v2.RGB() if channels == 3 else v2.Grayscale(1),
+        resize,
+        v2.CenterCrop((height, width)),
+        v2.ToDtype(torch.float32, scale=True),
+        v2.Normalize(list(cfg.mean), list(cfg.std)),
+    ])
