@@ -1,5 +1,23 @@
-"""Classical image convolution and filter banks (see convolve.py, banks.py, layers.py)."""
+"""Classical image convolution and filter banks.
 
+* :func:`convolve2d` — padding, stride, dilation, flip; a readable numpy loop and a fast torch path.
+* :func:`make_bank` / :func:`list_banks` / :func:`apply_bank` — registered banks (Gabor, Sobel, Haar, ...).
+* :class:`FixedFilterConv2d` — a conv layer initialised from a bank, frozen or trainable.
+"""
+
+from .banks import DerivedResponse, FilterBank, apply_bank, list_banks, make_bank, register_bank
 from .convolve import Boundary, Method, Padding, convolve2d, output_size
 
-__all__ = ["Boundary", "Method", "Padding", "convolve2d", "output_size"]
+__all__ = [
+    "Boundary",
+    "DerivedResponse",
+    "FilterBank",
+    "Method",
+    "Padding",
+    "apply_bank",
+    "convolve2d",
+    "list_banks",
+    "make_bank",
+    "output_size",
+    "register_bank",
+]

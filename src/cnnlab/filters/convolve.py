@@ -44,8 +44,11 @@ def _pair(value: int | Sequence[int], name: str) -> tuple[int, int]:
     """An int or a pair of ints as ``(rows, cols)``; ``name`` is used in the error."""
     if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
         return int(value), int(value)
-    ints = isinstance(value, Sequence) and all(isinstance(v, (int, np.integer)) for v in value)
-    if ints and len(value) == 2:
+    if (
+        isinstance(value, Sequence)
+        and len(value) == 2
+        and all(isinstance(v, (int, np.integer)) for v in value)
+    ):
         return int(value[0]), int(value[1])
     raise CnnlabError(f"{name}={value!r}: expected an int or a pair of ints (rows, cols)")
 
