@@ -7,11 +7,13 @@
 
 from .banks import DerivedResponse, FilterBank, apply_bank, list_banks, make_bank, register_bank
 from .convolve import Boundary, Method, Padding, convolve2d, output_size
+from .layers import FixedFilterConv2d
 
 __all__ = [
     "Boundary",
     "DerivedResponse",
     "FilterBank",
+    "FixedFilterConv2d",
     "Method",
     "Padding",
     "apply_bank",
