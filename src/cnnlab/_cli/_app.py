@@ -17,11 +17,16 @@ from typer.core import TyperGroup
 
 from ..errors import CnnlabError
 
+try:  # typer >= 0.2x runs its own vendored click: its exceptions are the ones typer's main() handles
+    from typer._click import ClickException as _ClickException
+except ImportError:  # pragma: no cover - older typer uses click itself
+    _ClickException = click.ClickException
+
 #: Progress bars, tables and messages go to stderr so that ``--json`` stdout stays machine-readable.
 console = Console(stderr=True)
 
 
-class UserError(click.ClickException):
+class UserError(_ClickException):
     """A :class:`CnnlabError` as click sees it: printed as one line, exit status 2."""
 
     exit_code = 2
