@@ -1,1 +1,210 @@
-"""`cnnlab train` commands."""
+"""`cnnlab train`, `cnnlab evaluate` and `cnnlab predict`.
+
+Heavy imports (torch, Lightning, the registries) happen inside the commands; model and augmentation
+names are checked against their registries there, so the choices are never listed twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from ..train.config import Head, Optimizer, Schedule, Strategy, TrainConfig, Transfer
+from ._app import app, console, print_json
+
+
+def quiet_lightning() -> None:
+    """Silence Lightning's banner lines and known-harmless warnings (our own messages say what matters)."""
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=r".*LeafSpec.*")
+    warnings.filterwarnings("ignore", message=r".*Checkpoint directory .* exists and is not empty.*")
+    warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=r".*litlogger.*")
+
+
+def _check_registries(model: str, augment: str) -> None:
+    from ..errors import CnnlabError
+
+    try:
+        from ..models import list_models
+    except ImportError:  # models not installed in this tree yet: create_model reports unknown names
+        list_models = None  # type: ignore[assignment]
+    if list_models is not None and not model.startswith("timm:") and model not in list_models():
+        raise CnnlabError(
+            f"--model {model!r}: unknown; choose one of {', '.join(list_models())} (or timm:<name>)"
+        )
+    try:
+        from ..data.transforms import AUGMENT_PRESETS
+    except ImportError:
+        return
+    if augment not in AUGMENT_PRESETS:
+        raise CnnlabError(f"--augment {augment!r}: unknown; choose one of {', '.join(AUGMENT_PRESETS)}")
+
+
+def _explicit(ctx: typer.Context) -> set[str]:
+    """Parameters the user typed (not defaults)."""
+    # Compared by name: typer may run its own vendored copy of click's ParameterSource enum.
+    sources = {name: ctx.get_parameter_source(name) for name in ctx.params}
+    return {name for name, source in sources.items() if getattr(source, "name", "") == "COMMANDLINE"}
+
+
+@app.command()
+def train(
+    ctx: typer.Context,
+    data: str = typer.Option("sample", "--data", help="sample | mnist | fashion-mnist | FOLDER | CSV"),
+    model: str = typer.Option("mnist_cnn", "--model", help="a name from `cnnlab models`, or timm:<name>"),
+    pretrained: bool = typer.Option(False, "--pretrained", help="start from the model's pretrained weights"),
+    weights: Path | None = typer.Option(
+        None, "--weights", help="local .pth/.safetensors weights (implies --pretrained)"
+    ),
+    transfer: Transfer = typer.Option(
+        Transfer.SCRATCH, "--transfer", help="how much of a pretrained net trains"
+    ),
+    epochs: int = typer.Option(10, "--epochs"),
+    batch_size: int = typer.Option(64, "--batch-size"),
+    lr: float = typer.Option(1e-3, "--lr", help="learning rate (of the head when transferring)"),
+    backbone_lr_mult: float = typer.Option(0.1, "--backbone-lr-mult", help="backbone lr = lr x this"),
+    weight_decay: float = typer.Option(0.0, "--weight-decay"),
+    optimizer: Optimizer = typer.Option(Optimizer.ADAM, "--optimizer"),
+    schedule: Schedule = typer.Option(Schedule.NONE, "--schedule"),
+    augment: str = typer.Option(
+        "none", "--augment", help="augmentation preset: none | light | standard | strong"
+    ),
+    img_size: int | None = typer.Option(None, "--img-size", help="square size images are resized to"),
+    val_split: float = typer.Option(0.2, "--val-split", help="held-out fraction when the data has no val/"),
+    seed: int = typer.Option(0, "--seed"),
+    deterministic: bool = typer.Option(True, "--deterministic/--no-deterministic"),
+    devices: str = typer.Option("1", "--devices", help="devices per node (a number or 'auto')"),
+    num_nodes: int = typer.Option(1, "--num-nodes"),
+    strategy: Strategy = typer.Option(Strategy.AUTO, "--strategy"),
+    accelerator: str = typer.Option("auto", "--accelerator", help="auto | cpu | gpu"),
+    out: Path | None = typer.Option(None, "--out", help="run folder (default runs/<model>-<data>)"),
+    resume: bool = typer.Option(
+        False, "--resume", help="continue the run in --out from checkpoints/last.ckpt"
+    ),
+    data_dir: Path | None = typer.Option(
+        None, "--data-dir", help="folder with the IDX files (else $CNNLAB_DATA_DIR)"
+    ),
+    limit: int | None = typer.Option(None, "--limit", help="use only about N images per split (quick runs)"),
+    workers: int = typer.Option(0, "--workers", help="DataLoader worker processes"),
+    unfreeze: int = typer.Option(1, "--unfreeze", help="--transfer partial: train the last N blocks"),
+    unfreeze_layers: list[str] = typer.Option(
+        [], "--unfreeze-layers", help="--transfer partial: blocks to train"
+    ),
+    train_bn: bool = typer.Option(False, "--train-bn", help="frozen batch-norm layers still update"),
+    head: Head = typer.Option(Head.LINEAR, "--head", help="--transfer features: the classifier head"),
+    fine_tune_schedule: int = typer.Option(0, "--fine-tune-schedule", help="K epochs frozen, then unfreeze"),
+    cache_dir: Path | None = typer.Option(
+        None, "--cache-dir", help="embedding cache folder (--transfer features)"
+    ),
+    progress: bool = typer.Option(True, "--progress/--no-progress"),
+) -> None:
+    """Train a model on a dataset and write a run folder (checkpoints, metrics, curves, weights)."""
+    options: dict[str, Any] = dict(ctx.params)
+    options["fine_tune_epochs"] = options.pop("fine_tune_schedule")
+    options["unfreeze_layers"] = tuple(options["unfreeze_layers"])
+    for key in ("weights", "out", "data_dir", "cache_dir"):
+        options[key] = str(options[key]) if options[key] is not None else None
+    explicit = _explicit(ctx)
+    if "fine_tune_schedule" in explicit:
+        explicit.add("fine_tune_epochs")
+    cfg = TrainConfig(**options)
+    saved = cfg.run_dir / "config.yaml"
+    if resume and saved.is_file():
+        # Continue the run as configured; only options typed now override it (checked by fit).
+        base = TrainConfig.from_yaml(saved).to_dict()
+        base.update({k: v for k, v in cfg.to_dict().items() if k in explicit or k in ("resume", "out")})
+        cfg = TrainConfig.from_dict(base)
+    _check_registries(cfg.model, cfg.augment)
+    quiet_lightning()
+    from ..train.run import fit
+
+    def on_setup(info: dict[str, Any]) -> None:
+        p = info["params"]
+        console.print(
+            f"[bold]{cfg.model}[/] on [bold]{cfg.data}[/]: {info['num_classes']} output(s), "
+            f"input {'x'.join(map(str, info['image_size']))}; parameters trainable {p['trainable']:,}, "
+            f"frozen {p['frozen']:,} ({cfg.transfer.value}); run folder {cfg.run_dir}"
+        )
+        for notice in info.get("notices", []):
+            console.print(f"note: {notice}")
+
+    result = fit(cfg, on_setup=on_setup)
+    if result.global_rank == 0:
+        console.print(result.summary())
+
+
+@app.command()
+def evaluate(
+    run: Path = typer.Argument(..., help="a run folder"),
+    data: str | None = typer.Option(
+        None, "--data", help="evaluate on this SPEC's val split (default: the run's)"
+    ),
+    json_out: bool = typer.Option(False, "--json", help="print the result as JSON"),
+    batch_size: int = typer.Option(256, "--batch-size"),
+    top_losses: int = typer.Option(10, "--top-losses", help="how many highest-loss images to list"),
+) -> None:
+    """Accuracy, per-class precision/recall/F1, confusion matrix (PNG + JSON) and the top losses of a run."""
+    from .._io import save_figure, write_json
+    from ..report.plots import confusion_figure
+    from ..train.evaluate import evaluate as run_evaluate
+    from ..train.evaluate import load_eval_data
+    from ..train.run import load_run
+
+    loaded = load_run(run)
+    dataset, spec = load_eval_data(loaded, data)
+    result = run_evaluate(loaded, dataset, spec=spec, batch_size=batch_size, top_losses=top_losses)
+    doc = result.to_dict()
+    try:
+        write_json(run / "evaluation.json", {"data": spec, **doc})
+        save_figure(run / "confusion.png", confusion_figure(result.confusion, result.classes))
+        where = f"{run / 'evaluation.json'} and {run / 'confusion.png'}"
+    except OSError as exc:
+        where = f"nowhere ({run} is not writable: {exc.strerror})"
+    if json_out:
+        print_json(doc)
+        return
+    from rich.table import Table
+
+    table = Table(title=f"{run} on {spec}: accuracy {result.accuracy:.2%}, loss {result.loss:.4f}")
+    for col in ("class", "precision", "recall", "f1", "support"):
+        table.add_column(col, justify="left" if col == "class" else "right")
+    for name, m in result.per_class.items():
+        table.add_row(
+            name, f"{m['precision']:.3f}", f"{m['recall']:.3f}", f"{m['f1']:.3f}", str(m["support"])
+        )
+    console.print(table)
+    for t in result.top_losses[:5]:
+        where_item = t.get("path", f"#{t.get('index')}")
+        console.print(
+            f"top loss {t['loss']:.3f}: {where_item} (label {t['label']}, predicted {t['predicted']})"
+        )
+    console.print(f"Confusion matrix and JSON written to {where}.")
+
+
+@app.command()
+def predict(
+    run: Path = typer.Argument(..., help="a run folder"),
+    images: list[Path] = typer.Argument(..., help="image files or folders"),
+    top_k: int = typer.Option(5, "--top-k", help="classes per image"),
+    json_out: bool = typer.Option(False, "--json", help="print the predictions as JSON"),
+    batch_size: int = typer.Option(64, "--batch-size"),
+) -> None:
+    """Top-k classes of images (files or folders), batched, preprocessed as the run's training data."""
+    from ..train.evaluate import image_files
+    from ..train.evaluate import predict as run_predict
+    from ..train.run import load_run
+
+    loaded = load_run(run)
+    preds = run_predict(loaded, image_files(images), top_k=top_k, batch_size=batch_size)
+    if json_out:
+        print_json([p.to_dict() for p in preds])
+        return
+    for p in preds:
+        ranked = ", ".join(f"{c} {prob:.1%}" for c, prob in p.top_k)
+        console.print(f"{p.path}: {ranked}")

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -291,12 +292,19 @@ def _trainer(cfg: TrainConfig, run_dir: Path, callbacks: list[Any], *, on_embedd
     )
 
 
-def fit(config: TrainConfig, *, callbacks: list[Any] | tuple[Any, ...] = ()) -> RunResult:
+def fit(
+    config: TrainConfig,
+    *,
+    callbacks: list[Any] | tuple[Any, ...] = (),
+    on_setup: Callable[[dict[str, Any]], None] | None = None,
+) -> RunResult:
     """Train ``config.model`` on ``config.data`` and write the run folder.
 
     Args:
         config: Every option of the run.
         callbacks: Extra Lightning callbacks (behaviour is added with callbacks, not by subclassing).
+        on_setup: Called on rank 0 with the contents of ``run.json`` (parameter counts, outputs, input
+            size, notices) once the model and data are ready, before training starts.
 
     Returns:
         The run folder, best validation loss and the metrics per epoch.
@@ -370,8 +378,19 @@ def fit(config: TrainConfig, *, callbacks: list[Any] | tuple[Any, ...] = ()) -> 
         write_text(run_dir / "config.yaml", cfg.to_yaml())
         write_json(run_dir / "classes.json", list(bundle.classes))
         write_json(run_dir / "run.json", info)
+        if on_setup is not None:
+            on_setup(info)
 
-    trainer.fit(module, datamodule=dm, ckpt_path=str(last) if last else None, weights_only=True)
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    try:
+        trainer.fit(module, datamodule=dm, ckpt_path=str(last) if last else None, weights_only=True)
+    except SIGTERMException:
+        kept = run_dir / "checkpoints" / "last.ckpt"
+        state = f"the last checkpoint is {kept}" if kept.is_file() else "no checkpoint was written yet"
+        raise TrainingError(
+            f"interrupted (SIGTERM); {state}; continue with --out {run_dir} --resume"
+        ) from None
 
     rows = history.rows
     if not rows:
