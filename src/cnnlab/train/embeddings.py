@@ -36,6 +36,8 @@ from ..errors import TrainingError
 __all__ = [
     "EmbeddingHead",
     "Embeddings",
+    "EpochSampler",
+    "LogRegHead",
     "compute_embeddings",
     "default_cache_dir",
     "embedding_datamodule",
@@ -142,7 +144,7 @@ def default_cache_dir() -> Path:
 def _hash_tensor(h: Any, t: torch.Tensor) -> None:
     t = t.detach().cpu().contiguous()
     h.update(f"{t.dtype}:{tuple(t.shape)}".encode())
-    h.update(memoryview(t.view(torch.uint8).numpy()) if t.numel() else b"")
+    h.update(memoryview(t.reshape(-1).view(torch.uint8).numpy()) if t.numel() else b"")
 
 
 def _backbone_digest(model: nn.Module) -> str:
@@ -156,21 +158,9 @@ def _backbone_digest(model: nn.Module) -> str:
 
 
 def _normalize(mean: Sequence[float], std: Sequence[float]) -> nn.Module:
-    try:  # the data module's own Normalize: the cache must see exactly what training sees
-        from ..data.transforms import Normalize
-    except ImportError:  # cnnlab.data not importable (yet): the same arithmetic, inline
-        return _PlainNormalize(mean, std)
+    from ..data.transforms import Normalize  # the data module's own: the cache sees what training sees
+
     return Normalize(mean, std)
-
-
-class _PlainNormalize(nn.Module):
-    def __init__(self, mean: Sequence[float], std: Sequence[float]) -> None:
-        super().__init__()
-        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1))
-        self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return (x.float() / 255.0 - self.mean) / self.std
 
 
 def _batches(dataset: Any, batch_size: int) -> Any:
@@ -264,26 +254,54 @@ def use_embedding_cache(cfg: Any) -> bool:
     return fixed
 
 
-def _loader(x: torch.Tensor, y: torch.Tensor, *, batch_size: int, shuffle: bool, seed: int) -> Any:
-    from torch.utils.data import DataLoader, TensorDataset
+class EpochSampler(torch.utils.data.Sampler[int]):
+    """Indices of one process for one epoch: a permutation seeded by ``(seed, epoch)``, every
+    ``world``-th index from ``rank``. A pure function of the epoch, so ``--resume`` sees the same order.
+    """
 
-    generator = torch.Generator().manual_seed(seed) if shuffle else None
-    return DataLoader(TensorDataset(x, y), batch_size=batch_size, shuffle=shuffle, generator=generator)
+    def __init__(self, n: int, *, seed: int = 0, shuffle: bool = True, rank: int = 0, world: int = 1) -> None:
+        self.n, self.seed, self.shuffle, self.rank, self.world = n, seed, shuffle, rank, world
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Called by Lightning at every epoch start."""
+        self.epoch = epoch
+
+    def __iter__(self) -> Any:
+        if self.shuffle:
+            generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+            order = torch.randperm(self.n, generator=generator)
+        else:
+            order = torch.arange(self.n)
+        return iter(order[self.rank :: self.world].tolist())
+
+    def __len__(self) -> int:
+        return len(range(self.rank, self.n, self.world))
 
 
 def embedding_datamodule(train: Embeddings, val: Embeddings, *, batch_size: int, seed: int = 0) -> Any:
     """A ``LightningDataModule`` of ``(embedding float32, label int64)`` batches.
 
-    The training loader shuffles with a generator seeded by ``seed`` (Lightning shards it per rank).
+    Training batches follow :class:`EpochSampler` (shuffled per epoch, sharded per DDP rank: use it
+    with ``Trainer(use_distributed_sampler=False)``); validation is in order, sharded likewise.
     """
     import lightning as L
+    from torch.utils.data import DataLoader, TensorDataset
 
     class EmbeddingDataModule(L.LightningDataModule):
-        def train_dataloader(self) -> Any:
-            return _loader(train.features, train.labels, batch_size=batch_size, shuffle=True, seed=seed)
+        train_set, val_set = train, val
 
-        def val_dataloader(self) -> Any:
-            return _loader(val.features, val.labels, batch_size=batch_size, shuffle=False, seed=seed)
+        def _loader(self, e: Embeddings, shuffle: bool) -> DataLoader:
+            trainer = self.trainer
+            rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+            sampler = EpochSampler(len(e.labels), seed=seed, shuffle=shuffle, rank=rank, world=world)
+            return DataLoader(TensorDataset(e.features, e.labels), batch_size=batch_size, sampler=sampler)
+
+        def train_dataloader(self) -> DataLoader:
+            return self._loader(train, True)
+
+        def val_dataloader(self) -> DataLoader:
+            return self._loader(val, False)
 
     return EmbeddingDataModule()
 
@@ -333,3 +351,38 @@ def fit_logreg_head(model: nn.Module, train: Embeddings, *, num_classes: int, c:
         if linear.bias is not None:
             linear.bias.copy_(bias.to(linear.bias.dtype))
     return {"train_acc": float(clf.score(scaler.transform(x), y)), "n_iter": float(max(clf.n_iter_))}
+
+
+def _callback_base() -> type:
+    import lightning as L
+
+    return L.Callback
+
+
+class LogRegHead(_callback_base()):  # type: ignore[misc]
+    """``--head logreg`` inside a normal run: fit the head in closed form, then only measure it.
+
+    At train start the logistic regression is fitted on the training embeddings and written into
+    ``model``'s head (:func:`fit_logreg_head`); every optimizer group's learning rate is then set to 0
+    and schedulers are dropped, so the epochs that follow leave the head unchanged and just record its
+    training/validation loss and accuracy (``metrics.csv``, checkpoints and ``model.safetensors`` as
+    usual). Refitting on ``--resume`` gives the same weights (deterministic solver, fixed seed).
+
+    Args:
+        model: The cnnlab model whose head is fitted.
+        train: Training embeddings (``EmbeddingDataModule.train_set``).
+        num_classes: Head outputs (1 = binary logit).
+        seed: Solver seed.
+    """
+
+    def __init__(self, model: nn.Module, train: Embeddings, *, num_classes: int, seed: int = 0) -> None:
+        super().__init__()
+        self.model, self.train, self.num_classes, self.seed = model, train, num_classes, seed
+        self.fit_info: dict[str, float] = {}
+
+    def on_train_start(self, trainer: Any, pl_module: Any) -> None:
+        self.fit_info = fit_logreg_head(self.model, self.train, num_classes=self.num_classes, seed=self.seed)
+        for opt in trainer.optimizers:
+            for group in opt.param_groups:
+                group["lr"] = 0.0
+        trainer.strategy.lr_scheduler_configs = []
