@@ -13,15 +13,13 @@ import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
-from torch.utils.data import DataLoader, TensorDataset
 from transfer_models import TinyNet, resnet18, tiny_images
 
-from cnnlab.data.core import ImageTensorDataset
-from cnnlab.data.transforms import Normalize
+from cnnlab.data.core import DataBundle, ImageTensorDataset
+from cnnlab.data.datamodule import ImageDataModule
 from cnnlab.train.config import TrainConfig
 from cnnlab.train.embeddings import (
     EmbeddingHead,
-    EpochSampler,
     LogRegHead,
     compute_embeddings,
     embedding_datamodule,
@@ -70,16 +68,14 @@ def test_cache_training_equals_training_without_cache(tmp_path: Any) -> None:
     cfg = TrainConfig(transfer="features", lr=0.05, epochs=3, batch_size=16, seed=0)
     init = TinyNet()  # head with dropout: the random numbers must line up too
 
-    direct = copy.deepcopy(init)
+    direct = copy.deepcopy(init)  # without the cache: images through the frozen backbone every epoch
     policy = FreezePolicy.from_config(cfg)
     policy.apply(direct)
-    norm = Normalize(MEAN, STD)
-    train_dl = DataLoader(TensorDataset(norm(train_ds.images), train_ds.labels), batch_size=16,
-                          sampler=EpochSampler(48, seed=0))
-    val_dl = DataLoader(TensorDataset(norm(val_ds.images), val_ds.labels), batch_size=16)
+    bundle = DataBundle("t", ["0", "1", "2"], train_ds, val_ds, (3, 16, 16), [])
+    images = ImageDataModule(bundle, batch_size=16, augment="none", mean=MEAN, std=STD, seed=0)
     L.seed_everything(0, verbose=False)
     plain = _module(direct, direct, cfg, policy)
-    _trainer(tmp_path / "a", 3, [policy]).fit(plain, train_dl, val_dl)
+    _trainer(tmp_path / "a", 3, [policy]).fit(plain, datamodule=images)
 
     cached = copy.deepcopy(init)
     policy = FreezePolicy.from_config(cfg)

@@ -36,7 +36,6 @@ from ..errors import TrainingError
 __all__ = [
     "EmbeddingHead",
     "Embeddings",
-    "EpochSampler",
     "LogRegHead",
     "compute_embeddings",
     "default_cache_dir",
@@ -254,54 +253,47 @@ def use_embedding_cache(cfg: Any) -> bool:
     return fixed
 
 
-class EpochSampler(torch.utils.data.Sampler[int]):
-    """Indices of one process for one epoch: a permutation seeded by ``(seed, epoch)``, every
-    ``world``-th index from ``rank``. A pure function of the epoch, so ``--resume`` sees the same order.
-    """
+@dataclass
+class _Pairs:
+    """(embedding, label) pairs with the ``get_batch`` that ``SliceBatches`` reads."""
 
-    def __init__(self, n: int, *, seed: int = 0, shuffle: bool = True, rank: int = 0, world: int = 1) -> None:
-        self.n, self.seed, self.shuffle, self.rank, self.world = n, seed, shuffle, rank, world
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        """Called by Lightning at every epoch start."""
-        self.epoch = epoch
-
-    def __iter__(self) -> Any:
-        if self.shuffle:
-            generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-            order = torch.randperm(self.n, generator=generator)
-        else:
-            order = torch.arange(self.n)
-        return iter(order[self.rank :: self.world].tolist())
+    features: torch.Tensor
+    labels: torch.Tensor
 
     def __len__(self) -> int:
-        return len(range(self.rank, self.n, self.world))
+        return int(self.labels.shape[0])
+
+    def get_batch(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.features.index_select(0, index), self.labels.index_select(0, index)
 
 
 def embedding_datamodule(train: Embeddings, val: Embeddings, *, batch_size: int, seed: int = 0) -> Any:
     """A ``LightningDataModule`` of ``(embedding float32, label int64)`` batches.
 
-    Training batches follow :class:`EpochSampler` (shuffled per epoch, sharded per DDP rank: use it
-    with ``Trainer(use_distributed_sampler=False)``); validation is in order, sharded likewise.
+    The batches come from the image data module's own loader (``SliceBatches``) with the same
+    arguments, so the order of samples (shuffle per ``seed + epoch``, DDP shards with padding, the
+    dropped single-sample last batch) is exactly the one training on images would see.
     """
     import lightning as L
-    from torch.utils.data import DataLoader, TensorDataset
+
+    from ..data.datamodule import SliceBatches
 
     class EmbeddingDataModule(L.LightningDataModule):
         train_set, val_set = train, val
 
-        def _loader(self, e: Embeddings, shuffle: bool) -> DataLoader:
-            trainer = self.trainer
-            rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
-            sampler = EpochSampler(len(e.labels), seed=seed, shuffle=shuffle, rank=rank, world=world)
-            return DataLoader(TensorDataset(e.features, e.labels), batch_size=batch_size, sampler=sampler)
+        def _rank(self) -> tuple[int, int]:
+            trainer = getattr(self, "trainer", None)
+            return (int(trainer.global_rank), int(trainer.world_size)) if trainer is not None else (0, 1)
 
-        def train_dataloader(self) -> DataLoader:
-            return self._loader(train, True)
+        def train_dataloader(self) -> SliceBatches:
+            rank, world = self._rank()
+            return SliceBatches(_Pairs(train.features, train.labels), batch_size=batch_size,  # type: ignore[arg-type]
+                                shuffle=True, seed=seed, rank=rank, world_size=world, pad=True)
 
-        def val_dataloader(self) -> DataLoader:
-            return self._loader(val, False)
+        def val_dataloader(self) -> SliceBatches:
+            rank, world = self._rank()
+            return SliceBatches(_Pairs(val.features, val.labels), batch_size=batch_size,  # type: ignore[arg-type]
+                                shuffle=False, rank=rank, world_size=world)
 
     return EmbeddingDataModule()
 
