@@ -20,21 +20,27 @@ mode (``partial``/``full``). The optimizer always holds the backbone group (froz
 gradient, so optimizers skip them), and the mode of an epoch is a pure function of the epoch number:
 ``--resume`` mid-schedule restores exactly the right ``requires_grad`` map and optimizer state.
 
-Integration (how ``run.fit`` / ``module.py`` call this module)::
+Integration (how ``run.fit`` calls this module; run.py does all of this already except where marked)::
 
-    from cnnlab.train import transfer
-    model = create_model(cfg.model, num_classes=n, pretrained=cfg.weights or cfg.pretrained, in_chans=...)
-    notice = transfer.adapt_in_chans(model, bundle.image_shape[0])   # grayscale data, RGB weights
-    transfer.configure_head(model, kind=cfg.head, num_classes=n)     # also in load_run (mlp head)
-    policy = transfer.FreezePolicy.from_config(cfg)                   # a Lightning callback
-    counts = policy.apply(model)              # -> ParamCounts; print it, store counts.as_dict() in the run
-    groups = policy.param_groups(model, lr=cfg.lr, weight_decay=cfg.weight_decay)  # configure_optimizers
-    trainer = L.Trainer(callbacks=[policy, ...])   # the policy finds ``pl_module.model`` itself
+    model = create_model(cfg.model, pretrained=cfg.weights or cfg.pretrained)
+    configure_head(model, kind=cfg.head, num_classes=n)   # also in load_run, so the mlp head loads
+    notice = adapt_in_chans(model, in_chans)               # grey data, RGB weights -> one-line notice
+    policy = FreezePolicy.from_config(cfg)                 # Lightning callback
+    counts = policy.apply(model)                           # ParamCounts: print + run.json
+    groups = lambda _: policy.param_groups(model, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if embeddings.use_embedding_cache(cfg):                # features, --augment none, no --train-bn
+        train_e = embeddings.compute_embeddings(model, bundle.train, mean=..., std=..., cache_dir=...,
+                                                key_parts={"model": cfg.model, "weights": ...})
+        dm = embeddings.embedding_datamodule(train_e, val_e, batch_size=cfg.batch_size, seed=cfg.seed)
+        trained = embeddings.EmbeddingHead(model)          # ClassifierModule(trained, ...)
+        callbacks = [embeddings.LogRegHead(model, dm.train_set, num_classes=n, seed=cfg.seed)]  # TODO D:
+                                                           # only when cfg.head == "logreg"
+    else:
+        dm = ImageDataModule(...); trained = model; callbacks = [policy]
+    L.Trainer(callbacks=callbacks, use_distributed_sampler=False)   # embedding loaders shard themselves
 
-For ``features`` with the cache (``embeddings.use_embedding_cache(cfg)`` is true) see
-:mod:`cnnlab.train.embeddings`: ``EmbeddingDataModule`` replaces the image data module and
-``embedding_head(model)`` replaces the model inside the LightningModule; the trained head's parameters
-are ``model.head``'s own, so ``model.safetensors`` is the complete network.
+Grey input: we adapt the first convolution (:func:`adapt_in_chans`, timm's ``adapt_input_conv``) rather
+than repeating the channel in the transform, and normalise with :func:`gray_mean_std`.
 """
 
 from __future__ import annotations
@@ -56,6 +62,8 @@ __all__ = [
     "adapt_in_chans",
     "apply_transfer",
     "configure_head",
+    "count_params",
+    "gray_mean_std",
     "param_groups",
     "requires_grad_map",
     "set_frozen_bn_eval",
