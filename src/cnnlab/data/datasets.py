@@ -283,7 +283,7 @@ def load_data(
     names = ", ".join(DATASETS)
     if os.sep in spec or "/" in spec or spec.startswith((".", "~")):
         raise DataError(
-            f"folder {path} does not exist; pass an existing image folder, a .csv file or one of: {names}"
+            f"folder {spec} does not exist; pass an existing image folder, a .csv file or one of: {names}"
         )
     raise DataError(
         f"unknown data SPEC {spec!r}: not a dataset name nor an existing folder or .csv; "

@@ -1,0 +1,118 @@
+"""Image grids: sample images per class, and the same images augmented several times.
+
+Figures are built with ``matplotlib.figure.Figure`` directly (no pyplot, no global state); save them
+with :func:`cnnlab._io.save_figure`, or use :func:`save_sample_grid`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from ..data.core import DataBundle, ImageTensorDataset
+    from ..data.transforms import AugmentPreset
+
+
+def pick_per_class(labels: torch.Tensor, n: int, num_classes: int) -> torch.Tensor:
+    """Up to ``n`` indices taken round-robin over classes (first samples of each class), deterministic."""
+    per_class = [torch.nonzero(labels == c).flatten().tolist() for c in range(num_classes)]
+    picked: list[int] = []
+    depth = 0
+    while len(picked) < n and any(depth < len(p) for p in per_class):
+        picked += [p[depth] for p in per_class if depth < len(p)][: n - len(picked)]
+        depth += 1
+    return torch.tensor(picked, dtype=torch.int64)
+
+
+def _show(ax: object, image: torch.Tensor) -> None:
+    arr = image.detach().cpu().numpy()
+    if arr.shape[0] == 1:
+        ax.imshow(arr[0], cmap="gray", vmin=0, vmax=255)  # type: ignore[attr-defined]
+    else:
+        ax.imshow(np.ascontiguousarray(arr.transpose(1, 2, 0)))  # type: ignore[attr-defined]
+    ax.set_xticks([])  # type: ignore[attr-defined]
+    ax.set_yticks([])  # type: ignore[attr-defined]
+
+
+def sample_grid_figure(dataset: ImageTensorDataset, *, n: int = 32, cols: int = 8, title: str = "") -> Figure:
+    """A grid of ``n`` images (balanced over classes), each titled with its class name."""
+    from matplotlib.figure import Figure
+
+    idx = pick_per_class(dataset.labels, n, len(dataset.classes))
+    images, labels = dataset.get_batch(idx)
+    cols = max(1, min(cols, len(idx)))
+    rows = max(1, -(-len(idx) // cols))
+    fig = Figure(figsize=(1.6 * cols, 1.8 * rows))
+    axes = fig.subplots(rows, cols, squeeze=False)
+    for k, ax in enumerate(axes.flat):
+        if k < len(idx):
+            _show(ax, images[k])
+            ax.set_title(dataset.classes[int(labels[k])], fontsize=8)
+        else:
+            ax.axis("off")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def augment_grid_figure(
+    dataset: ImageTensorDataset, augment: str | AugmentPreset, *, n: int = 6, copies: int = 6, seed: int = 0,
+    title: str = "",
+) -> Figure:
+    """One row per image: the original, then ``copies`` augmented versions (per-sample random draws)."""
+    from matplotlib.figure import Figure
+
+    from ..data.transforms import BatchAugment
+
+    idx = pick_per_class(dataset.labels, n, len(dataset.classes))
+    images, labels = dataset.get_batch(idx)
+    aug = BatchAugment(augment, seed=seed)
+    versions = [images] + [aug(images) for _ in range(copies)]
+    fig = Figure(figsize=(1.5 * (copies + 1), 1.6 * len(idx)))
+    axes = fig.subplots(len(idx), copies + 1, squeeze=False)
+    for r in range(len(idx)):
+        for c in range(copies + 1):
+            _show(axes[r, c], versions[c][r])
+        axes[r, 0].set_ylabel(dataset.classes[int(labels[r])], fontsize=8)
+    axes[0, 0].set_title("original", fontsize=8)
+    for c in range(1, copies + 1):
+        axes[0, c].set_title(f"augmented {c}", fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def save_sample_grid(
+    bundle: DataBundle, out_path: str | os.PathLike[str], *, augment: str | None = None, n: int = 32,
+    seed: int = 0,
+) -> Path:
+    """Write a PNG grid of training images; with ``augment``, the same images augmented several times.
+
+    Args:
+        bundle: Loaded data (the training split is shown).
+        out_path: Destination PNG (written atomically).
+        augment: An augmentation preset name, or None for the plain sample grid.
+        n: Number of images (plain grid) — the augmented grid shows ``min(n, 8)`` rows.
+        seed: Seed of the augmentation draws.
+
+    Returns:
+        ``out_path`` as a Path.
+    """
+    from .._io import save_figure
+
+    name = bundle.spec if len(bundle.spec) < 40 else Path(bundle.spec).name
+    if augment is None:
+        fig = sample_grid_figure(bundle.train, n=n, title=f"{name}: training samples")
+    else:
+        fig = augment_grid_figure(bundle.train, augment, n=min(n, 8), seed=seed,
+                                  title=f"{name}: augment={augment}")
+    return save_figure(out_path, fig)
