@@ -70,7 +70,13 @@ def test_overfitting_onset_is_the_minimum_followed_by_consistent_rise():
 
 def _rows(val):
     return [
-        {"epoch": i + 1, "train_loss": 1.0 / (i + 1), "train_acc": 0.5 + 0.05 * i, "val_loss": v, "val_acc": 0.6}
+        {
+            "epoch": i + 1,
+            "train_loss": 1.0 / (i + 1),
+            "train_acc": 0.5 + 0.05 * i,
+            "val_loss": v,
+            "val_acc": 0.6,
+        }
         for i, v in enumerate(val)
     ]
 

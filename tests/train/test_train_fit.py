@@ -31,8 +31,17 @@ def reference(tmp_path_factory):
 
 def test_run_folder_holds_everything(reference):
     result, run_dir = reference
-    for name in ("config.yaml", "classes.json", "run.json", "metrics.csv", "timing.csv", "curves.png",
-                 "model.safetensors", "checkpoints/best.ckpt", "checkpoints/last.ckpt"):
+    for name in (
+        "config.yaml",
+        "classes.json",
+        "run.json",
+        "metrics.csv",
+        "timing.csv",
+        "curves.png",
+        "model.safetensors",
+        "checkpoints/best.ckpt",
+        "checkpoints/last.ckpt",
+    ):
         assert (run_dir / name).is_file(), name
     rows = read_metrics(run_dir / "metrics.csv")
     assert [r["epoch"] for r in rows] == [1, 2, 3]
