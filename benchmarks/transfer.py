@@ -1,0 +1,212 @@
+"""Transfer learning on small datasets: features / partial / full / scratch from one `cnnlab train` command.
+
+For each dataset (``CNNLAB_DATA_DIR/cats-vs-dogs``: 800 train / 200 val; ``CNNLAB_DATA_DIR/imagenette``:
+10 classes, 80/20 per class) it runs the same command with a different ``--transfer``::
+
+    cnnlab train --data DIR --model efficientnet_lite0 --pretrained --transfer MODE --epochs 3 ...
+    cnnlab train --data DIR --model cats_cnn --transfer scratch --img-size 150 ...
+
+and reads the run folders back (``metrics.csv``, ``timing.csv``, ``run.json``). The embedding cache
+(acceptance 4) is timed side by side on the cats data: computing the embeddings (cache miss) plus the
+first head epoch against the later head epochs, and a cache hit against a miss (medians of repeats).
+
+Usage:
+    python benchmarks/transfer.py                       # everything (CPU: budget ~30-60 min)
+    python benchmarks/transfer.py --datasets cats-vs-dogs --modes features,partial
+    python benchmarks/transfer.py --limit 40 --epochs 1 # smoke run
+
+Writes ``benchmarks/results/transfer.json`` and ``benchmarks/results/transfer.md`` after every run, so
+a cut-short benchmark still records what finished.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import shlex
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+RESULTS = HERE / "results"
+sys.path.insert(0, str(ROOT / "src"))
+
+MODEL = "efficientnet_lite0"
+SCRATCH_MODEL = "cats_cnn"
+DATASETS = ["cats-vs-dogs", "imagenette"]
+MODES = ["features", "partial", "full", "scratch"]
+TARGETS = {("cats-vs-dogs", "features"): 0.95, ("cats-vs-dogs", "partial"): 0.96}
+
+
+def _read_csv(path: Path) -> list[dict[str, float]]:
+    if not path.is_file():
+        return []
+    with open(path, newline="") as fh:
+        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(fh)]
+
+
+def command(data: Path, mode: str, args: argparse.Namespace, out: Path, cache: Path) -> list[str]:
+    """The `cnnlab train` command of one mode (only --transfer, and the model for scratch, differ)."""
+    cmd = ["cnnlab", "train", "--data", str(data), "--transfer", mode, "--epochs", str(args.epochs),
+           "--batch-size", str(args.batch_size), "--lr", str(args.lr), "--seed", "0", "--out", str(out),
+           "--cache-dir", str(cache), "--no-progress"]
+    if mode == "scratch":
+        cmd += ["--model", SCRATCH_MODEL, "--img-size", "150"]
+        cmd[cmd.index("--epochs") + 1] = str(args.scratch_epochs)
+    else:
+        cmd += ["--model", MODEL, "--pretrained"]
+    if args.limit:
+        cmd += ["--limit", str(args.limit)]
+    return cmd
+
+
+def run_mode(data: Path, mode: str, args: argparse.Namespace, runs: Path, cache: Path) -> dict[str, Any]:
+    out = runs / f"{data.name}-{mode}"
+    cmd = command(data, mode, args, out, cache)
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "cnnlab", *cmd[1:]], capture_output=True, text=True,
+                          cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+    wall = time.perf_counter() - t0
+    row: dict[str, Any] = {"dataset": data.name, "mode": mode, "command": shlex.join(cmd), "wall_s": wall,
+                           "returncode": proc.returncode}
+    if proc.returncode != 0:
+        row["error"] = (proc.stderr.strip().splitlines() or ["?"])[-1]
+        return row
+    metrics = _read_csv(out / "metrics.csv")
+    timing = _read_csv(out / "timing.csv")
+    info = json.loads((out / "run.json").read_text())
+    row.update(
+        val_acc=[m["val_acc"] for m in metrics],
+        best_val_acc=max(m["val_acc"] for m in metrics),
+        last_val_acc=metrics[-1]["val_acc"],
+        epoch_seconds=[t["seconds"] for t in timing],
+        params=info.get("params", {}),
+        model=SCRATCH_MODEL if mode == "scratch" else MODEL,
+    )
+    target = TARGETS.get((data.name, mode))
+    if target is not None:
+        within = [m["val_acc"] for m in metrics[:3]]
+        row["target"] = target
+        row["meets_target"] = bool(within) and max(within) >= target
+    return row
+
+
+def cache_timing(data: Path, args: argparse.Namespace, features_row: dict[str, Any]) -> dict[str, Any]:
+    """Embedding cache: miss (compute) vs hit (load), and first vs later `features` epochs."""
+    from cnnlab.data import load_data
+    from cnnlab.models import create_model
+    from cnnlab.train.embeddings import compute_embeddings
+    from cnnlab.train.transfer import apply_transfer, configure_head
+
+    model = create_model(MODEL, pretrained=True)
+    cfg = model.pretrained_cfg
+    bundle = load_data(str(data), img_size=cfg.input_size[-1], grayscale=False, limit=args.limit)
+    configure_head(model, num_classes=1 if len(bundle.classes) == 2 else len(bundle.classes))
+    apply_transfer(model, mode="features")
+    miss, hit = [], []
+    for _ in range(args.repeats):
+        with tempfile.TemporaryDirectory() as tmp:
+            kw = {"mean": cfg.mean, "std": cfg.std, "batch_size": args.batch_size, "cache_dir": tmp,
+                  "key_parts": {"model": MODEL}}
+            t0 = time.perf_counter()
+            compute_embeddings(model, bundle.train, **kw)
+            compute_embeddings(model, bundle.val, **kw)
+            miss.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            a, b = compute_embeddings(model, bundle.train, **kw), compute_embeddings(model, bundle.val, **kw)
+            hit.append(time.perf_counter() - t0)
+            assert a.cache_hit and b.cache_hit
+    epochs = features_row.get("epoch_seconds", [])
+    result: dict[str, Any] = {"images": len(bundle.train) + len(bundle.val), "repeats": args.repeats,
+                              "miss_s": statistics.median(miss), "hit_s": statistics.median(hit),
+                              "miss_runs": miss, "hit_runs": hit}
+    result["hit_speedup"] = result["miss_s"] / result["hit_s"]
+    if len(epochs) >= 2:
+        first = result["miss_s"] + epochs[0]
+        later = statistics.median(epochs[1:])
+        result.update(first_epoch_s=first, later_epoch_s=later, epoch_ratio=first / later)
+    return result
+
+
+def markdown(report: dict[str, Any]) -> str:
+    lines = ["## transfer", "",
+             "Transfer learning with `efficientnet_lite0` (pretrained, offline weights) on small datasets: "
+             "the same `cnnlab train` command with a different `--transfer` (scratch: `cats_cnn`, 150x150). "
+             "Validation accuracy per epoch; the targets are acceptance 3 of the transfer issue.", "",
+             f"Command: `{report['command']}`", "",
+             "| dataset | mode | model | trainable / total params | val acc per epoch | best | target | "
+             "s/epoch (median) |", "|---|---|---|---|---|---|---|---|"]
+    for r in report["runs"]:
+        if r.get("returncode"):
+            lines.append(f"| {r['dataset']} | {r['mode']} | | | failed: {r.get('error', '')} | | | |")
+            continue
+        p = r.get("params", {})
+        accs = ", ".join(f"{a:.1%}" for a in r["val_acc"])
+        target = f">= {r['target']:.0%} {'met' if r['meets_target'] else 'NOT met'}" if "target" in r else ""
+        secs = statistics.median(r["epoch_seconds"]) if r["epoch_seconds"] else float("nan")
+        lines.append(f"| {r['dataset']} | {r['mode']} | {r['model']} | {p.get('trainable', 0):,} / "
+                     f"{p.get('total', 0):,} | {accs} | {r['best_val_acc']:.1%} | {target} | {secs:.1f} |")
+    c = report.get("cache")
+    if c:
+        lines += ["", f"Embedding cache ({c['images']} images, medians of {c['repeats']} repeats): computing "
+                  f"the embeddings {c['miss_s']:.1f} s, reading them from the cache {c['hit_s']:.2f} s "
+                  f"({c['hit_speedup']:.0f}x)."]
+        if "epoch_ratio" in c:
+            lines.append(f"First `features` epoch (embeddings + head epoch) {c['first_epoch_s']:.1f} s, each "
+                         f"later epoch {c['later_epoch_s']:.2f} s: **{c['epoch_ratio']:.0f}x** faster "
+                         "(target >= 10x).")
+    lines += ["", f"Commands of the runs: e.g. `{report['runs'][0]['command']}`" if report["runs"] else ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def save(report: dict[str, Any]) -> None:
+    from cnnlab._io import write_json, write_text
+
+    write_json(RESULTS / "transfer.json", report)
+    write_text(RESULTS / "transfer.md", markdown(report))
+
+
+def main() -> int:
+    fmt = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=fmt)
+    parser.add_argument("--datasets", default=",".join(DATASETS))
+    parser.add_argument("--modes", default=",".join(MODES))
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--scratch-epochs", type=int, default=8)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--limit", type=int, default=None)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--runs-dir", type=Path, default=None, help="run folders (default: a temp folder)")
+    args = parser.parse_args()
+    data_root = Path(os.environ.get("CNNLAB_DATA_DIR", ""))
+    if not (data_root / "cats-vs-dogs").is_dir():
+        parser.error("set CNNLAB_DATA_DIR to the folder holding cats-vs-dogs/ and imagenette/")
+    runs = args.runs_dir or Path(tempfile.mkdtemp(prefix="cnnlab-transfer-"))
+    cache = runs / "embedding-cache"
+    report: dict[str, Any] = {"command": "python " + shlex.join(["benchmarks/transfer.py", *sys.argv[1:]]),
+                              "runs": []}
+    for name in args.datasets.split(","):
+        for mode in args.modes.split(","):
+            row = run_mode(data_root / name, mode, args, runs, cache)
+            report["runs"].append(row)
+            print(json.dumps({k: v for k, v in row.items() if k != "command"}), flush=True)
+            save(report)
+            if name == "cats-vs-dogs" and mode == "features" and not row.get("returncode"):
+                report["cache"] = cache_timing(data_root / name, args, row)
+                print(json.dumps(report["cache"]), flush=True)
+                save(report)
+    print(markdown(report))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
