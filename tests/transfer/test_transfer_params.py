@@ -117,8 +117,13 @@ def test_configure_head_mlp_and_linear() -> None:
     configure_head(model, kind="mlp", num_classes=5, hidden=32)
     assert model(torch.zeros(2, 3, 16, 16)).shape == (2, 5)
     assert [type(m).__name__ for m in model.head[-1]] == ["Linear", "ReLU", "Dropout", "Linear"]
+    keys = list(model.state_dict())
+    configure_head(model, kind="mlp", num_classes=5, hidden=32)  # again, as load_run does: same structure
+    assert list(model.state_dict()) == keys
     counts = apply_transfer(model, mode="features")
     assert counts.trainable == 16 * 32 + 32 + 32 * 5 + 5
+    configure_head(model, kind="linear", num_classes=2)
+    assert isinstance(model.head[-1], nn.Linear) and model.head[-1].in_features == 16
     linear = TinyNet(num_classes=3)
     configure_head(linear, kind="linear", num_classes=2)
     assert linear.head[-1].out_features == 2 and count_params(linear).frozen == 0

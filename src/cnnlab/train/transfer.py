@@ -57,6 +57,7 @@ from .config import Transfer as TransferMode
 
 __all__ = [
     "FreezePolicy",
+    "MLPHead",
     "ParamCounts",
     "TransferMode",
     "adapt_in_chans",
@@ -263,14 +264,34 @@ def param_groups(
     return [g for g in groups if g["params"]]
 
 
-def configure_head(
-    model: nn.Module, *, kind: str = "linear", num_classes: int, hidden: int = 512, dropout: float = 0.5
-) -> None:
-    """Give ``model`` a fresh classifier: ``linear`` (and ``logreg``) or ``mlp``.
+class MLPHead(nn.Sequential):
+    """``--head mlp``: ``Linear(in, hidden) -> ReLU -> Dropout -> Linear(hidden, num_classes)``."""
+
+    def __init__(self, in_features: int, num_classes: int, *, hidden: int = 512,
+                 dropout: float = 0.5) -> None:
+        super().__init__(nn.Linear(in_features, hidden), nn.ReLU(inplace=True), nn.Dropout(dropout),
+                         nn.Linear(hidden, num_classes))
+        self.in_features = in_features
+
+
+def _replace_child(model: nn.Module, old: nn.Module, new: nn.Module) -> None:
+    if model.head is old:
+        model.head = new
+        return
+    for m in model.head.modules():
+        for name, child in m.named_children():
+            if child is old:
+                setattr(m, name, new)
+                return
+
+
+def configure_head(model: nn.Module, *, kind: str = "linear", num_classes: int, hidden: int = 512,
+                   dropout: float = 0.5) -> None:
+    """Give ``model`` a fresh classifier: ``linear`` (and ``logreg``) or ``mlp``. Idempotent.
 
     ``linear``/``logreg`` keep the head's structure (``reset_classifier``); ``mlp`` replaces the last
-    linear layer by ``Linear(in, hidden) -> ReLU -> Dropout -> Linear(hidden, num_classes)``. Call it
-    the same way when rebuilding a model from a run folder so the state dict matches.
+    linear layer by an :class:`MLPHead`. Calling it again (e.g. when rebuilding a model from a run
+    folder) gives the same structure, so the saved state dict loads.
 
     Args:
         model: A cnnlab model with ``reset_classifier`` and ``classifier_layer``.
@@ -282,25 +303,15 @@ def configure_head(
     from .config import Head
 
     kind = Head(kind)
+    _head(model)
+    for m in list(model.head.modules()):
+        if isinstance(m, MLPHead):  # undo an earlier mlp head first
+            _replace_child(model, m, nn.Linear(m.in_features, num_classes))
+            break
     model.reset_classifier(num_classes)
-    if kind is not Head.MLP:
-        return
-    old = model.classifier_layer()
-    mlp = nn.Sequential(
-        nn.Linear(old.in_features, hidden),
-        nn.ReLU(inplace=True),
-        nn.Dropout(dropout),
-        nn.Linear(hidden, num_classes),
-    )
-    head = _head(model)
-    if head is old:
-        model.head = mlp
-        return
-    for m in head.modules():
-        for name, child in m.named_children():
-            if child is old:
-                setattr(m, name, mlp)
-                return
+    if kind is Head.MLP:
+        old = model.classifier_layer()
+        _replace_child(model, old, MLPHead(old.in_features, num_classes, hidden=hidden, dropout=dropout))
 
 
 def _first_conv(model: nn.Module) -> tuple[str, nn.Conv2d]:
