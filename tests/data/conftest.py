@@ -81,7 +81,12 @@ def make_awkward_files(folder: Path) -> dict[str, Path]:
     return files
 
 
-
 @pytest.fixture
 def awkward_files(tmp_path: Path) -> dict[str, Path]:
     return make_awkward_files(tmp_path / "awkward")
+
+
+@pytest.fixture
+def make_awkward() -> object:
+    """The builder itself, to write awkward files into any folder."""
+    return make_awkward_files

@@ -51,8 +51,10 @@ def test_single_sample_last_batch_dropped_when_training() -> None:
 
 def test_ddp_shards_are_disjoint_and_equal_length() -> None:
     ds = _bundle(n_train=51).train
-    shards = [SliceBatches(ds, batch_size=4, shuffle=True, seed=3, rank=r, world_size=2, pad=True).indices(0)
-              for r in range(2)]
+    shards = [
+        SliceBatches(ds, batch_size=4, shuffle=True, seed=3, rank=r, world_size=2, pad=True).indices(0)
+        for r in range(2)
+    ]
     assert len(shards[0]) == len(shards[1]) == 26
     union = torch.cat(shards)
     assert set(union.tolist()) == set(range(51))
@@ -92,8 +94,15 @@ def _fit(bundle: DataBundle, seed: int, epochs: list[int] | None = None) -> _Rec
     if epochs is not None:
         seen = dm._on_train_epoch
         dm._on_train_epoch = lambda e: (epochs.append(e), seen(e))[-1]  # type: ignore[method-assign]
-    trainer = L.Trainer(max_epochs=2, accelerator="cpu", logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0)
+    trainer = L.Trainer(
+        max_epochs=2,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+    )
     trainer.fit(model, datamodule=dm)
     return model
 
