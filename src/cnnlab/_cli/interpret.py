@@ -1,1 +1,309 @@
-"""`cnnlab interpret` commands."""
+"""`cnnlab explain`, `cnnlab features`, `cnnlab dream`: see what a trained or pretrained CNN does.
+
+Each takes a run folder (``cnnlab.train.load_run``) or ``--model NAME`` (the registry, with offline
+pretrained weights where they exist), writes PNGs and, with ``--json``, prints the paths and numbers.
+Heavy imports happen inside the commands; ``--method`` is checked against the CAM registry when parsed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+from ..errors import CnnlabError
+from ._app import app, console, print_json
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+
+def _method_name(value: str) -> str:
+    """Parse ``--method``: a name from the CAM registry (read lazily: importing it imports torch)."""
+    from ..interpret.cam import CAM_METHODS
+
+    if value not in CAM_METHODS:
+        raise typer.BadParameter(f"{value!r} is not a CAM method; choose from {', '.join(CAM_METHODS)}")
+    return value
+
+
+def _complete_method(incomplete: str) -> list[str]:
+    from ..interpret.cam import CAM_METHODS
+
+    return [m for m in CAM_METHODS if m.startswith(incomplete)]
+
+
+def parse_filters(text: str) -> list[int]:
+    """``"0-15"``, ``"0,3,7"`` or ``"0-3,8"`` -> filter indices (one-line error naming --filters)."""
+    out: list[int] = []
+    try:
+        for part in (p.strip() for p in text.split(",") if p.strip()):
+            lo, sep, hi = part.partition("-")
+            out.extend(range(int(lo), int(hi) + 1) if sep else [int(lo)])
+    except ValueError:
+        raise CnnlabError(f"--filters {text!r}: use a range or list such as 0-15 or 0,3,7") from None
+    if not out:
+        raise CnnlabError(f"--filters {text!r}: give at least one filter index, e.g. 0-15")
+    return out
+
+
+@dataclass
+class Source:
+    """A model and how to feed it, from a run folder or from the registry."""
+
+    model: nn.Module
+    classes: list[str]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    image_size: tuple[int, int, int]
+    label: str
+    crop_pct: float = 1.0
+
+    def load(self, paths: list[Path]) -> torch.Tensor:
+        """Decode, resize (short side to size / crop_pct) and centre-crop: uint8 [N, C, H, W]."""
+        import torch
+        from torchvision.transforms.v2 import functional as TF
+
+        from ..images import read_image
+
+        c, h, w = self.image_size
+        out = []
+        for p in paths:
+            img = read_image(p, mode="L" if c == 1 else "RGB")
+            if self.crop_pct < 1.0:
+                img = TF.resize(img, int(min(h, w) / self.crop_pct), antialias=True)
+                img = TF.center_crop(img, [h, w])
+            else:
+                img = TF.resize(img, [h, w], antialias=True)
+            out.append(img)
+        return torch.stack(out)
+
+    def normalise(self, images: torch.Tensor) -> torch.Tensor:
+        import torch
+
+        mean = torch.tensor(self.mean).view(1, -1, 1, 1)
+        std = torch.tensor(self.std).view(1, -1, 1, 1)
+        return (images.float() / 255.0 - mean) / std
+
+
+def load_source(run: str | None, model_name: str | None) -> Source:
+    """The model behind ``RUN`` or ``--model NAME`` (exactly one of them)."""
+    if (run is None) == (model_name is None):
+        raise CnnlabError("give a RUN folder or --model NAME (not both)")
+    if run is not None:
+        from ..train import load_run
+
+        r = load_run(run)
+        return Source(r.model, list(r.classes), tuple(r.mean), tuple(r.std), tuple(r.image_size), str(run))
+    assert model_name is not None
+    from ..models import create_model, model_info
+
+    info = model_info(model_name)
+    offline = bool(info["pretrained_offline"])
+    if info["pretrained"] and not offline:
+        console.print(f"note: the pretrained weights of {model_name} are not available offline; random init")
+    model = create_model(model_name, pretrained=offline).eval()
+    cfg = getattr(model, "pretrained_cfg", None) if offline else None
+    if cfg is not None:
+        mean, std, size = tuple(cfg.mean), tuple(cfg.std), tuple(cfg.input_size)
+        crop = float(cfg.crop_pct or 1.0)
+        classes = list(cfg.class_names)
+    else:
+        size = tuple(info["input_size"])
+        mean, std, crop, classes = (0.0,) * size[0], (1.0,) * size[0], 1.0, []
+    n_out = int(info["num_classes"])
+    if not classes and n_out == 1000:
+        from ..models import imagenet_classes
+
+        classes = list(imagenet_classes())
+    if not classes:
+        classes = [str(i) for i in range(max(n_out, 2))]  # one logit = binary: classes 0 and 1
+    return Source(model, classes, mean, std, size, model_name, crop)  # type: ignore[arg-type]
+
+
+def _split_inputs(inputs: list[str], model_name: str | None) -> tuple[str | None, list[str]]:
+    if model_name is not None:
+        return None, inputs
+    if len(inputs) < 2:
+        raise CnnlabError("give RUN IMAGE... (a run folder, then images) or --model NAME IMAGE...")
+    return inputs[0], inputs[1:]
+
+
+def _target(text: str | None, classes: list[str]) -> int | None:
+    if text is None:
+        return None
+    if text in classes:
+        return classes.index(text)
+    try:
+        return int(text)
+    except ValueError:
+        shown = ", ".join(classes[:10]) + (", …" if len(classes) > 10 else "")
+        raise CnnlabError(f"--target {text!r}: not a class index or name; classes: {shown}") from None
+
+
+def _image_paths(items: list[str]) -> list[Path]:
+    if not items:
+        raise CnnlabError("IMAGE: give at least one image file or folder")
+    from ..train.evaluate import image_files
+
+    return image_files(items)
+
+
+@app.command()
+def explain(
+    inputs: list[str] = typer.Argument(..., metavar="RUN|IMAGE... IMAGE...",
+                                       help="A run folder then images, or images with --model."),
+    model: str | None = typer.Option(None, "--model", help="A registry model (pretrained when offline)."),
+    method: str = typer.Option("gradcam", "--method", callback=_method_name, autocompletion=_complete_method,
+                               help="CAM method from the registry (gradcam, gradcam++, cam, ...)."),
+    layer: str = typer.Option("auto", "--layer", help="auto, a dotted name, or Type:index (Conv2d:-1)."),
+    target: str | None = typer.Option(None, "--target", help="Class index or name (default: predicted)."),
+    channels: int = typer.Option(0, "--channels", help="Also draw the top-K channels view per image."),
+    faithfulness: bool = typer.Option(False, "--faithfulness", help="Deletion/insertion curves and AUCs."),
+    out: Path = typer.Option(Path("explain.png"), "--out", help="Figure file; overlays go beside it."),
+    as_json: bool = typer.Option(False, "--json", help="Print paths and numbers as JSON."),
+) -> None:
+    """Class activation maps (Grad-CAM and friends) over images."""
+    from .._io import ensure_writable_dir, save_figure
+    from ..images import save_image
+    from ..interpret.cam import explain as run_explain
+    from ..interpret.cam import top_channels
+    from ..interpret.metrics import deletion_insertion, target_probability
+    from ..report import interpret_plots as plots
+
+    run, images = _split_inputs(inputs, model)
+    src = load_source(run, model)
+    paths = _image_paths(images)
+    ensure_writable_dir(out.parent if str(out.parent) else Path("."), option="--out")
+    raw = src.load(paths)
+    x = src.normalise(raw)
+    res = run_explain(src.model, x, target=_target(target, src.classes), layer=layer, method=method)
+    probs = target_probability(res.logits, res.targets)
+    save_figure(out, plots.cam_overlay_figure(raw, res, class_names=src.classes, probabilities=probs))
+    over = plots.overlays(raw, res.maps)
+    records: list[dict[str, Any]] = []
+    top = top_channels(res, k=channels) if channels > 0 else None
+    curves = deletion_insertion(src.model, x, res.maps, target=res.targets) if faithfulness else None
+    for i, p in enumerate(paths):
+        overlay_path = out.with_name(f"{out.stem}-{i:02d}-{p.stem}.png")
+        save_image(overlay_path, over[i])
+        peak = int(res.maps[i].flatten().argmax())
+        t = int(res.targets[i])
+        rec: dict[str, Any] = {
+            "image": str(p), "overlay": str(overlay_path), "target": t,
+            "class": src.classes[t] if t < len(src.classes) else str(t),
+            "probability": round(float(probs[i]), 6), "peak_yx": [peak // x.shape[-1], peak % x.shape[-1]],
+        }
+        if top is not None:
+            ch_path = out.with_name(f"{out.stem}-{i:02d}-{p.stem}-channels.png")
+            save_figure(ch_path, plots.top_channels_figure(raw[i], res, top, i))
+            pairs = zip(top.indices[i].tolist(), top.weights[i].tolist(), strict=True)
+            rec["top_channels"] = [{"channel": c, "weight": w} for c, w in pairs]
+            rec["channels_figure"] = str(ch_path)
+        if curves is not None:
+            rec["deletion_auc"] = round(float(curves.deletion_auc[i]), 6)
+            rec["insertion_auc"] = round(float(curves.insertion_auc[i]), 6)
+        records.append(rec)
+    summary: dict[str, Any] = {
+        "source": src.label, "method": res.method, "layer": res.layer, "figure": str(out), "images": records
+    }
+    if curves is not None:
+        curve_path = out.with_name(f"{out.stem}-faithfulness.png")
+        save_figure(curve_path, plots.faithfulness_figure({res.method: curves}))
+        summary["faithfulness_figure"] = str(curve_path)
+    if as_json:
+        print_json(summary)
+    else:
+        for rec in records:
+            console.print(f"{rec['image']}: {rec['class']} ({rec['probability']:.1%}) -> {rec['overlay']}")
+        console.print(f"{res.method} on layer {res.layer}: figure {out}")
+
+
+@app.command()
+def features(
+    inputs: list[str] = typer.Argument(..., metavar="RUN|IMAGE IMAGE",
+                                       help="A run folder then one image, or one image with --model."),
+    model: str | None = typer.Option(None, "--model", help="A registry model (pretrained when offline)."),
+    layer: str = typer.Option("Conv2d:0", "--layer", help="Dotted name, Type:index (Conv2d:-1) or auto."),
+    max_channels: int = typer.Option(64, "--max-channels", help="Channels drawn in the grid."),
+    out: Path = typer.Option(Path("features.png"), "--out", help="Figure file."),
+    as_json: bool = typer.Option(False, "--json", help="Print paths and numbers as JSON."),
+) -> None:
+    """Feature-map grid: every channel of one layer for one image (dead channels flagged)."""
+    from .._io import ensure_writable_dir, save_figure
+    from ..interpret.feature_maps import feature_maps
+    from ..report import interpret_plots as plots
+
+    run, images = _split_inputs(inputs, model)
+    src = load_source(run, model)
+    paths = _image_paths(images)
+    if len(paths) != 1:
+        raise CnnlabError(f"IMAGE: features takes one image, got {len(paths)}")
+    ensure_writable_dir(out.parent if str(out.parent) else Path("."), option="--out")
+    x = src.normalise(src.load(paths))
+    fm = feature_maps(src.model, x[0], layer)
+    save_figure(out, plots.feature_map_figure(fm, max_channels=max_channels))
+    dead = [int(i) for i in fm.dead.nonzero().flatten()]
+    if as_json:
+        print_json({
+            "source": src.label, "image": str(paths[0]), "layer": fm.layer, "shape": list(fm.maps.shape),
+            "figure": str(out), "dead_channels": dead,
+            "channel_mean": [round(float(v), 6) for v in fm.maps.mean((1, 2))],
+            "channel_max": [round(float(v), 6) for v in fm.maps.amax((1, 2))],
+        })
+    else:
+        console.print(f"{fm.layer}: {fm.maps.shape[0]} channels of {tuple(fm.maps.shape[1:])}, "
+                      f"{len(dead)} dead for this image -> {out}")
+
+
+@app.command()
+def dream(
+    inputs: list[str] = typer.Argument(None, metavar="[RUN]", help="A run folder (or use --model)."),
+    model: str | None = typer.Option(None, "--model", help="A registry model (pretrained when offline)."),
+    layer: str = typer.Option(..., "--layer", help="Dotted name, Type:index (Conv2d:-1) or auto."),
+    filters: str = typer.Option("0-15", "--filters", help="Filter indices: 0-15, 0,3,7 or 0-3,8."),
+    steps: int = typer.Option(128, "--steps", help="Gradient-ascent steps."),
+    lr: float = typer.Option(0.05, "--lr", help="Adam learning rate."),
+    size: int | None = typer.Option(None, "--size", help="Image side (default: the model's input size)."),
+    param: str = typer.Option("fft", "--param", help="fft (decorrelated Fourier) or pixel."),
+    transforms: bool = typer.Option(True, "--transforms/--no-transforms", help="Random jitter/scale/rotate."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the start images and transforms."),
+    out: Path = typer.Option(Path("dream.png"), "--out", help="Figure file."),
+    as_json: bool = typer.Option(False, "--json", help="Print paths and numbers as JSON."),
+) -> None:
+    """Filter visualisation: the input each filter of a layer responds to most (gradient ascent)."""
+    from rich.progress import Progress
+
+    from .._io import ensure_writable_dir, save_figure
+    from ..interpret.filter_vis import visualize_filters
+    from ..report import interpret_plots as plots
+
+    if param not in ("fft", "pixel"):
+        raise CnnlabError(f"--param {param!r}: use fft or pixel")
+    items = list(inputs or [])
+    if len(items) > 1:
+        raise CnnlabError("dream takes one RUN folder (or --model NAME), no images")
+    src = load_source(items[0] if items else None, model)
+    ensure_writable_dir(out.parent if str(out.parent) else Path("."), option="--out")
+    c, h, w = src.image_size
+    shape = (c, size, size) if size else (c, h, w)
+    with Progress(console=console, transient=True, disable=as_json) as progress:
+        task = progress.add_task(f"dream {layer}", total=steps)
+        res = visualize_filters(
+            src.model, layer, filters=parse_filters(filters), image_size=shape, mean=src.mean, std=src.std,
+            steps=steps, lr=lr, param=param, transforms=transforms, seed=seed,  # type: ignore[arg-type]
+            callback=lambda step, _v: progress.update(task, completed=step + 1),
+        )
+    save_figure(out, plots.filter_vis_figure(res))
+    if as_json:
+        print_json({
+            "source": src.label, "layer": res.layer, "figure": str(out), "steps": steps,
+            "filters": [{"filter": f, "start": round(float(s), 6), "end": round(float(e), 6)}
+                        for f, s, e in zip(res.filters, res.start, res.end, strict=True)],
+        })
+    else:
+        gain = float((res.end - res.start).mean())
+        console.print(f"{res.layer}: {len(res.filters)} filters, mean activation +{gain:.3f} -> {out}")

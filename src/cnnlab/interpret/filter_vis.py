@@ -19,7 +19,7 @@ Works for any input shape (1x28x28 MNIST nets as well as 3x224x224 ImageNet nets
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -134,6 +134,7 @@ def visualize_filters(
     scale: float = 0.1,
     rotation: float = 10.0,
     seed: int = 0,
+    callback: Callable[[int, torch.Tensor], None] | None = None,
 ) -> FilterVisResult:
     """Optimise one input image per filter so that the filter's mean activation is as large as possible.
 
@@ -152,6 +153,7 @@ def visualize_filters(
         scale: Max relative scale change.
         rotation: Max rotation in degrees.
         seed: Seed of the start images and of the transforms.
+        callback: Called after each step with (step, mean activation per filter) — progress bars.
 
     Returns:
         A :class:`FilterVisResult`.
@@ -201,6 +203,8 @@ def visualize_filters(
                 p.grad = g
             opt.step()
             history[step] = values.detach()
+            if callback is not None:
+                callback(step, history[step])
         with torch.no_grad():
             final = image()
             end = objective(final)

@@ -1,0 +1,171 @@
+"""Figures for interpretation: feature-map grids, filter visualisations, CAM overlays, the top-k
+channels view and faithfulness curves.
+
+Each function takes the data the :mod:`cnnlab.interpret` functions return and builds a
+``matplotlib.figure.Figure`` directly (no pyplot, no global state); save it with
+:func:`cnnlab._io.save_figure`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from ..interpret.cam import CamResult, TopChannels
+    from ..interpret.feature_maps import FeatureMaps
+    from ..interpret.filter_vis import FilterVisResult
+    from ..interpret.metrics import FaithfulnessCurves
+
+__all__ = [
+    "cam_overlay_figure",
+    "channel_across_figure",
+    "faithfulness_figure",
+    "feature_map_figure",
+    "filter_vis_figure",
+    "overlays",
+    "top_channels_figure",
+]
+
+
+def _grid(n: int, cols: int, cell: float = 1.5, extra_h: float = 0.3) -> tuple[Figure, Any]:
+    from matplotlib.figure import Figure
+
+    cols = max(1, min(cols, n))
+    rows = max(1, -(-n // cols))
+    fig = Figure(figsize=(cell * cols, (cell + extra_h) * rows))
+    axes = fig.subplots(rows, cols, squeeze=False)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    for ax in axes.flat[n:]:
+        ax.axis("off")
+    return fig, axes.flat
+
+
+def _show(ax: Any, image: torch.Tensor) -> None:
+    """uint8 [C, H, W] (C = 1 or 3) or float [C, H, W] in [0, 1]."""
+    arr = image.detach().cpu().float().numpy()
+    if image.dtype == torch.uint8:
+        arr = arr / 255.0
+    if arr.shape[0] == 1:
+        ax.imshow(arr[0], cmap="gray", vmin=0, vmax=1)
+    else:
+        ax.imshow(np.ascontiguousarray(arr.transpose(1, 2, 0)).clip(0, 1))
+
+
+def overlays(images: torch.Tensor, maps: torch.Tensor, *, alpha: float = 0.5) -> torch.Tensor:
+    """Heatmaps [N, h, w] in [0, 1] over uint8 images [N, C, H, W] -> uint8 [N, 3, H, W]."""
+    from ..images import overlay_heatmap
+
+    return torch.stack([overlay_heatmap(img, m, alpha=alpha) for img, m in zip(images, maps, strict=True)])
+
+
+def feature_map_figure(fm: FeatureMaps, *, max_channels: int = 64, cols: int = 8, title: str = "") -> Figure:
+    """All channels of one layer for one image (each scaled to its own range; dead ones marked)."""
+    k = min(max_channels, fm.maps.shape[0])
+    fig, axes = _grid(k, cols, cell=1.2)
+    for c, ax in zip(range(k), axes, strict=False):
+        ax.imshow(fm.maps[c].cpu().numpy(), cmap="viridis")
+        dead = bool(fm.dead[c])
+        ax.set_title(f"{c}{' dead' if dead else ''}", fontsize=7, color="red" if dead else "black")
+    n_dead = int(fm.dead.sum())
+    shown = f" (first {k} of {fm.maps.shape[0]})" if k < fm.maps.shape[0] else ""
+    fig.suptitle(title or f"{fm.layer}: {fm.maps.shape[0]} channels{shown}, {n_dead} dead for this input")
+    fig.tight_layout()
+    return fig
+
+
+def channel_across_figure(images: torch.Tensor, maps: torch.Tensor, *, channel: int, layer: str) -> Figure:
+    """One channel for several images: the image above, its activation below (shared colour scale)."""
+    n = len(images)
+    fig, axes = _grid(2 * n, n, cell=1.6)
+    vmin, vmax = float(maps.min()), float(maps.max())
+    for i in range(n):
+        _show(axes[i], images[i])
+        axes[n + i].imshow(maps[i].cpu().numpy(), cmap="viridis", vmin=vmin, vmax=vmax)
+    fig.suptitle(f"{layer}, channel {channel}")
+    fig.tight_layout()
+    return fig
+
+
+def filter_vis_figure(res: FilterVisResult, *, cols: int = 8) -> Figure:
+    """The image that maximises each filter, titled with the activation at start -> end."""
+    fig, axes = _grid(len(res.filters), cols, cell=1.6, extra_h=0.4)
+    for i, ax in zip(range(len(res.filters)), axes, strict=False):
+        _show(ax, res.images[i])
+        ax.set_title(f"#{res.filters[i]}\n{float(res.start[i]):.2f}→{float(res.end[i]):.2f}", fontsize=7)
+    fig.suptitle(f"{res.layer}: inputs that maximise each filter (mean activation start→end)")
+    fig.tight_layout()
+    return fig
+
+
+def cam_overlay_figure(
+    images: torch.Tensor,
+    result: CamResult,
+    *,
+    class_names: Sequence[str] | None = None,
+    probabilities: torch.Tensor | None = None,
+    alpha: float = 0.5,
+) -> Figure:
+    """One row per image: the image and its CAM overlay, titled with the explained class."""
+    from matplotlib.figure import Figure
+
+    n = len(images)
+    fig = Figure(figsize=(4.2, 2.2 * n))
+    axes = fig.subplots(n, 2, squeeze=False)
+    over = overlays(images, result.maps, alpha=alpha)
+    for i in range(n):
+        t = int(result.targets[i])
+        name = class_names[t] if class_names and t < len(class_names) else str(t)
+        p = f" ({float(probabilities[i]):.0%})" if probabilities is not None else ""
+        _show(axes[i, 0], images[i])
+        _show(axes[i, 1], over[i])
+        axes[i, 1].set_title(f"{result.method}: {name}{p}", fontsize=8)
+        for ax in axes[i]:
+            ax.set_xticks([])
+            ax.set_yticks([])
+    fig.suptitle(f"layer {result.layer}", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def top_channels_figure(image: torch.Tensor, result: CamResult, top: TopChannels, index: int = 0) -> Figure:
+    """The top-k channels view of one image: its overlay, then each top channel with its weight."""
+    k = top.indices.shape[1]
+    fig, axes = _grid(k + 1, min(k + 1, 5), cell=1.8)
+    _show(axes[0], overlays(image[None], result.maps[index : index + 1])[0])
+    axes[0].set_title(f"{result.method}, class {int(result.targets[index])}", fontsize=8)
+    for j in range(k):
+        axes[j + 1].imshow(top.activations[index, j].cpu().numpy(), cmap="viridis")
+        c, w = int(top.indices[index, j]), float(top.weights[index, j])
+        axes[j + 1].set_title(f"channel {c}, w={w:.3g}", fontsize=8)
+    fig.suptitle(f"top {k} channels of {result.layer}")
+    fig.tight_layout()
+    return fig
+
+
+def faithfulness_figure(curves: Mapping[str, FaithfulnessCurves]) -> Figure:
+    """Mean deletion and insertion curves per method, with their mean AUCs in the legend."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(9, 3.4))
+    ax_del, ax_ins = fig.subplots(1, 2)
+    for name, c in curves.items():
+        x = c.fractions.numpy()
+        ax_del.plot(x, c.deletion.mean(0).numpy(), label=f"{name} (AUC {float(c.deletion_auc.mean()):.3f})")
+        ax_ins.plot(x, c.insertion.mean(0).numpy(), label=f"{name} (AUC {float(c.insertion_auc.mean()):.3f})")
+    titles = ("deletion (lower AUC is better)", "insertion (higher AUC is better)")
+    for ax, title in zip((ax_del, ax_ins), titles, strict=True):
+        ax.set_xlabel("fraction of pixels")
+        ax.set_ylabel("target probability")
+        ax.set_ylim(0, 1.02)
+        ax.set_title(title, fontsize=9)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
