@@ -249,7 +249,10 @@ def _datamodule(cfg: TrainConfig, bundle: Any, model: nn.Module, mean: Any, std:
     return dm, False
 
 
-def _trainer(cfg: TrainConfig, run_dir: Path, callbacks: list[Any], *, on_embeddings: bool) -> L.Trainer:
+def build_trainer(
+    cfg: TrainConfig, run_dir: Path, callbacks: list[Any], *, on_embeddings: bool = False, **overrides: Any
+) -> L.Trainer:
+    """The Lightning Trainer of a run (checkpoints, atomic writes, progress bar); ``overrides`` go to it."""
     import lightning as L
     from lightning.pytorch.callbacks import ModelCheckpoint
 
@@ -273,7 +276,7 @@ def _trainer(cfg: TrainConfig, run_dir: Path, callbacks: list[Any], *, on_embedd
         from lightning.pytorch.strategies import DDPStrategy
 
         strategy = DDPStrategy(find_unused_parameters=False)
-    return L.Trainer(
+    kwargs: dict[str, Any] = dict(
         max_epochs=cfg.epochs,
         accelerator=cfg.accelerator,
         devices=cfg.devices,
@@ -290,6 +293,8 @@ def _trainer(cfg: TrainConfig, run_dir: Path, callbacks: list[Any], *, on_embedd
         # ImageDataModule shards by rank itself; the embedding loaders rely on Lightning's sampler.
         use_distributed_sampler=on_embeddings,
     )
+    kwargs.update(overrides)
+    return L.Trainer(**kwargs)
 
 
 def fit(
@@ -359,7 +364,7 @@ def fit(
     title = f"{cfg.model} on {cfg.data}"
     history = MetricsHistory(run_dir, title=title)
     extra = [] if on_embeddings else [policy]
-    trainer = _trainer(
+    trainer = build_trainer(
         cfg, run_dir, [history, NonFiniteGuard(), *extra, *callbacks], on_embeddings=on_embeddings
     )
 
