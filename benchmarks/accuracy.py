@@ -1,0 +1,193 @@
+"""Accuracy of cnnlab training on real data (figures for BENCHMARKS.md, not tests).
+
+Sections (each runs ``cnnlab.train.fit`` exactly as ``cnnlab train`` does, then ``evaluate``):
+
+* ``fashion``: ``mnist_cnn`` on Fashion-MNIST, 60k train / 10k test (the val split is the official
+  test split), 10 epochs, Adam 1e-3, batch 64. Target: >= 91% test accuracy within 10 epochs.
+* ``mnist``: ``mnist_cnn`` on mnist-10k split 80/20 (stratified, seed 0), 10 epochs. Target: >= 98%.
+* ``cats``: the course's cats-vs-dogs story on ``CNNLAB_DATA_DIR/cats-vs-dogs`` (800 train / 200 val) at
+  150x150: ``cats_cnn`` without augmentation (expected to overfit: validation loss turns up while
+  training loss keeps falling) against ``cats_cnn_dropout`` with ``--augment standard`` (expected not
+  to). Both learning-curve figures are copied to ``benchmarks/results/``.
+
+Results are written after every section (``benchmarks/results/accuracy.json`` and ``accuracy.md``), so
+a run cut short still records what finished. Run folders go to ``runs/bench-accuracy/``.
+
+Usage:
+    CNNLAB_DATA_DIR=/path/to/data python benchmarks/accuracy.py [fashion mnist cats] [--cats-epochs 25]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT / "src"))
+RESULTS = HERE / "results"
+RUNS = ROOT / "runs" / "bench-accuracy"
+SECTIONS = ("fashion", "mnist", "cats")
+
+
+def _train(name: str, **options: Any) -> dict[str, Any]:
+    """Train one configuration and evaluate its best checkpoint on the validation/test split."""
+    from cnnlab.report.plots import overfitting_onset
+    from cnnlab.train.config import TrainConfig
+    from cnnlab.train.evaluate import evaluate, load_eval_data
+    from cnnlab.train.run import fit, load_run
+
+    out = RUNS / name
+    shutil.rmtree(out, ignore_errors=True)
+    cfg = TrainConfig(out=str(out), progress=False, **options)
+    t0 = time.perf_counter()
+    result = fit(cfg)
+    seconds = time.perf_counter() - t0
+    run = load_run(out)
+    dataset, _ = load_eval_data(run)
+    ev = evaluate(run, dataset)
+    rows = result.metrics
+    onset = overfitting_onset([r["val_loss"] for r in rows], [r["train_loss"] for r in rows])
+    summary = {
+        "config": {
+            k: v
+            for k, v in cfg.to_dict().items()
+            if k
+            in ("data", "model", "epochs", "batch_size", "lr", "optimizer", "augment", "img_size", "seed")
+        },
+        "epochs": rows,
+        "best_epoch": result.best_epoch,
+        "best_val_loss": result.best_val_loss,
+        "max_val_acc": max(r["val_acc"] for r in rows),
+        "last_val_acc": rows[-1]["val_acc"],
+        "eval_accuracy_best_checkpoint": ev.accuracy,
+        "overfitting_onset_epoch": None if onset is None else rows[onset]["epoch"],
+        "seconds": round(seconds, 1),
+        "run_dir": str(out.relative_to(ROOT)),
+    }
+    print(
+        f"{name}: max val acc {summary['max_val_acc']:.4f}, last {summary['last_val_acc']:.4f}, "
+        f"best-checkpoint acc {ev.accuracy:.4f}, onset {summary['overfitting_onset_epoch']}, "
+        f"{seconds:.0f}s",
+        flush=True,
+    )
+    return summary
+
+
+def _write(results: dict[str, Any], command: str) -> None:
+    from cnnlab._io import write_json, write_text
+
+    write_json(RESULTS / "accuracy.json", results)
+    md = [
+        "## accuracy",
+        "",
+        f"Command: `{command}` (2 CPU cores shared with other jobs; times are wall clock).",
+        "",
+    ]
+    targets = {
+        "fashion": ("mnist_cnn, Fashion-MNIST 60k/10k test", 0.91),
+        "mnist": ("mnist_cnn, mnist-10k 80/20", 0.98),
+    }
+    if any(k in results for k in targets):
+        md += [
+            "| run | epochs | max test/val acc | last epoch acc | best-val-loss ckpt acc | target | time |",
+            "|---|---:|---:|---:|---:|---:|---:|",
+        ]
+        for key, (label, target) in targets.items():
+            if key in results:
+                r = results[key]
+                ok = "met" if r["max_val_acc"] >= target else "NOT met"
+                md.append(
+                    f"| {label} | {len(r['epochs'])} | {r['max_val_acc']:.2%} | {r['last_val_acc']:.2%} | "
+                    f"{r['eval_accuracy_best_checkpoint']:.2%} | >= {target:.0%} ({ok}) | "
+                    f"{r['seconds']:.0f}s |"
+                )
+        md.append("")
+    cats = {k: v for k, v in results.items() if k.startswith("cats_")}
+    if cats:
+        md += [
+            "Cats vs dogs (800 train / 200 val, 150x150): the course's overfitting story.",
+            "",
+            "| run | epochs | best epoch (val loss) | overfitting onset | max val acc | last val acc | "
+            "train acc (last) | curves |",
+            "|---|---:|---:|---:|---:|---:|---:|---|",
+        ]
+        for key, r in cats.items():
+            onset = r["overfitting_onset_epoch"]
+            md.append(
+                f"| {r['config']['model']}, augment {r['config']['augment']} | {len(r['epochs'])} | "
+                f"{r['best_epoch']} | {onset if onset is not None else 'none'} | {r['max_val_acc']:.2%} | "
+                f"{r['last_val_acc']:.2%} | {r['epochs'][-1]['train_acc']:.2%} | "
+                f"`benchmarks/results/{key}_curves.png` |"
+            )
+        md.append("")
+        md.append(
+            "Overfitting onset = the epoch of minimum validation loss when every later epoch is higher "
+            "(at least 2 of them, the last > 2% above the minimum) while training loss kept falling."
+        )
+    write_text(RESULTS / "accuracy.md", "\n".join(md).rstrip() + "\n")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("sections", nargs="*", help=f"any of {', '.join(SECTIONS)} (default: all)")
+    parser.add_argument("--epochs", type=int, default=10, help="epochs for fashion/mnist")
+    parser.add_argument("--cats-epochs", type=int, default=25)
+    args = parser.parse_args()
+    data = os.environ.get("CNNLAB_DATA_DIR")
+    if not data:
+        sys.exit("set CNNLAB_DATA_DIR to the real-data folder")
+    import logging
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    sections = args.sections or list(SECTIONS)
+    unknown = sorted(set(sections) - set(SECTIONS))
+    if unknown:
+        parser.error(f"unknown section(s) {', '.join(unknown)}; choose from {', '.join(SECTIONS)}")
+    command = "python benchmarks/accuracy.py " + " ".join(sys.argv[1:])
+    path = RESULTS / "accuracy.json"
+    results: dict[str, Any] = json.loads(path.read_text()) if path.is_file() else {}
+    common = {"data_dir": data, "batch_size": 64, "lr": 1e-3, "seed": 0}
+    if "fashion" in sections:
+        results["fashion"] = _train(
+            "fashion", data="fashion-mnist", model="mnist_cnn", epochs=args.epochs, **common
+        )
+        _write(results, command)
+    if "mnist" in sections:
+        results["mnist"] = _train(
+            "mnist", data="mnist", model="mnist_cnn", epochs=args.epochs, val_split=0.2, **common
+        )
+        _write(results, command)
+    if "cats" in sections:
+        folder = str(Path(data) / "cats-vs-dogs")
+        cats = {
+            "data": folder,
+            "img_size": 150,
+            "epochs": args.cats_epochs,
+            "batch_size": 32,
+            "lr": 1e-3,
+            "seed": 0,
+        }
+        for key, model, augment in (
+            ("cats_noaug", "cats_cnn", "none"),
+            ("cats_aug", "cats_cnn_dropout", "standard"),
+        ):
+            results[key] = _train(key, model=model, augment=augment, **cats)
+            shutil.copyfile(RUNS / key / "curves.png", RESULTS / f"{key}_curves.png")
+            _write(results, command)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
