@@ -194,12 +194,16 @@ class Normalize(nn.Module):
         super().__init__()
         if any(s <= 0 for s in std):
             raise DataError(f"std {tuple(std)}: every value must be positive")
-        as_col = lambda v: torch.tensor(list(v), dtype=torch.float32).view(-1, 1, 1)  # noqa: E731
-        self.register_buffer("mean", as_col(mean), persistent=False)
-        self.register_buffer("std", as_col(std), persistent=False)
+        as_col = lambda v: torch.tensor(list(v), dtype=torch.float64).view(-1, 1, 1)  # noqa: E731
+        m, s = as_col(mean), as_col(std)
+        self.register_buffer("mean", m.float(), persistent=False)
+        self.register_buffer("std", s.float(), persistent=False)
+        # (x / 255 - mean) / std == x * scale + shift: one multiply-add pass over the batch.
+        self.register_buffer("scale", (1.0 / (255.0 * s)).float(), persistent=False)
+        self.register_buffer("shift", (-m / s).float(), persistent=False)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return (images.to(torch.float32) / 255.0 - self.mean) / self.std
+        return torch.addcmul(self.shift, images.to(torch.float32), self.scale)
 
 
 def eval_transform(cfg: PretrainedCfg) -> Any:
