@@ -249,9 +249,7 @@ def _datamodule(cfg: TrainConfig, bundle: Any, model: nn.Module, mean: Any, std:
     return dm, False
 
 
-def build_trainer(
-    cfg: TrainConfig, run_dir: Path, callbacks: list[Any], *, on_embeddings: bool = False, **overrides: Any
-) -> L.Trainer:
+def build_trainer(cfg: TrainConfig, run_dir: Path, callbacks: list[Any], **overrides: Any) -> L.Trainer:
     """The Lightning Trainer of a run (checkpoints, atomic writes, progress bar); ``overrides`` go to it."""
     import lightning as L
     from lightning.pytorch.callbacks import ModelCheckpoint
@@ -290,8 +288,7 @@ def build_trainer(
         enable_model_summary=False,
         num_sanity_val_steps=0,
         default_root_dir=run_dir,
-        # ImageDataModule shards by rank itself; the embedding loaders rely on Lightning's sampler.
-        use_distributed_sampler=on_embeddings,
+        use_distributed_sampler=False,  # both data modules shard by rank themselves
     )
     kwargs.update(overrides)
     return L.Trainer(**kwargs)
@@ -363,10 +360,16 @@ def fit(
     module = ClassifierModule(trained, num_classes=num_classes, config=cfg, param_groups=groups)
     title = f"{cfg.model} on {cfg.data}"
     history = MetricsHistory(run_dir, title=title)
-    extra = [] if on_embeddings else [policy]
-    trainer = build_trainer(
-        cfg, run_dir, [history, NonFiniteGuard(), *extra, *callbacks], on_embeddings=on_embeddings
-    )
+    extra: list[Any] = [policy]
+    if on_embeddings:  # the frozen backbone never runs; --head logreg is fitted in closed form
+        from .embeddings import LogRegHead
+
+        extra = (
+            [LogRegHead(model, dm.train_set, num_classes=num_classes, seed=cfg.seed)]
+            if cfg.head == "logreg"
+            else []
+        )
+    trainer = build_trainer(cfg, run_dir, [history, NonFiniteGuard(), *extra, *callbacks])
 
     info = {
         "model": cfg.model,
