@@ -222,8 +222,9 @@ def overlay_heatmap(
     hm = heatmap.detach().to(torch.float32).cpu()[None, None]
     if hm.shape[-2:] != (h, w):
         hm = F.interpolate(hm, size=(h, w), mode="bilinear", align_corners=False)
-    hm = hm[0, 0].clamp(0, 1).nan_to_num(0.0).numpy()
-    colour = torch.from_numpy(colormaps[cmap](hm)[..., :3].astype(np.float32)).permute(2, 0, 1)
+    hm_np = hm[0, 0].clamp(0, 1).nan_to_num(0.0).numpy()
+    rgba = np.asarray(colormaps[cmap](hm_np), dtype=np.float32)
+    colour = torch.from_numpy(np.ascontiguousarray(rgba[..., :3])).permute(2, 0, 1)
     base = to_float(image.cpu()).expand(3, h, w)
     return to_uint8((1.0 - alpha) * base + alpha * colour)
 

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from ..errors import DataError
+from ..images import ImageMode
 from .cache import ProgressFn, decode_files
 from .core import DataBundle, ImageTensorDataset, SkippedFile, stratified_split, stratified_take
 from .folders import FileList, read_csv_list, scan_folder
@@ -190,7 +191,7 @@ def _sample(opts: LoadOptions) -> DataBundle:
 def _decode_split(items: list[tuple[Path, int]], classes: list[str], opts: LoadOptions, *, done: int,
                   total: int) -> tuple[ImageTensorDataset, list[SkippedFile]]:
     size = opts.img_size or DEFAULT_FOLDER_SIZE
-    mode = "L" if opts.grayscale else "RGB"
+    mode: ImageMode = "L" if opts.grayscale else "RGB"
     paths = [p for p, _ in items]
     labels = np.array([label for _, label in items], dtype=np.int64)
     progress = None

@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -203,7 +203,8 @@ class Normalize(nn.Module):
         self.register_buffer("shift", (-m / s).float(), persistent=False)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return torch.addcmul(self.shift, images.to(torch.float32), self.scale)
+        shift, scale = cast(torch.Tensor, self.shift), cast(torch.Tensor, self.scale)
+        return torch.addcmul(shift, images.to(torch.float32), scale)
 
 
 def eval_transform(cfg: PretrainedCfg) -> Any:
