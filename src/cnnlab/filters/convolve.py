@@ -283,6 +283,10 @@ def _fast(image: Any, kernel: Any, shape4: tuple[int, ...], layout: str,
     channels = shape4[1]
     if layout == "depthwise":
         w = w.reshape(1, 1, *w.shape).expand(channels, 1, *w.shape).contiguous()
-    x = _pad_torch(x, pads, boundary)
-    out = F.conv2d(x, w, stride=s, dilation=d, groups=channels if layout == "depthwise" else 1)
+    groups = channels if layout == "depthwise" else 1
+    if boundary == "zeros" and pads[0][0] == pads[0][1] and pads[1][0] == pads[1][1]:
+        # symmetric zero padding: let conv2d pad (no padded copy of the batch)
+        out = F.conv2d(x, w, stride=s, padding=(pads[0][0], pads[1][0]), dilation=d, groups=groups)
+    else:
+        out = F.conv2d(_pad_torch(x, pads, boundary), w, stride=s, dilation=d, groups=groups)
     return out if is_torch else out.numpy()
