@@ -122,3 +122,32 @@ def test_ddp_two_processes_on_cpu_write_one_run_folder(tmp_path):
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
     timing = (out / "timing.csv").read_text().splitlines()
     assert len(timing) == 2
+
+
+@pytest.mark.slow
+def test_sigkill_after_epoch_1_then_resume_matches_uninterrupted(tmp_path):
+    import signal
+    import time
+
+    args = [*TINY, "--limit", "640", "--epochs", "3"]
+    ref = _cnnlab("train", *args, "--out", str(tmp_path / "ref"))
+    assert ref.returncode == 0, ref.stderr[-2000:]
+    out = tmp_path / "killed"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cnnlab", "train", *args, "--out", str(out)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and proc.poll() is None:
+        if (out / "checkpoints/last.ckpt").is_file():
+            break
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
+    done = [r["epoch"] for r in read_metrics(out / "metrics.csv")]
+    assert done and done[-1] < 3, "the run finished before it could be killed"
+    resumed = _cnnlab("train", "--out", str(out), "--resume", "--no-progress")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert (out / "metrics.csv").read_text() == (tmp_path / "ref/metrics.csv").read_text()

@@ -102,6 +102,9 @@ def train(
     cache_dir: Path | None = typer.Option(
         None, "--cache-dir", help="embedding cache folder (--transfer features)"
     ),
+    channels_last: bool = typer.Option(
+        True, "--channels-last/--no-channels-last", help="NHWC convolutions (faster on CPU)"
+    ),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ) -> None:
     """Train a model on a dataset and write a run folder (checkpoints, metrics, curves, weights)."""

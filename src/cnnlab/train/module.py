@@ -96,7 +96,18 @@ class ClassifierModule(L.LightningModule):
         self.epoch_metrics: dict[str, float] = {}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self._channels_last and x.ndim == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
         return self.model(x)
+
+    @property
+    def _channels_last(self) -> bool:
+        return self.config.channels_last
+
+    def on_fit_start(self) -> None:
+        if self._channels_last:
+            # 4-D weights (convolutions) become NHWC; others are unaffected.
+            self.model.to(memory_format=torch.channels_last)
 
     # -- steps ---------------------------------------------------------------------------------
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
