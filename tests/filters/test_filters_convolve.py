@@ -191,3 +191,18 @@ def test_filters_error_messages_are_one_line_and_other_bad_options():
         convolve2d(np.zeros((3, 8, 8)), np.ones((4, 2, 3, 3)))
     with pytest.raises(CnnlabError, match="empty"):
         convolve2d(np.zeros((0, 8)), np.ones((3, 3)))
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_filters_grey_image_with_bank_and_channels_with_2d_kernel(method):
+    rng = np.random.default_rng(2)
+    img, bank = rng.normal(size=(9, 10)), rng.normal(size=(3, 1, 3, 4))
+    out = convolve2d(img, bank, padding="same", method=method)  # H x W image, bank [out, 1, k, k]
+    assert out.shape == (3, 9, 10)
+    for o in range(3):
+        np.testing.assert_allclose(out[o], scipy.signal.correlate2d(img, bank[o, 0], mode="same"), atol=1e-12)
+    chans = rng.normal(size=(2, 9, 10))  # C x H x W image, one 2-D kernel applied per channel
+    out = convolve2d(chans, bank[0, 0], stride=2, method=method)
+    for c in range(2):
+        ref = scipy.signal.correlate2d(chans[c], bank[0, 0], mode="valid")[::2, ::2]
+        np.testing.assert_allclose(out[c], ref, atol=1e-12)
