@@ -80,6 +80,15 @@ def resolve_padding(
     ``(k - 1) // 2`` as given — for ``flip=True`` that is before the image. This is exactly where
     ``scipy.signal.correlate2d`` / ``convolve2d`` with ``mode="same"`` put it.
 
+    Args:
+        padding: "valid", "same", an int (all sides) or ``(rows, cols)``.
+        kernel_hw: Kernel size ``(kh, kw)``.
+        dilation: ``(dh, dw)``.
+        flip: Whether the kernel is rotated by 180° before sliding (true convolution).
+
+    Returns:
+        ``((top, bottom), (left, right))`` in pixels.
+
     Raises:
         CnnlabError: for an unknown string or a negative amount.
     """
