@@ -82,6 +82,8 @@ def test_cats_vs_dogs(data_dir: Path, cache: Path, tmp_path: Path) -> None:
 def test_class_folders_split_stratified_and_deterministic(tmp_path: Path, cache: Path) -> None:
     _write_class(tmp_path / "d" / "a", 20, (255, 0, 0))
     _write_class(tmp_path / "d" / "b", 10, (0, 0, 255))
+    _write_class(tmp_path / "d" / "a" / ".ipynb_checkpoints", 4, (9, 9, 9))  # hidden: ignored
+    (tmp_path / "d" / "a" / "notes.txt").write_text("not an image extension: ignored")
     a = load_data(str(tmp_path / "d"), img_size=16, val_split=0.3)
     assert a.train.class_counts() == [14, 7] and a.val.class_counts() == [6, 3]
     assert a.train.paths is not None and a.val.paths is not None

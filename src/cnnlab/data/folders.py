@@ -39,8 +39,10 @@ class FileList:
 
 def _images_in(folder: Path) -> list[Path]:
     return sorted(
-        p for p in folder.rglob("*")
-        if p.suffix.lower() in IMAGE_EXTENSIONS and not any(part.startswith(".") for part in p.parts[-1:])
+        p
+        for p in folder.rglob("*")
+        if p.suffix.lower() in IMAGE_EXTENSIONS
+        and not any(part.startswith(".") for part in p.relative_to(folder).parts)  # .ipynb_checkpoints, ._x
         and p.is_file()
     )
 
