@@ -80,9 +80,10 @@ def test_filters_2d_equals_scipy_both_paths(h, w, kh, kw, padding, stride, dilat
 @PROPERTY
 @given(
     n=st.integers(1, 2), c=st.integers(1, 3), o=st.integers(1, 3), h=st.integers(3, 10), w=st.integers(3, 10),
-    k=st.integers(1, 3), pad=st.integers(0, 2), stride=pairs, dilation=pairs, seed=st.integers(0, 2**16),
+    k=st.integers(1, 3), pad=st.integers(0, 2), stride=pairs, dilation=pairs, flip=st.booleans(),
+    seed=st.integers(0, 2**16),
 )
-def test_filters_bank_batch_equals_torch_conv2d(n, c, o, h, w, k, pad, stride, dilation, seed):
+def test_filters_bank_batch_equals_torch_conv2d(n, c, o, h, w, k, pad, stride, dilation, flip, seed):
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(n, c, h, w, generator=g, dtype=torch.float64)
     bank = torch.randn(o, c, k, k, generator=g, dtype=torch.float64)
@@ -90,15 +91,16 @@ def test_filters_bank_batch_equals_torch_conv2d(n, c, o, h, w, k, pad, stride, d
         with pytest.raises(CnnlabError):
             convolve2d(x, bank, padding=pad, stride=stride, dilation=dilation)
         return
-    expected = F.conv2d(x, bank, padding=pad, stride=stride, dilation=dilation)
+    weight = torch.flip(bank, dims=(-2, -1)) if flip else bank  # flip=True: kernels rotated by 180°
+    expected = F.conv2d(x, weight, padding=pad, stride=stride, dilation=dilation)
     for method in METHODS:
-        got = convolve2d(x, bank, padding=pad, stride=stride, dilation=dilation, method=method)
+        got = convolve2d(x, bank, padding=pad, stride=stride, dilation=dilation, flip=flip, method=method)
         assert isinstance(got, torch.Tensor) and got.dtype == torch.float64
         torch.testing.assert_close(got, expected, rtol=1e-9, atol=1e-9, msg=method)
     # The same numbers from scipy: sum over input channels of 2-D correlations.
     img, ker = x.numpy(), bank.numpy()
     def one(i: int, oi: int) -> np.ndarray:
-        return sum(scipy_reference(img[i, ci], ker[oi, ci], pad, stride, dilation, False) for ci in range(c))
+        return sum(scipy_reference(img[i, ci], ker[oi, ci], pad, stride, dilation, flip) for ci in range(c))
 
     ref = np.stack([np.stack([one(i, oi) for oi in range(o)]) for i in range(n)])
     np.testing.assert_allclose(expected.numpy(), ref, rtol=1e-9, atol=1e-9)
