@@ -123,6 +123,9 @@ def train(
         base = TrainConfig.from_yaml(saved).to_dict()
         base.update({k: v for k, v in cfg.to_dict().items() if k in explicit or k in ("resume", "out")})
         cfg = TrainConfig.from_dict(base)
+    from .._io import ensure_writable_dir
+
+    ensure_writable_dir(cfg.run_dir, option="--out")  # before any slow import
     _check_registries(cfg.model, cfg.augment)
     quiet_lightning()
     from ..train.run import fit
@@ -203,8 +206,9 @@ def predict(
     from ..train.evaluate import predict as run_predict
     from ..train.run import load_run
 
+    files = image_files(images)  # missing files fail before the model loads
     loaded = load_run(run)
-    preds = run_predict(loaded, image_files(images), top_k=top_k, batch_size=batch_size)
+    preds = run_predict(loaded, files, top_k=top_k, batch_size=batch_size)
     if json_out:
         print_json([p.to_dict() for p in preds])
         return

@@ -315,19 +315,19 @@ def fit(
         CnnlabError: An unwritable ``--out`` (before any work), bad data or model options, a
             ``--resume`` without a checkpoint; :class:`TrainingError` when the loss diverges.
     """
+    cfg = config
+    run_dir = cfg.run_dir
+    rank = _env_global_rank()
+    if rank == 0:  # before anything slow: an unwritable --out fails at once
+        ensure_writable_dir(run_dir, option="--out")
+    last = _check_resume(cfg, run_dir) if cfg.resume else None
+
     import lightning as L
 
     from ..errors import DataError
     from .callbacks import MetricsHistory, NonFiniteGuard
     from .module import ClassifierModule
     from .transfer import FreezePolicy
-
-    cfg = config
-    run_dir = cfg.run_dir
-    rank = _env_global_rank()
-    if rank == 0:
-        ensure_writable_dir(run_dir, option="--out")
-    last = _check_resume(cfg, run_dir) if cfg.resume else None
 
     model = None
     img_size = None
