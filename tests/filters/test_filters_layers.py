@@ -58,3 +58,17 @@ def test_filters_layer_state_dict_loads_into_plain_conv():
     plain.load_state_dict(layer.state_dict())
     x = torch.rand(1, 1, 15, 15)
     torch.testing.assert_close(plain(x), layer(x))
+
+
+def test_filters_frozen_layer_stays_frozen_when_the_model_is_unfrozen():
+    """Transfer "scratch"/"full" call model.requires_grad_(True); a frozen bank must still not move."""
+    layer = FixedFilterConv2d.from_bank("gabor", thetas=2, frequencies=(0.25,), bias=True)
+    model = nn.Sequential(layer, nn.Flatten(), nn.Linear(2 * 10 * 10, 1))
+    model.requires_grad_(True)
+    before = layer.weight.detach().clone()
+    opt = torch.optim.AdamW(model.parameters(), lr=0.1, weight_decay=0.1)
+    model(torch.rand(4, 1, 10, 10)).sum().backward()
+    opt.step()
+    assert layer.weight.grad is None and layer.bias.grad is None
+    assert torch.equal(layer.weight.detach(), before)
+    assert not layer.trainable

@@ -29,7 +29,9 @@ class FixedFilterConv2d(nn.Conv2d):
         in_channels: Input channels of the layer. A one-channel bank is spread over them by ``channel_mode``.
         channel_mode: "average" (kernel / C on every channel: the response to the channel mean, same scale
             as on a grey image) or "replicate" (the kernel on every channel: the response to their sum).
-        trainable: False freezes weight and bias (``requires_grad=False``); True lets training change them.
+        trainable: False freezes weight and bias: ``requires_grad=False``, and the forward pass detaches them,
+            so they stay fixed even if a whole model is later set ``requires_grad_(True)`` (as transfer
+            "scratch" does); change it with the ``trainable`` property. True lets training change them.
         padding: "same" (keeps H x W at stride 1; with the Haar wavelet's stride 2 it is ``(k - 1) // 2``),
             "valid" or an int.
         bias: Add a bias (initialised to zero).
@@ -80,12 +82,20 @@ class FixedFilterConv2d(nn.Conv2d):
     @property
     def trainable(self) -> bool:
         """Whether the kernels receive gradients; setting it (un)freezes weight and bias."""
-        return bool(self.weight.requires_grad)
+        return self._trainable
 
     @trainable.setter
     def trainable(self, value: bool) -> None:
+        self._trainable = bool(value)
         for p in self.parameters(recurse=False):
-            p.requires_grad_(bool(value))
+            p.requires_grad_(self._trainable)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self._trainable:
+            return super().forward(x)
+        # Frozen by design: no gradient reaches the kernels whatever requires_grad says.
+        bias = None if self.bias is None else self.bias.detach()
+        return self._conv_forward(x, self.weight.detach(), bias)
 
     @classmethod
     def from_bank(
