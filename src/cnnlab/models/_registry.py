@@ -18,7 +18,7 @@ from ..errors import ModelError
 from .base import CNNLabModel
 
 #: Modules whose import registers the built-in models (imported lazily, in this order).
-_BUILTIN_MODULES = ("cnnlab.models.lecture",)
+_BUILTIN_MODULES = ("cnnlab.models.lecture", "cnnlab.models.zoo_torchvision", "cnnlab.models.zoo_timm")
 
 Builder = Callable[..., CNNLabModel]
 
@@ -92,8 +92,16 @@ def register_model(
             raise ModelError(f"model {name!r} is already registered; pick another name")
         if name.startswith("timm:"):
             raise ModelError(f"model {name!r}: the 'timm:' prefix is reserved for timm's own models")
-        _REGISTRY[name] = ModelEntry(name, fn, family, tuple(input_size), num_classes,  # type: ignore[arg-type]
-                                     pretrained, offline, description or (fn.__doc__ or "").strip().split("\n")[0])
+        _REGISTRY[name] = ModelEntry(
+            name,
+            fn,
+            family,
+            tuple(input_size),
+            num_classes,  # type: ignore[arg-type]
+            pretrained,
+            offline,
+            description or (fn.__doc__ or "").strip().split("\n")[0],
+        )
         return fn
 
     return deco
@@ -127,7 +135,7 @@ def get_entry(name: str) -> ModelEntry:
     if name.startswith("timm:"):
         from .zoo_timm import timm_entry
 
-        return timm_entry(name[len("timm:"):])
+        return timm_entry(name[len("timm:") :])
     if name not in _REGISTRY:
         close = difflib.get_close_matches(name, list(_REGISTRY), n=3, cutoff=0.5)
         hint = f"did you mean {', '.join(close)}? " if close else ""

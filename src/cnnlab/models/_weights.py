@@ -75,7 +75,9 @@ def translate_in_order(src: Mapping[str, Any], dst: Mapping[str, Any], *, what: 
     from ..errors import ModelError
 
     if len(src) != len(dst):
-        raise ModelError(f"{what}: {len(src)} tensors, the model expects {len(dst)}; the file is for another model")
+        raise ModelError(
+            f"{what}: {len(src)} tensors, the model expects {len(dst)}; the file is for another model"
+        )
     out: dict[str, Any] = {}
     for (sk, sv), (dk, dv) in zip(src.items(), dst.items(), strict=True):
         if tuple(sv.shape) != tuple(dv.shape) or sk.rsplit(".", 1)[-1] != dk.rsplit(".", 1)[-1]:
@@ -108,7 +110,9 @@ def read_state_dict(path: Path) -> dict[str, Any]:
         else:
             sd = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # any reader failure is a bad file for the user: say which and why
-        raise ModelError(f"--weights {path}: cannot read it as a state dict ({type(exc).__name__}: {exc})") from None
+        raise ModelError(
+            f"--weights {path}: cannot read it as a state dict ({type(exc).__name__}: {exc})"
+        ) from None
     if isinstance(sd, Mapping) and "state_dict" in sd and isinstance(sd["state_dict"], Mapping):
         sd = sd["state_dict"]
     if not isinstance(sd, Mapping) or not all(hasattr(v, "shape") for v in sd.values()):
@@ -138,8 +142,8 @@ def load_weights_file(model: Any, path: Path, *, model_name: str) -> None:
         if bad:
             k = bad[0]
             raise ModelError(
-                f"--weights {path}: {k!r} has shape {tuple(sd[k].shape)}, {model_name} needs {tuple(own[k].shape)} "
-                "(other num_classes / in_chans?)"
+                f"--weights {path}: {k!r} has shape {tuple(sd[k].shape)}, {model_name} needs "
+                f"{tuple(own[k].shape)} (other num_classes / in_chans?)"
             )
         model.load_state_dict(sd, strict=True)
     elif hasattr(model, "load_upstream_state_dict"):

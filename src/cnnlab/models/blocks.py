@@ -32,7 +32,8 @@ class ResidualBlock(nn.Module):
         self.shortcut: nn.Module
         if stride != 1 or in_channels != out_channels:
             self.shortcut = nn.Sequential(
-                nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False), nn.BatchNorm2d(out_channels)
+                nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False),
+                nn.BatchNorm2d(out_channels),
             )
         else:
             self.shortcut = nn.Identity()
@@ -58,12 +59,14 @@ class InceptionBlock(nn.Module):
         outs = [b(x) for b in self.branches]
         sizes = {tuple(o.shape[2:]) for o in outs}
         if len(sizes) > 1:
-            raise RuntimeError(f"inception branches give different spatial sizes {sorted(sizes)}; pad them equally")
+            raise RuntimeError(
+                f"inception branches give different spatial sizes {sorted(sizes)}; pad them equally"
+            )
         return torch.cat(outs, dim=1)
 
 
 class FactorisedConv(nn.Sequential):
-    """An n x n convolution factorised as 1 x n then n x 1 (Inception v3), same receptive field, fewer weights.
+    """An n x n convolution factorised as 1 x n then n x 1 (Inception v3): same field, fewer weights.
 
     Args:
         in_channels: Input channels.

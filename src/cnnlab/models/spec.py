@@ -72,8 +72,15 @@ class Conv:
     opens_block = True
 
     def build(self, c: int) -> tuple[nn.Module, int]:
-        return nn.Conv2d(c, self.out, self.kernel, stride=self.stride, padding=self.padding,
-                         dilation=self.dilation, bias=self.bias), self.out
+        return nn.Conv2d(
+            c,
+            self.out,
+            self.kernel,
+            stride=self.stride,
+            padding=self.padding,
+            dilation=self.dilation,
+            bias=self.bias,
+        ), self.out
 
 
 @dataclass
@@ -198,8 +205,9 @@ class Fixed:
     def build(self, c: int) -> tuple[nn.Module, int]:
         from ..filters import FixedFilterConv2d  # lazy: the filters package is optional for models
 
-        layer = FixedFilterConv2d.from_bank(self.bank, in_channels=c, trainable=self.trainable,
-                                            padding=self.padding, **self.params)  # type: ignore[arg-type]
+        layer = FixedFilterConv2d.from_bank(
+            self.bank, in_channels=c, trainable=self.trainable, padding=self.padding, **self.params
+        )  # type: ignore[arg-type]
         return layer, layer.out_channels
 
 
@@ -220,6 +228,7 @@ class Head:
 
 
 # ----------------------------------------------------------------------------------------------- parsing
+
 
 def _value(text: str) -> Any:
     low = text.lower()
@@ -283,6 +292,7 @@ def parse_spec(spec: str | Sequence[Any]) -> list[Any]:
 
 
 # ----------------------------------------------------------------------------------------------- building
+
 
 class SpecNet(CNNLabModel):
     """A network built from a spec: ``features`` (blocks) then ``head``."""
@@ -359,8 +369,11 @@ def build_from_spec(
     last_block = list(blocks)[-1] if blocks else None
     cam = "features"
     if last_block is not None:
-        names = [n for n, m in features.get_submodule(last_block).named_children()
-                 if not isinstance(m, (nn.Dropout,))]
+        names = [
+            n
+            for n, m in features.get_submodule(last_block).named_children()
+            if not isinstance(m, (nn.Dropout,))
+        ]
         relus = [n for n in names if n.startswith("relu")]
         cam = f"features.{last_block}.{(relus or names)[-1]}"
     if hd.pool == "none":
