@@ -1,1 +1,104 @@
-"""`cnnlab models` commands."""
+"""`cnnlab models` and `cnnlab summary` commands."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from ..errors import ModelError
+from ._app import app, print_json
+
+
+def _stdout_console() -> Any:
+    from rich.console import Console
+
+    con = Console()
+    return con if con.is_terminal else Console(width=200)  # piped: do not squeeze the table to 80 columns
+
+
+def _parse_input(text: str) -> tuple[int, ...]:
+    if not re.fullmatch(r"\d+(x\d+){2}", text.strip().lower()):
+        raise ModelError(f"--input {text!r}: write it as CxHxW, e.g. 3x224x224")
+    dims = tuple(int(v) for v in text.strip().lower().split("x"))
+    if min(dims) < 1:
+        raise ModelError(f"--input {text!r}: every dimension must be at least 1")
+    return dims
+
+
+def _load(target: str, num_classes: int | None) -> tuple[Any, str, tuple[int, ...]]:
+    """(model, display name, default input size) for a registry name or a run folder."""
+    path = Path(target)
+    if path.is_dir():
+        if not (path / "config.yaml").is_file():
+            raise ModelError(
+                f"{target}: a folder but not a run folder (no config.yaml); give a model name or a run"
+            )
+        try:
+            from ..train import load_run
+        except ImportError:  # the training area is not installed in this tree
+            raise ModelError(
+                f"{target}: reading run folders needs cnnlab.train, which is not available"
+            ) from None
+        run = load_run(path)
+        return run.model, f"{run.config.model} ({path})", tuple(run.image_size)
+    from ..models._registry import create_model, get_entry
+
+    entry = get_entry(target)
+    model = create_model(target, num_classes=num_classes)
+    return model, target, tuple(entry.input_size)
+
+
+@app.command()
+def summary(
+    target: str = typer.Argument(
+        ..., metavar="MODEL|RUN", help="a name from `cnnlab models`, timm:<name>, or a run"
+    ),
+    input_size: str | None = typer.Option(None, "--input", help="input as CxHxW (default: the model's own)"),
+    json_out: bool = typer.Option(False, "--json", help="print the summary as JSON"),
+    num_classes: int | None = typer.Option(
+        None, "--num-classes", help="classifier outputs (registry models)"
+    ),
+    depth: int | None = typer.Option(None, "--depth", help="hide table rows nested deeper than this"),
+) -> None:
+    """Shapes, parameters, mult-adds (torchinfo), receptive field and jump of every layer."""
+    from ..summary import summarize, summary_table
+
+    dims = _parse_input(input_size) if input_size else None
+    model, name, default = _load(target, num_classes)
+    model.eval()
+    result = summarize(model, dims or default, model_name=name)
+    if json_out:
+        print_json(result.to_dict())
+    else:
+        _stdout_console().print(summary_table(result, max_depth=depth))
+
+
+@app.command()
+def models(json_out: bool = typer.Option(False, "--json", help="print the registry as JSON")) -> None:
+    """The model registry: family, default input, classes and pretrained availability."""
+    from ..models import list_models, model_info
+
+    infos = [model_info(n) for n in list_models()]
+    if json_out:
+        print_json({"models": infos, "also": "timm:<name> for any timm model"})
+        return
+    from rich.table import Table
+
+    table = Table(title="cnnlab models (also timm:<name>)")
+    for col in ("Name", "Family", "Input", "Classes", "Pretrained", "Offline", "Description"):
+        table.add_column(col)
+    for i in infos:
+        offline = "yes" if i["pretrained_offline"] else ("no" if i["pretrained"] else "--")
+        table.add_row(
+            i["name"],
+            i["family"],
+            "x".join(map(str, i["input_size"])),
+            str(i["num_classes"]),
+            i["pretrained"] or "--",
+            offline,
+            i["description"],
+        )
+    _stdout_console().print(table)

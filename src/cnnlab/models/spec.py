@@ -388,7 +388,7 @@ def build_from_spec(
     else:
         n_in = c
         pool = nn.Sequential(OrderedDict(avg=nn.AdaptiveAvgPool2d(1), flatten=nn.Flatten()))
-    hmods: OrderedDict[str, nn.Module] = OrderedDict(pool=pool)
+    hmods: OrderedDict[str, nn.Module] = OrderedDict([("flatten" if hd.pool == "flatten" else "pool", pool)])
     if hd.hidden:
         hmods["fc1"] = nn.Linear(n_in, hd.hidden)
         hmods["relu"] = nn.ReLU()

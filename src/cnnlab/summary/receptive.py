@@ -1,0 +1,172 @@
+"""Receptive field and jump (effective stride) of every tensor in a forward pass.
+
+Hand-written because no maintained library computes receptive fields through arbitrary module graphs.
+A :class:`~torch.overrides.TorchFunctionMode` sees every torch operation of the forward (functional
+``F.conv2d`` inside ``nn.Conv2d``, the ``+`` of a residual block, the ``torch.cat`` of an inception
+block), so the field is propagated through the real graph rather than a guessed chain of layers:
+
+* conv (kernel k, dilation d, stride s): ``rf += (d * (k - 1)) * jump``; ``jump *= s``;
+* max/avg pooling: the same with the pooling window (max-pooling's field is its whole window);
+* adaptive pooling: the largest adaptive window; pooling to 1 x 1 is global;
+* flatten / reductions that remove the spatial axes: global (the unit sees the whole input);
+* padding: unchanged (it moves the grid's origin only);
+* any other op: the largest field over its tensor inputs (residual ``+``, ``cat``, ReLU, BN, ...).
+
+A *global* unit depends on the whole input: its field is reported as the extent the last spatial map
+covers, ``rf + (n - 1) * jump``, and it has no jump. Squeeze-excitation gates make the gated map
+global, which is true: every output then depends on every pixel.
+Upsampling and transposed convolutions are not modelled (their tensors get no field).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch.overrides import TorchFunctionMode
+from torch.utils._pytree import tree_flatten
+from torch.utils.weak import WeakIdKeyDictionary
+
+
+@dataclass(frozen=True)
+class Field:
+    """Receptive field (rows, cols) in input pixels and jump (input pixels between neighbouring units)."""
+
+    rf: tuple[int, int]
+    jump: tuple[float, float] | None  # None: a global unit (no spatial grid)
+
+    @property
+    def is_global(self) -> bool:
+        """True when the unit has no spatial position (flattened / globally pooled)."""
+        return self.jump is None
+
+
+INPUT_FIELD = Field((1, 1), (1.0, 1.0))
+
+
+def _arg(args: tuple[Any, ...], kwargs: dict[str, Any], i: int, name: str, default: Any) -> Any:
+    if len(args) > i:
+        return args[i]
+    return kwargs.get(name, default)
+
+
+def _pair(v: Any, default: int | None = None) -> tuple[int, int]:
+    if v is None:
+        v = default
+    if isinstance(v, (list, tuple)):
+        return (int(v[0]), int(v[-1])) if len(v) else _pair(default)
+    return int(v), int(v)
+
+
+def _slide(f: Field, k: tuple[int, int], s: tuple[int, int], d: tuple[int, int] = (1, 1)) -> Field:
+    if f.jump is None:
+        return f
+    rf = tuple(f.rf[a] + round(d[a] * (k[a] - 1) * f.jump[a]) for a in range(2))
+    return Field(rf, (f.jump[0] * s[0], f.jump[1] * s[1]))  # type: ignore[arg-type]
+
+
+def _globalise(f: Field, spatial: tuple[int, ...]) -> Field:
+    if f.jump is None:
+        return f
+    n = (spatial[-2], spatial[-1]) if len(spatial) >= 2 else (1, 1)
+    return Field(tuple(f.rf[a] + round((n[a] - 1) * f.jump[a]) for a in range(2)), None)  # type: ignore[arg-type]
+
+
+def _adaptive_window(n: int, o: int) -> int:
+    # PyTorch's adaptive pooling: window i spans [floor(i*n/o), ceil((i+1)*n/o)).
+    return max(math.ceil((i + 1) * n / o) - (i * n) // o for i in range(o))
+
+
+def _combine(fields: list[Field]) -> Field:
+    rf = (max(f.rf[0] for f in fields), max(f.rf[1] for f in fields))
+    if any(f.jump is None for f in fields):
+        return Field(rf, None)
+    return Field(rf, (max(f.jump[0] for f in fields), max(f.jump[1] for f in fields)))  # type: ignore[index]
+
+
+class FieldTracker(TorchFunctionMode):
+    """Tracks a :class:`Field` for every tensor computed while the mode is active.
+
+    Usage::
+
+        with FieldTracker() as ft:
+            ft.mark_input(x)
+            y = model(x)
+        ft.field(y)   # Field of the output
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._fields: WeakIdKeyDictionary = WeakIdKeyDictionary()  # keyed by tensor identity
+
+    def mark_input(self, x: torch.Tensor) -> None:
+        """Declare ``x`` a network input (field 1 x 1, jump 1)."""
+        self._fields[x] = INPUT_FIELD
+
+    def field(self, t: Any) -> Field | None:
+        """The field of tensor ``t`` (None when unknown)."""
+        return self._fields.get(t) if isinstance(t, torch.Tensor) else None
+
+    def __torch_function__(
+        self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: Any = None
+    ) -> Any:
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        self._propagate(func, args, kwargs, out)
+        return out
+
+    def _propagate(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> None:
+        outs = [t for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor)]
+        if not outs:
+            return
+        inputs = [
+            t for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor) and t in self._fields
+        ]
+        if not inputs:
+            return
+        x = inputs[0]
+        fin = self._fields[x]
+        name = getattr(func, "__name__", "")
+        res: Field | None
+        if name in ("pad", "_pad", "constant_pad_nd") and x.dim() == 4:
+            res = fin  # padding moves the grid's origin, not the field size or the jump
+        elif name in ("conv2d", "_conv_forward") and x.dim() == 4:
+            w = _arg(args, kwargs, 1, "weight", None)
+            k = (int(w.shape[-2]), int(w.shape[-1]))
+            s = _pair(_arg(args, kwargs, 3, "stride", 1))
+            dil = _pair(_arg(args, kwargs, 5, "dilation", 1))
+            res = _slide(fin, k, s, dil)
+        elif "pool2d" in name and "adaptive" not in name and x.dim() == 4:
+            k = _pair(_arg(args, kwargs, 1, "kernel_size", 1))
+            stride = _arg(args, kwargs, 2, "stride", None)
+            s = _pair(stride if stride not in (None, [], ()) else k)
+            dil = _pair(_arg(args, kwargs, 4, "dilation", 1)) if "max" in name else (1, 1)
+            res = _slide(fin, k, s, dil)
+        elif "adaptive" in name and "pool2d" in name and x.dim() == 4:
+            n, o = tuple(x.shape[-2:]), tuple(outs[0].shape[-2:])
+            if o == (1, 1):
+                res = _globalise(fin, n)
+            else:
+                k = (_adaptive_window(n[0], o[0]), _adaptive_window(n[1], o[1]))
+                res = _slide(fin, k, (1, 1))
+                if res.jump is not None:
+                    res = Field(res.rf, (res.jump[0] * n[0] / o[0], res.jump[1] * n[1] / o[1]))
+        else:
+            res = self._elementwise(inputs, outs[0])
+        if res is not None:
+            for t in outs:
+                self._fields[t] = res
+
+    def _elementwise(self, inputs: list[torch.Tensor], out: torch.Tensor) -> Field | None:
+        fields = [self._fields[t] for t in inputs]
+        spatial_in = [
+            tuple(t.shape[-2:]) for t in inputs if t.dim() >= 3 and self._fields[t].jump is not None
+        ]
+        if out.dim() < 3 or (spatial_in and tuple(out.shape[-2:]) == (1, 1) and max(spatial_in) != (1, 1)):
+            # flatten / global mean: every unit sees the whole last spatial map
+            return _combine([_globalise(f, tuple(t.shape)) for f, t in zip(fields, inputs, strict=True)])
+        if spatial_in and tuple(out.shape[-2:]) not in spatial_in and out.shape[-2:] != (1, 1):
+            return None  # the op resized the map in a way not modelled (upsampling, ...)
+        return _combine(fields)
