@@ -1,4 +1,4 @@
-"""Models for the transfer tests: cnnlab's resnet18 once the registry has it, a contract stand-in before."""
+"""Models for the transfer tests: cnnlab's resnet18 and a tiny BN + dropout net with known blocks."""
 
 from __future__ import annotations
 
@@ -10,28 +10,10 @@ from torch import nn
 from cnnlab.models.base import CNNLabModel
 
 
-class TVResNet18(CNNLabModel):
-    """torchvision resnet18 (random init) split per the model contract (stand-in until create_model)."""
-
-    def __init__(self, num_classes: int = 1) -> None:
-        super().__init__()
-        import torchvision
-
-        r = torchvision.models.resnet18(weights=None)
-        names = ["conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4"]
-        self.features = nn.Sequential(OrderedDict((n, getattr(r, n)) for n in names))
-        self.head = nn.Sequential(OrderedDict(pool=nn.AdaptiveAvgPool2d(1), flatten=nn.Flatten(),
-                                              fc=nn.Linear(512, num_classes)))
-        self.blocks = [f"features.layer{i}" for i in range(1, 5)]
-        self.default_cam_layer = "features.layer4"
-
-
 def resnet18(num_classes: int = 1) -> CNNLabModel:
-    """``create_model("resnet18", num_classes=...)`` (random weights), or the stand-in before it exists."""
-    try:
-        from cnnlab.models import create_model
-    except ImportError:
-        return TVResNet18(num_classes)
+    """cnnlab's torchvision resnet18, random weights (no download)."""
+    from cnnlab.models import create_model
+
     return create_model("resnet18", num_classes=num_classes)
 
 

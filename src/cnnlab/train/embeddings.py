@@ -46,19 +46,13 @@ __all__ = [
 ]
 
 _CACHE_VERSION = "1"
-#: Parameter-free, deterministic modules a head may start with (global pooling and reshaping).
-_POOLING: tuple[type[nn.Module], ...] = (
-    nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, nn.AvgPool2d, nn.MaxPool2d, nn.Flatten, nn.Identity,
-)
 
 
-def _pooling_types() -> tuple[type[nn.Module], ...]:
-    try:  # timm heads start with SelectAdaptivePool2d
-        from timm.layers import SelectAdaptivePool2d
-
-        return (*_POOLING, SelectAdaptivePool2d)
-    except ImportError:  # pragma: no cover - timm is a dependency
-        return _POOLING
+def _cacheable(m: nn.Module) -> bool:
+    """No parameters, no buffers, no dropout: the same output in train and eval mode, nothing to learn."""
+    if any(True for _ in m.parameters()) or any(True for _ in m.buffers()):
+        return False
+    return not any(isinstance(sub, nn.modules.dropout._DropoutNd) for sub in m.modules())
 
 
 class _ForwardHead(nn.Module):
@@ -76,9 +70,10 @@ class _ForwardHead(nn.Module):
 def split_head(model: nn.Module) -> tuple[nn.Module, nn.Module]:
     """Split the head into ``(prefix, rest)`` with ``model.forward_head(f) == rest(prefix(f))``.
 
-    ``prefix`` is the longest run of leading pooling/flatten modules of an ``nn.Sequential`` head
-    (cached once); ``rest`` holds every parameter of the head (trained). A model that overrides
-    ``forward_head`` keeps its head whole: ``prefix`` is the identity.
+    ``prefix`` is the longest run of leading modules of an ``nn.Sequential`` head that hold no
+    parameters, no buffers and no dropout (global pooling, flatten: they act the same in train and
+    eval mode, so their output can be cached); ``rest`` holds every parameter of the head (trained).
+    A model that overrides ``forward_head`` keeps its head whole: ``prefix`` is the identity.
     """
     from ..models.base import CNNLabModel
 
@@ -86,10 +81,9 @@ def split_head(model: nn.Module) -> tuple[nn.Module, nn.Module]:
     own_forward_head = type(model).forward_head is not CNNLabModel.forward_head
     if own_forward_head or not isinstance(head, nn.Sequential):
         return nn.Identity(), (_ForwardHead(model) if own_forward_head else head)
-    pooling = _pooling_types()
     n = 0
     for m in head:
-        if not isinstance(m, pooling) or any(True for _ in m.parameters()):
+        if not _cacheable(m):
             break
         n += 1
     return nn.Sequential(*head[:n]), nn.Sequential(*head[n:])

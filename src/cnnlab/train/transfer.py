@@ -5,8 +5,9 @@ Modes (``--transfer``):
 * ``scratch``: everything trainable (random init; use ``backbone_lr_mult=1``).
 * ``features``: only ``model.head`` trains; the backbone is a fixed feature extractor. With no
   augmentation the embeddings are computed once and cached (:mod:`cnnlab.train.embeddings`).
-* ``partial``: the head plus the last ``unfreeze`` entries of ``model.blocks`` (or the modules named
-  by ``--unfreeze-layers``).
+* ``partial``: the head plus the last ``unfreeze`` entries of ``model.blocks`` and every backbone
+  parameter registered after them (e.g. EfficientNet's ``conv_head``/``bn2`` after its last stage), or
+  exactly the modules named by ``--unfreeze-layers``.
 * ``full``: everything trainable; the backbone learns at ``lr * backbone_lr_mult``.
 
 Frozen parts run in inference mode: every maximal sub-module whose parameters are all frozen is put
@@ -155,7 +156,7 @@ def apply_transfer(
     Args:
         model: A cnnlab model (has ``.head`` and, for ``partial``, ``.blocks``).
         mode: ``scratch``, ``features``, ``partial`` or ``full``.
-        unfreeze: ``partial``: how many of the last ``model.blocks`` to train.
+        unfreeze: ``partial``: how many of the last ``model.blocks`` to train (with everything after).
         unfreeze_layers: ``partial``: dotted module names to train instead (``model.get_submodule``).
         train_bn: Keep batch-norm affine parameters trainable in frozen parts too.
 
@@ -187,7 +188,13 @@ def apply_transfer(
                     f"--unfreeze {unfreeze}: {type(model).__name__} has {len(blocks)} blocks "
                     f"({', '.join(blocks)}); give 1..{len(blocks)} or name them with --unfreeze-layers"
                 )
-            trainable = _resolve_layers(model, blocks[-unfreeze:])
+            # The block and everything after it (modules are registered in forward order).
+            first = next(_resolve_layers(model, blocks[-unfreeze:])[0].parameters(), None)
+            after = False
+            for p in model.parameters():
+                after = after or p is first
+                p.requires_grad_(after)
+            trainable = []
         for m in trainable:
             m.requires_grad_(True)
     head.requires_grad_(True)

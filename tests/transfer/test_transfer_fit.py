@@ -1,0 +1,108 @@
+"""Transfer through `fit` and the CLI: run folder counts, embedding cache across runs, schedule + --resume."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from cnnlab.errors import ModelError
+from cnnlab.train.config import TrainConfig
+from cnnlab.train.run import fit
+
+BASE = {"data": "sample", "model": "mnist_cnn", "limit": 120, "batch_size": 32, "progress": False, "seed": 0}
+
+
+def _cfg(tmp_path: Path, name: str, **kw: Any) -> TrainConfig:
+    return TrainConfig(**{**BASE, "out": str(tmp_path / name), "cache_dir": str(tmp_path / "cache"), **kw})
+
+
+def _files(run: Path) -> tuple[str, dict[str, torch.Tensor]]:
+    return (run / "metrics.csv").read_text(), load_file(str(run / "model.safetensors"))
+
+
+def test_features_run_caches_embeddings_and_counts_head_only(tmp_path: Path) -> None:
+    first = fit(_cfg(tmp_path, "a", transfer="features", epochs=2))
+    cache_files = sorted((tmp_path / "cache").glob("*.safetensors"))
+    assert len(cache_files) == 2  # train and val splits
+    info = json.loads((first.run_dir / "run.json").read_text())
+    from cnnlab.models import create_model
+
+    head_params = sum(p.numel() for p in create_model("mnist_cnn").head.parameters())
+    assert info["params"]["trainable"] == head_params == first.params["trainable"]
+    assert info["params"]["frozen"] == info["params"]["total"] - head_params
+
+    stamps = [f.stat().st_mtime_ns for f in cache_files]
+    second = fit(_cfg(tmp_path, "b", transfer="features", epochs=2))
+    assert [f.stat().st_mtime_ns for f in cache_files] == stamps  # read, not rewritten
+    (m1, w1), (m2, w2) = _files(first.run_dir), _files(second.run_dir)
+    assert m1 == m2
+    assert all(torch.equal(w1[k], w2[k]) for k in w1)
+
+
+def test_full_with_fine_tune_schedule_resumes_to_same_result(tmp_path: Path) -> None:
+    kw = {"transfer": "full", "fine_tune_epochs": 1, "lr": 2e-3}
+    straight = fit(_cfg(tmp_path, "straight", epochs=3, **kw))
+    fit(_cfg(tmp_path, "resumed", epochs=2, **kw))
+    resumed = fit(_cfg(tmp_path, "resumed", epochs=3, resume=True, **kw))
+    (m1, w1), (m2, w2) = _files(straight.run_dir), _files(resumed.run_dir)
+    assert m1 == m2, "metrics differ after --resume across the unfreezing epoch"
+    for key, value in w1.items():
+        torch.testing.assert_close(w2[key], value, rtol=0, atol=0)
+
+
+BLOCKLESS = "transfer_test_blockless"
+
+
+def _register_blockless() -> None:
+    """A registered model whose blocks are unknown (``blocks == []``), through the public registry."""
+    from transfer_models import TinyNet
+
+    from cnnlab.models import list_models, register_model
+
+    if BLOCKLESS not in list_models():
+        @register_model(BLOCKLESS, input_size=(1, 28, 28), num_classes=10)
+        def _build(*, num_classes: int = 10, in_chans: int = 1, pretrained: bool = False) -> Any:
+            return TinyNet(num_classes=num_classes, in_chans=in_chans, blocks=False)
+
+
+def _cli(args: list[str]) -> tuple[int, str]:
+    from typer.testing import CliRunner
+
+    from cnnlab.cli import app
+
+    result = CliRunner().invoke(app, args)
+    text = result.output + (getattr(result, "stderr", "") if result.stderr_bytes is not None else "")
+    return result.exit_code, text
+
+
+def test_partial_on_model_without_blocks_names_unfreeze_layers(tmp_path: Path) -> None:
+    _register_blockless()
+    with pytest.raises(ModelError, match="--unfreeze-layers"):
+        fit(_cfg(tmp_path, "p", model=BLOCKLESS, transfer="partial", epochs=1))
+    code, text = _cli(["train", "--data", "sample", "--model", BLOCKLESS, "--transfer", "partial", "--limit",
+                       "40", "--epochs", "1", "--out", str(tmp_path / "cli"), "--no-progress"])
+    assert code == 2 and "error:" in text and "--unfreeze-layers" in text and "Traceback" not in text
+    named = fit(_cfg(tmp_path, "named", model=BLOCKLESS, transfer="partial", epochs=1,
+                     unfreeze_layers=("features.s3",)))
+    from transfer_models import TinyNet
+
+    reference = TinyNet(num_classes=10, in_chans=1, blocks=False).named_parameters()
+    assert named.params["trainable"] == sum(
+        p.numel() for n, p in reference if n.startswith(("features.s3.", "head."))
+    )
+
+
+def test_pretrained_without_reachable_weights_names_weights_option(tmp_path: Path, monkeypatch: Any) -> None:
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))  # nothing cached; no network here
+    from cnnlab.models import create_model
+
+    with pytest.raises(ModelError, match="--weights FILE"):
+        create_model("resnet18", pretrained=True)
+    code, text = _cli(["train", "--data", "sample", "--model", "resnet18", "--pretrained", "--transfer",
+                       "features", "--limit", "20", "--epochs", "1", "--out", str(tmp_path / "cli")])
+    assert code == 2 and "--weights FILE" in text and "Traceback" not in text
