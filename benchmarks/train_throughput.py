@@ -117,7 +117,8 @@ def run_cnnlab(bundle, steps: int, warmup: int, seed: int) -> float:
 def _torchvision_root(data_dir: Path, tmp: Path) -> Path:
     raw = tmp / "FashionMNIST" / "raw"
     raw.mkdir(parents=True)
-    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"):
+    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+                 "t10k-labels-idx1-ubyte"):  # fmt: skip
         with gzip.open(data_dir / "fashion-mnist" / f"{name}.gz", "rb") as src, open(raw / name, "wb") as dst:
             shutil.copyfileobj(src, dst)
     return tmp

@@ -11,7 +11,7 @@ import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -240,7 +240,7 @@ def load_images(run: LoadedRun, paths: Sequence[str | os.PathLike[str]]) -> torc
     from ..images import decode_image, pil_to_tensor
 
     c, h, w = run.image_size
-    mode = "L" if c == 1 else "RGB"
+    mode: Literal["RGB", "L"] = "L" if c == 1 else "RGB"
     return torch.stack([pil_to_tensor(decode_image(p, mode=mode, size=(h, w))) for p in paths])
 
 
