@@ -58,7 +58,9 @@ def _independent_mult_adds(rows: list[tuple[str, list[int], int]]) -> int:
 
 
 @pytest.mark.parametrize(("name", "size", "rows", "total", "course_madds"), CASES, ids=[c[0] for c in CASES])
-def test_course_table(name: str, size: tuple[int, int, int], rows: list, total: int, course_madds: str) -> None:
+def test_course_table(
+    name: str, size: tuple[int, int, int], rows: list, total: int, course_madds: str
+) -> None:
     model = create_model(name)
     s = summarize(model, size, model_name=name)
     assert s.total_params == total == sum(p.numel() for p in model.parameters())

@@ -25,7 +25,13 @@ def _upstream(name: str) -> torch.nn.Module:
     return torchvision.models.get_model(name, weights=None)
 
 
-ZOO = [("resnet18", 224), ("efficientnet_lite0", 224), ("resnet50", 224), ("inception_v3", 299), ("vgg16", 224)]
+ZOO = [
+    ("resnet18", 224),
+    ("efficientnet_lite0", 224),
+    ("resnet50", 224),
+    ("inception_v3", 299),
+    ("vgg16", 224),
+]
 
 
 @pytest.mark.slow
@@ -45,10 +51,15 @@ def test_zoo_matches_torchinfo_and_upstream(name: str, size: int) -> None:
         torch.testing.assert_close(ours(x), up(x), rtol=0, atol=0)
 
 
-@pytest.mark.parametrize(("name", "cam", "n_blocks"), [
-    ("resnet18", "features.layer4", 4), ("vgg16", "features.block5.29", 5),
-    ("inception_v3", "features.Mixed_7c", 16), ("efficientnet_lite0", "features.bn2", 5),
-])
+@pytest.mark.parametrize(
+    ("name", "cam", "n_blocks"),
+    [
+        ("resnet18", "features.layer4", 4),
+        ("vgg16", "features.block5.29", 5),
+        ("inception_v3", "features.Mixed_7c", 16),
+        ("efficientnet_lite0", "features.bn2", 5),
+    ],
+)
 def test_zoo_contract(name: str, cam: str, n_blocks: int) -> None:
     m = create_model(name, num_classes=3).eval()
     assert isinstance(m, ModelContract)
@@ -103,7 +114,12 @@ def test_lite0_key_translation_is_one_to_one() -> None:
     import timm
 
     ref = timm.models.get_pretrained_cfg("tf_efficientnet_lite0")
-    assert (cfg.mean, cfg.std, cfg.interpolation, cfg.crop_pct) == (ref.mean, ref.std, ref.interpolation, ref.crop_pct)
+    assert (cfg.mean, cfg.std, cfg.interpolation, cfg.crop_pct) == (
+        ref.mean,
+        ref.std,
+        ref.interpolation,
+        ref.crop_pct,
+    )
 
 
 def test_lite0_pretrained_sees_a_cat_in_chelsea() -> None:
