@@ -43,6 +43,7 @@ MODEL = "efficientnet_lite0"
 SCRATCH_MODEL = "cats_cnn"
 DATASETS = ["cats-vs-dogs", "imagenette"]
 MODES = ["features", "partial", "full", "scratch"]
+PRIORITY = ["features", "partial", "scratch", "full"]  # run order: cheap and targeted first
 TARGETS = {("cats-vs-dogs", "features"): 0.95, ("cats-vs-dogs", "partial"): 0.96}
 
 
@@ -58,9 +59,10 @@ def command(data: Path, mode: str, args: argparse.Namespace, out: Path, cache: P
     cmd = ["cnnlab", "train", "--data", str(data), "--transfer", mode, "--epochs", str(args.epochs),
            "--batch-size", str(args.batch_size), "--lr", str(args.lr), "--seed", "0", "--out", str(out),
            "--cache-dir", str(cache), "--no-progress"]
+    epochs = {"scratch": args.scratch_epochs, "full": args.full_epochs}.get(mode, args.epochs)
+    cmd[cmd.index("--epochs") + 1] = str(epochs)
     if mode == "scratch":
         cmd += ["--model", SCRATCH_MODEL, "--img-size", "150"]
-        cmd[cmd.index("--epochs") + 1] = str(args.scratch_epochs)
     else:
         cmd += ["--model", MODEL, "--pretrained"]
     if args.limit:
@@ -99,41 +101,69 @@ def run_mode(data: Path, mode: str, args: argparse.Namespace, runs: Path, cache:
     return row
 
 
-def cache_timing(data: Path, args: argparse.Namespace, features_row: dict[str, Any]) -> dict[str, Any]:
-    """Embedding cache: miss (compute) vs hit (load), and first vs later `features` epochs."""
+def cache_timing(data: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """Embedding cache, side by side: first `features` epoch (embeddings computed + one head epoch) vs
+    the later head epochs on the cached embeddings, and a cache hit vs a miss (medians of repeats).
+
+    Done in-process with the same pieces ``fit`` uses (compute_embeddings, embedding_datamodule,
+    EmbeddingHead, ClassifierModule, a Lightning Trainer), on ``--cache-limit`` images per split.
+    """
+    import lightning as L
+
     from cnnlab.data import load_data
     from cnnlab.models import create_model
-    from cnnlab.train.embeddings import compute_embeddings
-    from cnnlab.train.transfer import apply_transfer, configure_head
+    from cnnlab.train.config import TrainConfig
+    from cnnlab.train.embeddings import EmbeddingHead, compute_embeddings, embedding_datamodule
+    from cnnlab.train.module import ClassifierModule
+    from cnnlab.train.transfer import FreezePolicy, configure_head
 
-    model = create_model(MODEL, pretrained=True)
-    cfg = model.pretrained_cfg
-    bundle = load_data(str(data), img_size=cfg.input_size[-1], grayscale=False, limit=args.limit)
-    configure_head(model, num_classes=1 if len(bundle.classes) == 2 else len(bundle.classes))
-    apply_transfer(model, mode="features")
-    miss, hit = [], []
+    class Timer(L.Callback):
+        def __init__(self) -> None:
+            self.seconds: list[float] = []
+
+        def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
+            self.t0 = time.perf_counter()
+
+        def on_validation_epoch_end(self, trainer: Any, pl_module: Any) -> None:
+            self.seconds.append(time.perf_counter() - self.t0)
+
+    bundle = load_data(str(data), img_size=224, grayscale=False, limit=args.cache_limit)
+    n = len(bundle.classes)
+    cfg = TrainConfig(data=str(data), model=MODEL, pretrained=True, transfer="features", epochs=args.epochs,
+                      batch_size=args.batch_size, lr=args.lr, progress=False)
+    firsts, laters, miss, hit = [], [], [], []
     for _ in range(args.repeats):
+        model = create_model(MODEL, pretrained=True)
+        pcfg = model.pretrained_cfg
+        configure_head(model, num_classes=n)
+        policy = FreezePolicy.from_config(cfg)
+        policy.apply(model)
         with tempfile.TemporaryDirectory() as tmp:
-            kw = {"mean": cfg.mean, "std": cfg.std, "batch_size": args.batch_size, "cache_dir": tmp,
+            kw = {"mean": pcfg.mean, "std": pcfg.std, "batch_size": args.batch_size, "cache_dir": tmp,
                   "key_parts": {"model": MODEL}}
             t0 = time.perf_counter()
-            compute_embeddings(model, bundle.train, **kw)
-            compute_embeddings(model, bundle.val, **kw)
+            train = compute_embeddings(model, bundle.train, **kw)
+            val = compute_embeddings(model, bundle.val, **kw)
             miss.append(time.perf_counter() - t0)
             t0 = time.perf_counter()
-            a, b = compute_embeddings(model, bundle.train, **kw), compute_embeddings(model, bundle.val, **kw)
+            again = [compute_embeddings(model, split, **kw) for split in (bundle.train, bundle.val)]
             hit.append(time.perf_counter() - t0)
-            assert a.cache_hit and b.cache_hit
-    epochs = features_row.get("epoch_seconds", [])
-    result: dict[str, Any] = {"images": len(bundle.train) + len(bundle.val), "repeats": args.repeats,
-                              "miss_s": statistics.median(miss), "hit_s": statistics.median(hit),
-                              "miss_runs": miss, "hit_runs": hit}
-    result["hit_speedup"] = result["miss_s"] / result["hit_s"]
-    if len(epochs) >= 2:
-        first = result["miss_s"] + epochs[0]
-        later = statistics.median(epochs[1:])
-        result.update(first_epoch_s=first, later_epoch_s=later, epoch_ratio=first / later)
-    return result
+            assert all(e.cache_hit for e in again)
+        timer = Timer()
+        module = ClassifierModule(EmbeddingHead(model), num_classes=n, config=cfg,
+                                  param_groups=lambda _, m=model, p=policy: p.param_groups(m, lr=cfg.lr))
+        trainer = L.Trainer(max_epochs=args.epochs, accelerator="cpu", devices=1, logger=False,
+                            enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False,
+                            num_sanity_val_steps=0, callbacks=[timer])
+        trainer.fit(module, datamodule=embedding_datamodule(train, val, batch_size=args.batch_size))
+        firsts.append(miss[-1] + timer.seconds[0])
+        laters.append(statistics.median(timer.seconds[1:]))
+    first, later = statistics.median(firsts), statistics.median(laters)
+    return {"images": len(bundle.train) + len(bundle.val), "repeats": args.repeats,
+            "miss_s": statistics.median(miss), "hit_s": statistics.median(hit),
+            "hit_speedup": statistics.median(miss) / statistics.median(hit),
+            "first_epoch_s": first, "later_epoch_s": later, "epoch_ratio": first / later,
+            "first_runs": firsts, "later_runs": laters}
 
 
 def markdown(report: dict[str, Any]) -> str:
@@ -180,12 +210,16 @@ def main() -> int:
     parser.add_argument("--datasets", default=",".join(DATASETS))
     parser.add_argument("--modes", default=",".join(MODES))
     parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--scratch-epochs", type=int, default=8)
+    parser.add_argument("--scratch-epochs", type=int, default=5)
+    parser.add_argument("--full-epochs", type=int, default=1, help="full fine-tuning is ~3x a forward pass")
+    parser.add_argument("--cache-limit", type=int, default=100, help="images per split for the cache timing")
+    parser.add_argument("--no-cache-timing", action="store_true")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--runs-dir", type=Path, default=None, help="run folders (default: a temp folder)")
+    parser.add_argument("--merge", action="store_true", help="add to the rows already in transfer.json")
     args = parser.parse_args()
     data_root = Path(os.environ.get("CNNLAB_DATA_DIR", ""))
     if not (data_root / "cats-vs-dogs").is_dir():
@@ -194,16 +228,23 @@ def main() -> int:
     cache = runs / "embedding-cache"
     report: dict[str, Any] = {"command": "python " + shlex.join(["benchmarks/transfer.py", *sys.argv[1:]]),
                               "runs": []}
-    for name in args.datasets.split(","):
-        for mode in args.modes.split(","):
-            row = run_mode(data_root / name, mode, args, runs, cache)
-            report["runs"].append(row)
-            print(json.dumps({k: v for k, v in row.items() if k != "command"}), flush=True)
+    previous = RESULTS / "transfer.json"
+    if args.merge and previous.is_file():  # keep rows of earlier invocations (the runs are costly)
+        old = json.loads(previous.read_text())
+        report["runs"], report["cache"] = old.get("runs", []), old.get("cache")
+        report["command"] = old.get("command", "") + " ; " + report["command"]
+    # Cheapest and most important first, so a cut-short run still records them.
+    plan = sorted(((d, m) for d in args.datasets.split(",") for m in args.modes.split(",")),
+                  key=lambda dm: (PRIORITY.index(dm[1]) // 2, DATASETS.index(dm[0]), PRIORITY.index(dm[1])))
+    for name, mode in plan:
+        row = run_mode(data_root / name, mode, args, runs, cache)
+        report["runs"] = [r for r in report["runs"] if (r["dataset"], r["mode"]) != (name, mode)] + [row]
+        print(json.dumps({k: v for k, v in row.items() if k != "command"}), flush=True)
+        save(report)
+        if name == "cats-vs-dogs" and mode == "features" and not args.no_cache_timing:
+            report["cache"] = cache_timing(data_root / name, args)
+            print(json.dumps(report["cache"]), flush=True)
             save(report)
-            if name == "cats-vs-dogs" and mode == "features" and not row.get("returncode"):
-                report["cache"] = cache_timing(data_root / name, args, row)
-                print(json.dumps(report["cache"]), flush=True)
-                save(report)
     print(markdown(report))
     return 0
 
