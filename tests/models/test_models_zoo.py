@@ -82,16 +82,30 @@ def test_inception_has_no_aux_branch_and_returns_a_tensor() -> None:
     assert isinstance(out, torch.Tensor) and out.shape == (2, 5)
 
 
-def test_timm_prefix_builds_any_timm_model() -> None:
+@pytest.mark.parametrize(
+    "arch", ["resnet10t", "mobilenetv3_small_050", "efficientnet_b0", "regnetx_002", "convnext_atto"]
+)
+def test_timm_prefix_builds_any_timm_model(arch: str) -> None:
     import timm
 
-    m = create_model("timm:resnet10t", num_classes=4).eval()
-    up = timm.create_model("resnet10t", num_classes=4).eval()
+    m = create_model(f"timm:{arch}", num_classes=4).eval()
+    up = timm.create_model(arch, num_classes=4).eval()
     m.load_upstream_state_dict(up.state_dict(), what="timm")
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
         torch.testing.assert_close(m(x), up(x))
-    assert isinstance(m.get_submodule(m.default_cam_layer), torch.nn.Module)
+    seen: list[torch.Tensor] = []
+    h = m.get_submodule(m.default_cam_layer).register_forward_hook(lambda _m, _i, o: seen.append(o))
+    with torch.no_grad():
+        feats = m.forward_features(x)
+    h.remove()
+    assert seen[-1].dim() == 4 and seen[-1].shape[1:] == feats.shape[1:]  # the last spatial map
+    s = summarize(m, (3, 64, 64))
+    ti = ti_summary(up, input_size=(1, 3, 64, 64), verbose=0)
+    assert (s.total_params, s.mult_adds) == (ti.total_params, ti.total_mult_adds)
+
+
+def test_unknown_timm_model() -> None:
     from cnnlab.errors import ModelError
 
     with pytest.raises(ModelError, match="timm:resnet18"):

