@@ -141,6 +141,7 @@ def main() -> int:
     parser.add_argument("sections", nargs="*", help=f"any of {', '.join(SECTIONS)} (default: all)")
     parser.add_argument("--epochs", type=int, default=10, help="epochs for fashion/mnist")
     parser.add_argument("--cats-epochs", type=int, default=25)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
     args = parser.parse_args()
     data = os.environ.get("CNNLAB_DATA_DIR")
     if not data:
@@ -148,6 +149,10 @@ def main() -> int:
     import logging
     import warnings
 
+    import torch
+
+    if args.threads:  # on a shared, oversubscribed machine one thread per process avoids OpenMP stalls
+        torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore")
     for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
         logging.getLogger(name).setLevel(logging.ERROR)

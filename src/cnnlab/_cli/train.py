@@ -103,7 +103,7 @@ def train(
         None, "--cache-dir", help="embedding cache folder (--transfer features)"
     ),
     channels_last: bool = typer.Option(
-        True, "--channels-last/--no-channels-last", help="NHWC convolutions (faster on CPU)"
+        False, "--channels-last/--no-channels-last", help="NHWC convolutions (measure: sometimes faster)"
     ),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ) -> None:
