@@ -25,6 +25,7 @@ def _files(run: Path) -> tuple[str, dict[str, torch.Tensor]]:
     return (run / "metrics.csv").read_text(), load_file(str(run / "model.safetensors"))
 
 
+@pytest.mark.slow
 def test_features_run_caches_embeddings_and_counts_head_only(tmp_path: Path) -> None:
     first = fit(_cfg(tmp_path, "a", transfer="features", epochs=2))
     cache_files = sorted((tmp_path / "cache").glob("*.safetensors"))
@@ -44,6 +45,7 @@ def test_features_run_caches_embeddings_and_counts_head_only(tmp_path: Path) -> 
     assert all(torch.equal(w1[k], w2[k]) for k in w1)
 
 
+@pytest.mark.slow
 def test_full_with_fine_tune_schedule_resumes_to_same_result(tmp_path: Path) -> None:
     kw = {"transfer": "full", "fine_tune_epochs": 1, "lr": 2e-3}
     straight = fit(_cfg(tmp_path, "straight", epochs=3, **kw))
@@ -53,6 +55,28 @@ def test_full_with_fine_tune_schedule_resumes_to_same_result(tmp_path: Path) -> 
     assert m1 == m2, "metrics differ after --resume across the unfreezing epoch"
     for key, value in w1.items():
         torch.testing.assert_close(w2[key], value, rtol=0, atol=0)
+
+
+@pytest.mark.slow
+def test_mlp_and_logreg_heads_train_export_and_load(tmp_path: Path) -> None:
+    from cnnlab.data import load_data
+    from cnnlab.data.transforms import Normalize
+    from cnnlab.train.run import load_run
+    from cnnlab.train.transfer import MLPHead
+
+    mlp = fit(_cfg(tmp_path, "mlp", transfer="features", head="mlp", epochs=1))
+    loaded = load_run(mlp.run_dir)  # rebuilds the mlp head: the saved weights must fit it
+    assert any(isinstance(m, MLPHead) for m in loaded.model.head.modules())
+
+    logreg = fit(_cfg(tmp_path, "logreg", transfer="features", head="logreg", epochs=2))
+    assert [row["lr"] for row in logreg.metrics] == [0.0, 0.0]  # fitted in closed form, epochs only measure
+    assert logreg.metrics[0]["val_acc"] == logreg.metrics[1]["val_acc"]
+    run = load_run(logreg.run_dir)
+    val = load_data("sample", limit=BASE["limit"], seed=0).val
+    with torch.no_grad():
+        preds = run.model(Normalize(run.mean, run.std)(val.images)).argmax(1)
+    accuracy = float((preds == val.labels).float().mean())
+    assert accuracy == pytest.approx(logreg.metrics[-1]["val_acc"], abs=1e-6)
 
 
 BLOCKLESS = "transfer_test_blockless"

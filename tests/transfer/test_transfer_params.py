@@ -129,6 +129,18 @@ def test_configure_head_mlp_and_linear() -> None:
     assert linear.head[-1].out_features == 2 and count_params(linear).frozen == 0
 
 
+def test_configure_head_logreg_reduces_a_dense_head_to_one_linear() -> None:
+    from cnnlab.models import create_model
+
+    model = create_model("mnist_cnn")  # head: flatten -> fc1 -> relu -> fc
+    configure_head(model, kind="logreg", num_classes=10)
+    assert [type(m).__name__ for m in model.head] == ["Flatten", "Linear"]
+    keys = list(model.state_dict())
+    configure_head(model, kind="logreg", num_classes=10)
+    assert list(model.state_dict()) == keys
+    assert model(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+
+
 def test_adapt_in_chans_matches_grey_repeated_to_rgb() -> None:
     model = resnet18(num_classes=1)
     name = next(n for n, m in model.named_modules() if isinstance(m, nn.Conv2d))

@@ -21,7 +21,7 @@ mode (``partial``/``full``). The optimizer always holds the backbone group (froz
 gradient, so optimizers skip them), and the mode of an epoch is a pure function of the epoch number:
 ``--resume`` mid-schedule restores exactly the right ``requires_grad`` map and optimizer state.
 
-Integration (how ``run.fit`` calls this module; run.py does all of this already except where marked)::
+Integration (how ``run.fit`` calls this module; run.py does all of this)::
 
     model = create_model(cfg.model, pretrained=cfg.weights or cfg.pretrained)
     configure_head(model, kind=cfg.head, num_classes=n)   # also in load_run, so the mlp head loads
@@ -34,8 +34,7 @@ Integration (how ``run.fit`` calls this module; run.py does all of this already 
                                                 key_parts={"model": cfg.model, "weights": ...})
         dm = embeddings.embedding_datamodule(train_e, val_e, batch_size=cfg.batch_size, seed=cfg.seed)
         trained = embeddings.EmbeddingHead(model)          # ClassifierModule(trained, ...)
-        callbacks = [embeddings.LogRegHead(model, dm.train_set, num_classes=n, seed=cfg.seed)]  # TODO D:
-                                                           # only when cfg.head == "logreg"
+        callbacks = [embeddings.LogRegHead(model, dm.train_set, num_classes=n, seed=cfg.seed)]  # logreg only
     else:
         dm = ImageDataModule(...); trained = model; callbacks = [policy]
     L.Trainer(callbacks=callbacks, use_distributed_sampler=False)   # embedding loaders shard themselves
@@ -294,10 +293,12 @@ def _replace_child(model: nn.Module, old: nn.Module, new: nn.Module) -> None:
 
 def configure_head(model: nn.Module, *, kind: str = "linear", num_classes: int, hidden: int = 512,
                    dropout: float = 0.5) -> None:
-    """Give ``model`` a fresh classifier: ``linear`` (and ``logreg``) or ``mlp``. Idempotent.
+    """Give ``model`` a fresh classifier: ``linear``, ``mlp`` or ``logreg``. Idempotent.
 
-    ``linear``/``logreg`` keep the head's structure (``reset_classifier``); ``mlp`` replaces the last
-    linear layer by an :class:`MLPHead`. Calling it again (e.g. when rebuilding a model from a run
+    ``linear`` keeps the head's structure (``reset_classifier``); ``mlp`` replaces the last linear
+    layer by an :class:`MLPHead`; ``logreg`` makes the head its pooling prefix plus one linear layer
+    on the embeddings (a course head ``flatten -> fc1 -> relu -> fc`` becomes ``flatten -> fc``), the
+    shape a logistic regression fills. Calling it again (e.g. when rebuilding a model from a run
     folder) gives the same structure, so the saved state dict loads.
 
     Args:
@@ -316,9 +317,27 @@ def configure_head(model: nn.Module, *, kind: str = "linear", num_classes: int, 
             _replace_child(model, m, nn.Linear(m.in_features, num_classes))
             break
     model.reset_classifier(num_classes)
+    if kind is Head.LOGREG:
+        _single_linear_head(model, num_classes)
     if kind is Head.MLP:
         old = model.classifier_layer()
         _replace_child(model, old, MLPHead(old.in_features, num_classes, hidden=hidden, dropout=dropout))
+
+
+def _single_linear_head(model: nn.Module, num_classes: int) -> None:
+    from collections import OrderedDict
+
+    from .embeddings import split_head
+
+    prefix, rest = split_head(model)
+    linears = [m for m in rest.modules() if isinstance(m, nn.Linear)]
+    if len(linears) == 1:
+        return
+    if not isinstance(model.head, nn.Sequential) or not linears:
+        raise ModelError(f"--head logreg: cannot reduce the head of {type(model).__name__} to one linear "
+                         "layer; use --head linear or mlp")
+    keep = list(model.head.named_children())[: len(prefix)]
+    model.head = nn.Sequential(OrderedDict([*keep, ("fc", nn.Linear(linears[0].in_features, num_classes))]))
 
 
 def _first_conv(model: nn.Module) -> tuple[str, nn.Conv2d]:
