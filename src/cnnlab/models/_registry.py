@@ -96,7 +96,7 @@ def register_model(
             name,
             fn,
             family,
-            tuple(input_size),
+            (int(input_size[0]), int(input_size[1]), int(input_size[2])),
             num_classes,  # type: ignore[arg-type]
             pretrained,
             offline,

@@ -206,8 +206,12 @@ class Fixed:
         from ..filters import FixedFilterConv2d  # lazy: the filters package is optional for models
 
         layer = FixedFilterConv2d.from_bank(
-            self.bank, in_channels=c, trainable=self.trainable, padding=self.padding, **self.params
-        )  # type: ignore[arg-type]
+            self.bank,
+            in_channels=c,
+            trainable=self.trainable,
+            padding=self.padding,  # type: ignore[arg-type]
+            **self.params,
+        )
         return layer, layer.out_channels
 
 
@@ -244,7 +248,9 @@ def _value(text: str) -> Any:
 
 def _split_top(text: str, seps: str) -> list[str]:
     """Split at characters in ``seps`` that are not inside parentheses."""
-    parts, depth, cur = [], 0, []
+    parts: list[str] = []
+    cur: list[str] = []
+    depth = 0
     for ch in text:
         depth += (ch == "(") - (ch == ")")
         if depth < 0:
@@ -272,7 +278,7 @@ def _parse_token(tok: str) -> Any:
     pos = [_value(a) for a in args if "=" not in a]
     kw = {k: _value(v) for k, v in (a.split("=", 1) for a in args if "=" in a)}
     if cls is Fixed:
-        reserved = {k: kw.pop(k) for k in ("trainable", "padding") if k in kw}
+        reserved: dict[str, Any] = {k: kw.pop(k) for k in ("trainable", "padding") if k in kw}
         kw = {"params": kw, **reserved}
     try:
         return cls(*pos, **kw)

@@ -52,7 +52,7 @@ class _PreLogits(nn.Module):
         object.__setattr__(self, "_timm", timm_model)  # not a submodule: its parameters live in features
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._timm.forward_head(x, pre_logits=True)  # type: ignore[operator]
+        return self._timm.forward_head(x, pre_logits=True)  # type: ignore[union-attr,operator]
 
 
 def _timm_cfg(model: nn.Module, source: str) -> PretrainedCfg:
@@ -77,7 +77,7 @@ class TimmNet(CNNLabModel):
         pretrained_source: Where its weights came from, or None (random init).
     """
 
-    def __init__(self, timm_model: nn.Module, *, pretrained_source: str | None = None) -> None:
+    def __init__(self, timm_model: Any, *, pretrained_source: str | None = None) -> None:
         super().__init__()
         clf_name = str(getattr(timm_model, "pretrained_cfg", {}).get("classifier", "classifier"))
         try:
@@ -187,7 +187,7 @@ def _hf_cached(arch: str) -> bool:
 
         hub_id = timm.models.get_pretrained_cfg(arch).hf_hub_id  # type: ignore[union-attr]
         return any(
-            isinstance(try_to_load_from_cache(hub_id, f), str)
+            isinstance(try_to_load_from_cache(str(hub_id), f), str)
             for f in ("model.safetensors", "pytorch_model.bin")
         )
     except Exception:  # no timm/hub metadata: treat as not cached (only informs `cnnlab models`)
@@ -234,7 +234,7 @@ def efficientnet_lite0(*, num_classes: int = 1000, in_chans: int = 3, pretrained
     return net
 
 
-def _adapt(net: TimmNet, *, num_classes: int, in_chans: int) -> None:
+def _adapt(net: Any, *, num_classes: int, in_chans: int) -> None:
     """Resize the classifier / first conv after loading 1000-class RGB weights."""
     if num_classes != net.classifier_layer().out_features:
         net.reset_classifier(num_classes)

@@ -90,7 +90,7 @@ def _cached(arch: str) -> bool:
     return (Path(torch.hub.get_dir()) / "checkpoints" / Path(url).name).is_file()
 
 
-def _upstream(arch: str, *, pretrained: bool) -> nn.Module:
+def _upstream(arch: str, *, pretrained: bool) -> Any:
     from torchvision import models
 
     kwargs: dict[str, Any] = {}
@@ -134,7 +134,7 @@ def _adapt_first_conv(net: nn.Module, name: str, in_chans: int) -> None:
 
     parent_name, _, leaf = name.rpartition(".")
     parent = net.get_submodule(parent_name)
-    old: nn.Conv2d = getattr(parent, leaf)
+    old: Any = getattr(parent, leaf)
     new = nn.Conv2d(
         in_chans,
         old.out_channels,

@@ -174,7 +174,7 @@ def summarize(
 
     name = model_name or type(model).__name__
     input_size = tuple(int(v) for v in input_size)
-    names = {}
+    names: dict[int, str] = {}
     for n, m in model.named_modules():
         names.setdefault(id(m), n)
     x = torch.zeros((1, *input_size), device=device)
