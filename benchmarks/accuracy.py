@@ -142,6 +142,7 @@ def main() -> int:
     parser.add_argument("--epochs", type=int, default=10, help="epochs for fashion/mnist")
     parser.add_argument("--cats-epochs", type=int, default=25)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
+    parser.add_argument("--only", nargs="*", default=[], help="cats: only these runs (cats_noaug, cats_aug)")
     args = parser.parse_args()
     data = os.environ.get("CNNLAB_DATA_DIR")
     if not data:
@@ -162,18 +163,24 @@ def main() -> int:
         parser.error(f"unknown section(s) {', '.join(unknown)}; choose from {', '.join(SECTIONS)}")
     command = "python benchmarks/accuracy.py " + " ".join(sys.argv[1:])
     path = RESULTS / "accuracy.json"
-    results: dict[str, Any] = json.loads(path.read_text()) if path.is_file() else {}
+
+    def record(key: str, summary: dict[str, Any]) -> None:
+        # Re-read before writing: sections may run as separate processes at the same time.
+        results = json.loads(path.read_text()) if path.is_file() else {}
+        results[key] = summary
+        _write(results, command)
+
     common = {"data_dir": data, "batch_size": 64, "lr": 1e-3, "seed": 0}
     if "fashion" in sections:
-        results["fashion"] = _train(
-            "fashion", data="fashion-mnist", model="mnist_cnn", epochs=args.epochs, **common
+        record(
+            "fashion",
+            _train("fashion", data="fashion-mnist", model="mnist_cnn", epochs=args.epochs, **common),
         )
-        _write(results, command)
     if "mnist" in sections:
-        results["mnist"] = _train(
-            "mnist", data="mnist", model="mnist_cnn", epochs=args.epochs, val_split=0.2, **common
+        record(
+            "mnist",
+            _train("mnist", data="mnist", model="mnist_cnn", epochs=args.epochs, val_split=0.2, **common),
         )
-        _write(results, command)
     if "cats" in sections:
         folder = str(Path(data) / "cats-vs-dogs")
         cats = {
@@ -184,13 +191,13 @@ def main() -> int:
             "lr": 1e-3,
             "seed": 0,
         }
-        for key, model, augment in (
-            ("cats_noaug", "cats_cnn", "none"),
-            ("cats_aug", "cats_cnn_dropout", "standard"),
-        ):
-            results[key] = _train(key, model=model, augment=augment, **cats)
+        runs = (("cats_noaug", "cats_cnn", "none"), ("cats_aug", "cats_cnn_dropout", "standard"))
+        for key, model, augment in runs:
+            if args.only and key not in args.only:
+                continue
+            summary = _train(key, model=model, augment=augment, **cats)
             shutil.copyfile(RUNS / key / "curves.png", RESULTS / f"{key}_curves.png")
-            _write(results, command)
+            record(key, summary)
     return 0
 
 
