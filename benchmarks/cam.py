@@ -122,9 +122,9 @@ def main() -> int:
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     meta = {"torch": torch.__version__, "threads": torch.get_num_threads(), "cpus": os.cpu_count(),
             "load_average_end": round(load, 2), "python": platform.python_version()}
-    import pytorch_grad_cam
+    from importlib.metadata import version
 
-    meta["grad_cam"] = getattr(pytorch_grad_cam, "__version__", "1.5.x")
+    meta["grad_cam"] = version("grad-cam")
     print(f"{'model':<20}{'cnnlab img/s':>14}{'grad-cam img/s':>16}{'speedup':>9}{'cpu x':>8}{'min r':>9}")
     for r in results:
         print(f"{r['model']:<20}{r['cnnlab_images_per_s']:>14.2f}{r['reference_images_per_s']:>16.2f}"
