@@ -39,8 +39,10 @@ Integration (how ``run.fit`` calls this module; run.py does all of this)::
         dm = ImageDataModule(...); trained = model; callbacks = [policy]
     L.Trainer(callbacks=callbacks, use_distributed_sampler=False)   # embedding loaders shard themselves
 
-Grey input: we adapt the first convolution (:func:`adapt_in_chans`, timm's ``adapt_input_conv``) rather
-than repeating the channel in the transform, and normalise with :func:`gray_mean_std`.
+Grey input to an RGB-pretrained net: we adapt the first convolution (:func:`adapt_in_chans`, timm's
+``adapt_input_conv``: the RGB kernels summed) rather than repeating the channel in the data, and
+normalise with :func:`gray_mean_std`. For that, ``fit`` loads the data in its own channels
+(``load_data(grayscale=None)``); ``adapt_in_chans`` then returns the notice that ``fit`` prints.
 """
 
 from __future__ import annotations
