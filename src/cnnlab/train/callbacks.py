@@ -145,6 +145,10 @@ class NonFiniteGuard(L.Callback):
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
+        if trainer.world_size > 1:
+            # A rank stopping alone would leave the others waiting in an all-reduce; with several
+            # processes the epoch check of MetricsHistory (on losses synced over ranks) stops all at once.
+            return
         loss = outputs["loss"] if isinstance(outputs, dict) else outputs
         if not isinstance(loss, torch.Tensor):
             return

@@ -393,12 +393,14 @@ def fit(
 
     try:
         trainer.fit(module, datamodule=dm, ckpt_path=str(last) if last else None, weights_only=True)
-    except SIGTERMException:
+    except (SIGTERMException, SystemExit) as exc:
+        # Lightning turns Ctrl-C into sys.exit(1) after a graceful shutdown, SIGTERM into SIGTERMException.
+        if isinstance(exc, SystemExit) and not trainer.interrupted:
+            raise
         kept = run_dir / "checkpoints" / "last.ckpt"
         state = f"the last checkpoint is {kept}" if kept.is_file() else "no checkpoint was written yet"
-        raise TrainingError(
-            f"interrupted (SIGTERM); {state}; continue with --out {run_dir} --resume"
-        ) from None
+        why = "SIGTERM" if isinstance(exc, SIGTERMException) else "Ctrl-C"
+        raise TrainingError(f"interrupted ({why}); {state}; continue with --out {run_dir} --resume") from None
 
     rows = history.rows
     if not rows:
