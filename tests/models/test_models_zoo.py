@@ -160,3 +160,35 @@ def test_pretrained_download_failure_names_local_option(monkeypatch: pytest.Monk
     monkeypatch.setattr(tvm, "get_model", offline)
     with pytest.raises(ModelError, match="--weights FILE"):
         create_model("resnet18", pretrained=True)
+
+
+def test_torchvision_pretrained_from_the_hub_cache(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """pretrained=True uses torchvision's own loader; a file already in the torch hub cache works offline."""
+    import torchvision
+    from torchvision.models import ResNet18_Weights
+
+    from cnnlab.models import model_info
+
+    monkeypatch.setattr(torch.hub, "_hub_dir", str(tmp_path / "hub"))
+    assert model_info("resnet18")["pretrained_offline"] is False
+    ref = torchvision.models.resnet18()
+    cached = tmp_path / "hub" / "checkpoints" / ResNet18_Weights.DEFAULT.url.rsplit("/", 1)[-1]
+    cached.parent.mkdir(parents=True)
+    torch.save(ref.state_dict(), cached)
+    assert model_info("resnet18")["pretrained_offline"] is True
+    m = create_model("resnet18", pretrained=True).eval()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(m(x), ref.eval()(x), rtol=0, atol=0)
+    cfg = m.pretrained_cfg
+    t = ResNet18_Weights.DEFAULT.transforms()
+    assert cfg is not None and cfg.source == "torchvision:resnet18"
+    assert cfg.mean == tuple(t.mean) and cfg.crop_pct == t.crop_size[0] / t.resize_size[0]
+    assert cfg.input_size == (3, 224, 224) and len(cfg.class_names) == 1000
+
+
+def test_inception_cfg_records_its_input_normalisation() -> None:
+    from cnnlab.models.zoo_torchvision import _cfg_from_weights
+
+    cfg = _cfg_from_weights("inception_v3", "x")
+    assert cfg.input_size == (3, 299, 299) and cfg.mean == (0.5, 0.5, 0.5) and cfg.std == (0.5, 0.5, 0.5)

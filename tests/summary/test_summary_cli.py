@@ -87,3 +87,27 @@ def test_summary_of_a_run_folder_without_config_is_a_clear_error(tmp_path: pytes
 
     res = CliRunner().invoke(app, ["summary", str(tmp_path)])
     assert res.exit_code == 2 and "config.yaml" in res.output
+
+
+def test_summary_of_a_run_folder(tmp_path) -> None:
+    """`cnnlab summary RUN` reads the run through cnnlab.train.load_run (the run's model and input size)."""
+    from typer.testing import CliRunner
+
+    train = pytest.importorskip("cnnlab.train.run")
+    from cnnlab.cli import app
+    from cnnlab.train.config import TrainConfig
+
+    cfg = TrainConfig(
+        data="sample",
+        model="mnist_cnn_gap",
+        limit=64,
+        batch_size=32,
+        epochs=1,
+        progress=False,
+        out=str(tmp_path / "run"),
+    )
+    train.fit(cfg)
+    res = CliRunner().invoke(app, ["summary", str(tmp_path / "run"), "--json"])
+    assert res.exit_code == 0, res.output
+    d = json.loads(res.stdout)
+    assert d["total_params"] == 56_394 and d["input_size"] == [1, 28, 28]
