@@ -191,7 +191,10 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=120, help="training steps per repeat")
     parser.add_argument("--warmup", type=int, default=10, help="untimed steps at the start of each repeat")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads, all pipelines (0 = default)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     import logging
     import warnings
