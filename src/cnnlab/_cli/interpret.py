@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import typer
 
@@ -60,33 +60,40 @@ class Source:
     std: tuple[float, ...]
     image_size: tuple[int, int, int]
     label: str
-    crop_pct: float = 1.0
+    run: Any = None  # the LoadedRun, for run folders
+    cfg: Any = None  # the weights' PretrainedCfg, for pretrained registry models
 
-    def load(self, paths: list[Path]) -> torch.Tensor:
-        """Decode, resize (short side to size / crop_pct) and centre-crop: uint8 [N, C, H, W]."""
-        import torch
-        from torchvision.transforms.v2 import functional as TF
+    def prepare(self, paths: list[Path]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Images as the model expects them: (uint8 [N, C, H, W] to draw, normalised float [N, C, H, W]).
 
-        from ..images import read_image
-
-        c, h, w = self.image_size
-        out = []
-        for p in paths:
-            img = read_image(p, mode="L" if c == 1 else "RGB")
-            if self.crop_pct < 1.0:
-                img = TF.resize(img, int(min(h, w) / self.crop_pct), antialias=True)
-                img = TF.center_crop(img, [h, w])
-            else:
-                img = TF.resize(img, [h, w], antialias=True)
-            out.append(img)
-        return torch.stack(out)
-
-    def normalise(self, images: torch.Tensor) -> torch.Tensor:
+        Run folders: decoded and resized exactly as the training data (``train.evaluate.load_images``).
+        Pretrained models: the weights' own eval transform (``data.transforms.eval_transform``).
+        Registry models without weights: resized to their input size, scaled to [0, 1].
+        """
         import torch
 
         mean = torch.tensor(self.mean).view(1, -1, 1, 1)
         std = torch.tensor(self.std).view(1, -1, 1, 1)
-        return (images.float() / 255.0 - mean) / std
+        if self.cfg is not None:
+            from ..data.transforms import eval_transform
+            from ..images import decode_image
+
+            tf = eval_transform(self.cfg)
+            mode: Literal["L", "RGB"] = "L" if self.image_size[0] == 1 else "RGB"
+            x = torch.stack([tf(decode_image(p, mode=mode)) for p in paths])
+            shown = ((x * std + mean).clamp(0, 1) * 255).round().to(torch.uint8)
+            return shown, x
+        if self.run is not None:
+            from ..train.evaluate import load_images
+
+            raw = load_images(self.run, paths)
+        else:
+            from ..images import decode_image, pil_to_tensor
+
+            c, h, w = self.image_size
+            raw = torch.stack([pil_to_tensor(decode_image(p, mode="L" if c == 1 else "RGB", size=(h, w)))
+                               for p in paths])
+        return raw, (raw.float() / 255.0 - mean) / std
 
 
 def load_source(run: str | None, model_name: str | None) -> Source:
@@ -97,7 +104,8 @@ def load_source(run: str | None, model_name: str | None) -> Source:
         from ..train import load_run
 
         r = load_run(run)
-        return Source(r.model, list(r.classes), tuple(r.mean), tuple(r.std), tuple(r.image_size), str(run))
+        size = tuple(r.image_size)
+        return Source(r.model, list(r.classes), tuple(r.mean), tuple(r.std), size, str(run), run=r)
     assert model_name is not None
     from ..models import create_model, model_info
 
@@ -109,11 +117,10 @@ def load_source(run: str | None, model_name: str | None) -> Source:
     cfg = getattr(model, "pretrained_cfg", None) if offline else None
     if cfg is not None:
         mean, std, size = tuple(cfg.mean), tuple(cfg.std), tuple(cfg.input_size)
-        crop = float(cfg.crop_pct or 1.0)
         classes = list(cfg.class_names)
     else:
         size = tuple(info["input_size"])
-        mean, std, crop, classes = (0.0,) * size[0], (1.0,) * size[0], 1.0, []
+        mean, std, classes = (0.0,) * size[0], (1.0,) * size[0], []
     n_out = int(info["num_classes"])
     if not classes and n_out == 1000:
         from ..models import imagenet_classes
@@ -121,7 +128,7 @@ def load_source(run: str | None, model_name: str | None) -> Source:
         classes = list(imagenet_classes())
     if not classes:
         classes = [str(i) for i in range(max(n_out, 2))]  # one logit = binary: classes 0 and 1
-    return Source(model, classes, mean, std, size, model_name, crop)  # type: ignore[arg-type]
+    return Source(model, classes, mean, std, size, model_name, cfg=cfg)  # type: ignore[arg-type]
 
 
 def _split_inputs(inputs: list[str], model_name: str | None) -> tuple[str | None, list[str]]:
@@ -178,8 +185,7 @@ def explain(
     src = load_source(run, model)
     paths = _image_paths(images)
     ensure_writable_dir(out.parent if str(out.parent) else Path("."), option="--out")
-    raw = src.load(paths)
-    x = src.normalise(raw)
+    raw, x = src.prepare(paths)
     res = run_explain(src.model, x, target=_target(target, src.classes), layer=layer, method=method)
     probs = target_probability(res.logits, res.targets)
     save_figure(out, plots.cam_overlay_figure(raw, res, class_names=src.classes, probabilities=probs))
@@ -243,7 +249,7 @@ def features(
     if len(paths) != 1:
         raise CnnlabError(f"IMAGE: features takes one image, got {len(paths)}")
     ensure_writable_dir(out.parent if str(out.parent) else Path("."), option="--out")
-    x = src.normalise(src.load(paths))
+    _, x = src.prepare(paths)
     fm = feature_maps(src.model, x[0], layer)
     save_figure(out, plots.feature_map_figure(fm, max_channels=max_channels))
     dead = [int(i) for i in fm.dead.nonzero().flatten()]

@@ -242,7 +242,7 @@ def _gap_linear_head(inp: CamInputs) -> nn.Linear:
     fc: nn.Linear | None = None
     if hasattr(model, "classifier_layer"):
         try:
-            fc = model.classifier_layer()
+            fc = model.classifier_layer()  # type: ignore[operator]
         except (TypeError, AttributeError):
             fc = None
     if fc is None:

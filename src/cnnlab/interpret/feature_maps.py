@@ -14,7 +14,14 @@ from torch import nn
 from ..errors import CnnlabError, ModelError
 from .hooks import resolve_layer, run_until, truncated_capture
 
-__all__ = ["FeatureMaps", "channel_across_images", "dead_filters", "feature_maps", "layer_activations"]
+__all__ = [
+    "DeadFilters",
+    "FeatureMaps",
+    "channel_across_images",
+    "dead_filters",
+    "feature_maps",
+    "layer_activations",
+]
 
 
 def layer_activations(model: nn.Module, images: torch.Tensor, layer: str) -> torch.Tensor:

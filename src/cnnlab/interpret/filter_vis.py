@@ -79,7 +79,8 @@ class _ImageParam(nn.Module):
     def forward(self) -> torch.Tensor:
         _, c, h, w = self.shape
         if self.param == "fft":
-            spectrum = torch.view_as_complex(self.spectrum) * self.scale
+            scale: torch.Tensor = self.scale  # type: ignore[assignment]
+            spectrum = torch.view_as_complex(self.spectrum) * scale
             x = torch.fft.irfftn(spectrum, s=(h, w), norm="ortho") / 4.0  # Lucent's scale
         else:
             x = self.pixels
