@@ -96,6 +96,23 @@ def test_cache_training_equals_training_without_cache(tmp_path: Any) -> None:
         assert on_cache.epoch_metrics[key] == pytest.approx(value, rel=1e-5, abs=1e-6), key
 
 
+def test_progress_reports_every_batch_and_bar_runs() -> None:
+    from cnnlab.train.embeddings import progress_bar
+
+    seen: list[tuple[int, int]] = []
+    with progress_bar("embeddings", enabled=True) as update:
+        assert update is not None
+
+        def both(done: int, total: int) -> None:
+            seen.append((done, total))
+            update(done, total)
+
+        compute_embeddings(TinyNet(), _dataset(40), mean=MEAN, std=STD, batch_size=16, progress=both)
+    assert seen == [(16, 40), (32, 40), (40, 40)]
+    with progress_bar("off", enabled=False) as update:
+        assert update is None
+
+
 def test_cache_key_hits_and_misses(tmp_path: Any) -> None:
     model = TinyNet().eval()
     ds = _dataset(20)

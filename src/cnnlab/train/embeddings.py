@@ -19,10 +19,11 @@ fine-tune schedule and without ``--train-bn``.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,7 @@ __all__ = [
     "default_cache_dir",
     "embedding_datamodule",
     "fit_logreg_head",
+    "progress_bar",
     "split_head",
     "use_embedding_cache",
 ]
@@ -231,6 +233,30 @@ def compute_embeddings(
         meta = {"key": json.dumps(key_parts or {}, sort_keys=True, default=str), "images": str(len(dataset))}
         save_safetensors(path, {"embeddings": features, "labels": labels}, metadata=meta)
     return Embeddings(features, labels, path, cache_hit=False)
+
+
+@contextlib.contextmanager
+def progress_bar(description: str, *, enabled: bool = True) -> Iterator[Callable[[int, int], None] | None]:
+    """A rich progress bar on stderr for :func:`compute_embeddings` (``progress=``); ``None`` if disabled.
+
+    Example:
+        >>> with progress_bar("embeddings: train") as update:
+        ...     emb = compute_embeddings(model, ds, mean=m, std=s, progress=update)
+    """
+    if not enabled:
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task(description, total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update
 
 
 def use_embedding_cache(cfg: Any) -> bool:
