@@ -30,8 +30,10 @@ Integration (how ``run.fit`` calls this module; run.py does all of this)::
     counts = policy.apply(model)                           # ParamCounts: print + run.json
     groups = lambda _: policy.param_groups(model, lr=cfg.lr, weight_decay=cfg.weight_decay)
     if embeddings.use_embedding_cache(cfg):                # features, --augment none, no --train-bn
-        train_e = embeddings.compute_embeddings(model, bundle.train, mean=..., std=..., cache_dir=...,
-                                                key_parts={"model": cfg.model, "weights": ...})
+        with embeddings.progress_bar("embeddings: train", enabled=cfg.progress) as update:
+            train_e = embeddings.compute_embeddings(model, bundle.train, mean=..., std=..., cache_dir=...,
+                                                    key_parts={"model": cfg.model, "weights": ...},
+                                                    progress=update)
         dm = embeddings.embedding_datamodule(train_e, val_e, batch_size=cfg.batch_size, seed=cfg.seed)
         trained = embeddings.EmbeddingHead(model)          # ClassifierModule(trained, ...)
         callbacks = [embeddings.LogRegHead(model, dm.train_set, num_classes=n, seed=cfg.seed)]  # logreg only
