@@ -159,7 +159,7 @@ def summarize(
     """Shapes, params, mult-adds (torchinfo) plus receptive field, jump and frozen params per layer.
 
     Args:
-        model: Any ``nn.Module`` (cnnlab models name their layers by their dotted module names).
+        model: Any ``nn.Module``; it runs in eval mode (torchinfo restores its mode afterwards).
         input_size: (C, H, W) of one input (batch size 1 is used, so mult-adds are per image).
         device: Where to run the forward pass.
         model_name: Name used in messages (default: the class name).
@@ -197,7 +197,7 @@ def summarize(
     try:
         with tracker:
             tracker.mark_input(x)
-            stats = ti_summary(model, input_data=[x], device=device, verbose=0, depth=100)
+            stats = ti_summary(model, input_data=[x], device=device, verbose=0, depth=100, mode="eval")
             fields = {
                 k: [tracker.field(o if isinstance(o, torch.Tensor) else _first_tensor(o)) for o in v]
                 for k, v in outputs.items()
