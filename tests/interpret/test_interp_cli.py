@@ -75,6 +75,10 @@ def test_features_and_dream_on_run(run_dir: Path, digits: list[Path], tmp_path: 
     res = _json(runner.invoke(app, ["features", str(run_dir), str(digits[0]), "--layer", "Conv2d:0",
                                     "--out", str(tmp_path / "f.png"), "--json"]))
     assert res["shape"][0] == 32 and _is_png(res["figure"]) and len(res["channel_max"]) == 32
+    res = _json(runner.invoke(app, ["features", str(run_dir), *map(str, digits), "--layer", "Conv2d:-1",
+                                    "--channel", "5", "--out", str(tmp_path / "c.png"), "--json"]))
+    assert res["channel"] == 5 and len(res["image_max"]) == 2 and _is_png(res["figure"])
+    assert 0.0 <= res["active_fraction"] <= 1.0
     res = _json(runner.invoke(app, ["dream", str(run_dir), "--layer", "Conv2d:-1", "--filters", "0-3",
                                     "--steps", "8", "--out", str(tmp_path / "d.png"), "--json"]))
     assert [f["filter"] for f in res["filters"]] == [0, 1, 2, 3] and _is_png(res["figure"])

@@ -230,39 +230,56 @@ def explain(
 
 @app.command()
 def features(
-    inputs: list[str] = typer.Argument(..., metavar="RUN|IMAGE IMAGE",
-                                       help="A run folder then one image, or one image with --model."),
+    inputs: list[str] = typer.Argument(..., metavar="RUN|IMAGE IMAGE...",
+                                       help="A run folder then image(s), or image(s) with --model."),
     model: str | None = typer.Option(None, "--model", help="A registry model (pretrained when offline)."),
     layer: str = typer.Option("Conv2d:0", "--layer", help="Dotted name, Type:index (Conv2d:-1) or auto."),
+    channel: int | None = typer.Option(None, "--channel",
+                                       help="Show this one channel across all the images instead."),
     max_channels: int = typer.Option(64, "--max-channels", help="Channels drawn in the grid."),
     out: Path = typer.Option(Path("features.png"), "--out", help="Figure file."),
     as_json: bool = typer.Option(False, "--json", help="Print paths and numbers as JSON."),
 ) -> None:
-    """Feature-map grid: every channel of one layer for one image (dead channels flagged)."""
+    """Feature maps: every channel of a layer for one image (dead channels flagged), or one channel
+    across several images (--channel)."""
     from .._io import ensure_writable_dir, save_figure
-    from ..interpret.feature_maps import feature_maps
+    from ..interpret.feature_maps import channel_across_images, dead_filters, feature_maps
     from ..report import interpret_plots as plots
 
     run, images = _split_inputs(inputs, model)
     src = load_source(run, model)
     paths = _image_paths(images)
-    if len(paths) != 1:
-        raise CnnlabError(f"IMAGE: features takes one image, got {len(paths)}")
+    if channel is None and len(paths) != 1:
+        raise CnnlabError(f"IMAGE: the channel grid takes one image, got {len(paths)}; or add --channel K")
     ensure_writable_dir(out.parent if str(out.parent) else Path("."), option="--out")
-    _, x = src.prepare(paths)
-    fm = feature_maps(src.model, x[0], layer)
-    save_figure(out, plots.feature_map_figure(fm, max_channels=max_channels))
-    dead = [int(i) for i in fm.dead.nonzero().flatten()]
-    if as_json:
-        print_json({
+    raw, x = src.prepare(paths)
+    if channel is not None:
+        maps = channel_across_images(src.model, x, layer, channel)
+        flags = dead_filters(src.model, x, layer)
+        save_figure(out, plots.channel_across_figure(raw, maps, channel=channel, layer=flags.layer))
+        summary = {
+            "source": src.label, "images": [str(p) for p in paths], "layer": flags.layer, "channel": channel,
+            "figure": str(out), "dead": bool(flags.dead[channel]),
+            "active_fraction": round(float(flags.active_fraction[channel]), 6),
+            "image_max": [round(float(v), 6) for v in maps.flatten(1).amax(1)],
+        }
+        message = f"{flags.layer} channel {channel} across {len(paths)} images -> {out}"
+    else:
+        fm = feature_maps(src.model, x[0], layer)
+        save_figure(out, plots.feature_map_figure(fm, max_channels=max_channels))
+        dead = [int(i) for i in fm.dead.nonzero().flatten()]
+        summary = {
             "source": src.label, "image": str(paths[0]), "layer": fm.layer, "shape": list(fm.maps.shape),
             "figure": str(out), "dead_channels": dead,
             "channel_mean": [round(float(v), 6) for v in fm.maps.mean((1, 2))],
             "channel_max": [round(float(v), 6) for v in fm.maps.amax((1, 2))],
-        })
+        }
+        message = (f"{fm.layer}: {fm.maps.shape[0]} channels of {tuple(fm.maps.shape[1:])}, "
+                   f"{len(dead)} dead for this image -> {out}")
+    if as_json:
+        print_json(summary)
     else:
-        console.print(f"{fm.layer}: {fm.maps.shape[0]} channels of {tuple(fm.maps.shape[1:])}, "
-                      f"{len(dead)} dead for this image -> {out}")
+        console.print(message)
 
 
 @app.command()
