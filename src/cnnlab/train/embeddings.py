@@ -26,13 +26,14 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
 
 from .._io import save_safetensors
 from ..errors import TrainingError
+from .heads import _head
 
 __all__ = [
     "EmbeddingHead",
@@ -60,13 +61,15 @@ def _cacheable(m: nn.Module) -> bool:
 class _ForwardHead(nn.Module):
     """``model.forward_head`` as a module that registers only ``model.head``'s parameters."""
 
+    _model: Any
+
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
-        self.head = model.head
+        self.head = _head(model)
         object.__setattr__(self, "_model", model)  # not a submodule: the backbone's params stay out
 
     def forward(self, f: torch.Tensor) -> torch.Tensor:
-        return self._model.forward_head(f)
+        return cast(torch.Tensor, self._model.forward_head(f))
 
 
 def split_head(model: nn.Module) -> tuple[nn.Module, nn.Module]:
@@ -79,8 +82,8 @@ def split_head(model: nn.Module) -> tuple[nn.Module, nn.Module]:
     """
     from ..models.base import CNNLabModel
 
-    head = model.head
-    own_forward_head = type(model).forward_head is not CNNLabModel.forward_head
+    head = _head(model)
+    own_forward_head = getattr(type(model), "forward_head", None) is not CNNLabModel.forward_head
     if own_forward_head or not isinstance(head, nn.Sequential):
         return nn.Identity(), (_ForwardHead(model) if own_forward_head else head)
     n = 0
@@ -139,7 +142,7 @@ def default_cache_dir() -> Path:
 def _hash_tensor(h: Any, t: torch.Tensor) -> None:
     t = t.detach().cpu().contiguous()
     h.update(f"{t.dtype}:{tuple(t.shape)}".encode())
-    h.update(memoryview(t.reshape(-1).view(torch.uint8).numpy()) if t.numel() else b"")
+    h.update(t.reshape(-1).view(torch.uint8).numpy().data if t.numel() else b"")
 
 
 def _backbone_digest(model: nn.Module) -> str:
@@ -218,11 +221,12 @@ def compute_embeddings(
     normalize = _normalize(mean, std).to(device)
     was_training = model.training
     model.eval()
+    forward_features = cast(Any, model).forward_features
     chunks, done = [], 0
     try:
         with torch.inference_mode():
             for x, _y in _batches(dataset, batch_size):
-                chunks.append(prefix(model.forward_features(normalize(x.to(device)))).float().cpu())
+                chunks.append(prefix(forward_features(normalize(x.to(device)))).float().cpu())
                 done += x.shape[0]
                 if progress is not None:
                     progress(done, len(dataset))
