@@ -192,3 +192,27 @@ def test_inception_cfg_records_its_input_normalisation() -> None:
 
     cfg = _cfg_from_weights("inception_v3", "x")
     assert cfg.input_size == (3, 299, 299) and cfg.mean == (0.5, 0.5, 0.5) and cfg.std == (0.5, 0.5, 0.5)
+
+
+@pytest.mark.parametrize("name", ["efficientnet_lite0", "resnet18"])
+def test_grey_input_adapts_the_first_conv(name: str, tmp_path) -> None:
+    import torchvision
+
+    if name == "efficientnet_lite0":
+        m = create_model(name, in_chans=1, pretrained=True, num_classes=2).eval()
+        rgb = create_model(name, pretrained=True).eval()
+        first = "features.conv_stem"
+    else:
+        path = tmp_path / "r18.pth"
+        torch.save(torchvision.models.resnet18().state_dict(), path)
+        m = create_model(name, in_chans=1, pretrained=str(path), num_classes=2).eval()
+        rgb = create_model(name, pretrained=str(path)).eval()
+        first = "features.conv1"
+    # a grey image through the summed kernels == the same grey image copied to RGB through the RGB kernels
+    w1, w3 = m.get_submodule(first).weight, rgb.get_submodule(first).weight
+    assert w1.shape[1] == 1
+    torch.testing.assert_close(w1[:, 0], w3.sum(1))
+    x = torch.rand(1, 1, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(m.forward_features(x), rgb.forward_features(x.expand(1, 3, 64, 64)))
+    assert m(x).shape == (1, 2)

@@ -111,3 +111,18 @@ def test_summary_of_a_run_folder(tmp_path) -> None:
     assert res.exit_code == 0, res.output
     d = json.loads(res.stdout)
     assert d["total_params"] == 56_394 and d["input_size"] == [1, 28, 28]
+
+
+def test_frozen_params_per_layer() -> None:
+    from cnnlab.models import create_model
+    from cnnlab.summary import summarize
+
+    m = create_model("mnist_cnn")
+    for p in m.features.parameters():
+        p.requires_grad_(False)
+    s = summarize(m, (1, 28, 28))
+    assert s.trainable_params == 93_322 - 55_744 and s.frozen_params == 55_744
+    assert s.layer("features.block2.conv").frozen_params == 18_496
+    assert s.layer("head.fc1").frozen_params == 0
+    d = s.to_dict()
+    assert d["frozen_params"] == 55_744

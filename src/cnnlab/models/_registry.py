@@ -177,7 +177,21 @@ def create_model(
         from ._weights import load_weights_file
 
         model = entry.builder(pretrained=False, **kwargs)
-        load_weights_file(model, Path(pretrained), model_name=name)
+        try:
+            load_weights_file(model, Path(pretrained), model_name=name)
+        except ModelError as first_error:
+            defaults = {"num_classes": entry.num_classes, "in_chans": entry.input_size[0]}
+            if kwargs == defaults:
+                raise
+            # e.g. ImageNet weights for a 5-class grey model: load at the defaults, then adapt
+            model = entry.builder(pretrained=False, **defaults)
+            try:
+                load_weights_file(model, Path(pretrained), model_name=name)
+            except ModelError:
+                raise first_error from None
+            from ._adapt import adapt_model
+
+            adapt_model(model, **kwargs)
         return model
     if pretrained and not entry.pretrained:
         raise ModelError(

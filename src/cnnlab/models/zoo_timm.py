@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from ..errors import ModelError
+from ._adapt import adapt_model
 from ._registry import ModelEntry, register_model
 from ._weights import PretrainedCfg, imagenet_classes, translate_in_order
 from .base import CNNLabModel
@@ -230,26 +231,5 @@ def efficientnet_lite0(*, num_classes: int = 1000, in_chans: int = 3, pretrained
         m.load_state_dict(translate_in_order(sd, m.state_dict(), what=str(path)), strict=True)
         source = f"{LITE0_PACKAGE} ({path.name})"
     net = TimmNet(m, pretrained_source=source)
-    _adapt(net, num_classes=num_classes, in_chans=in_chans)
+    adapt_model(net, num_classes=num_classes, in_chans=in_chans)
     return net
-
-
-def _adapt(net: Any, *, num_classes: int, in_chans: int) -> None:
-    """Resize the classifier / first conv after loading 1000-class RGB weights."""
-    if num_classes != net.classifier_layer().out_features:
-        net.reset_classifier(num_classes)
-    if in_chans != 3:
-        from timm.models import adapt_input_conv
-
-        conv = net.features.conv_stem
-        new = type(conv)(
-            in_chans,
-            conv.out_channels,
-            conv.kernel_size,
-            stride=conv.stride,  # type: ignore[call-arg]
-            padding=conv.padding,
-            bias=conv.bias is not None,
-        )
-        with torch.no_grad():
-            new.weight.copy_(adapt_input_conv(in_chans, conv.weight))
-        net.features.conv_stem = new

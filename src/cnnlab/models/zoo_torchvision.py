@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from ..errors import ModelError
+from ._adapt import adapt_model
 from ._registry import register_model
 from ._weights import PretrainedCfg, imagenet_classes, translate_in_order
 from .base import CNNLabModel
@@ -117,37 +118,10 @@ def _seq(m: nn.Module, names: list[str]) -> nn.Sequential:
     return nn.Sequential(OrderedDict((n, getattr(m, n)) for n in names))
 
 
-def _finish(
-    net: TorchvisionNet, *, pretrained: bool, num_classes: int, in_chans: int, first_conv: str
-) -> None:
+def _finish(net: TorchvisionNet, *, pretrained: bool, num_classes: int, in_chans: int) -> None:
     if pretrained:
         net.pretrained_cfg = _cfg_from_weights(net.arch, f"torchvision:{net.arch}")
-    if num_classes != net.classifier_layer().out_features:
-        net.reset_classifier(num_classes)
-    if in_chans != 3:
-        _adapt_first_conv(net, first_conv, in_chans)
-
-
-def _adapt_first_conv(net: nn.Module, name: str, in_chans: int) -> None:
-    """New first conv for ``in_chans`` channels; pretrained RGB kernels are folded/repeated (timm's rule)."""
-    from timm.models import adapt_input_conv
-
-    parent_name, _, leaf = name.rpartition(".")
-    parent = net.get_submodule(parent_name)
-    old: Any = getattr(parent, leaf)
-    new = nn.Conv2d(
-        in_chans,
-        old.out_channels,
-        old.kernel_size,
-        stride=old.stride,  # type: ignore[arg-type]
-        padding=old.padding,
-        bias=old.bias is not None,
-    )  # type: ignore[arg-type]
-    with torch.no_grad():
-        new.weight.copy_(adapt_input_conv(in_chans, old.weight))
-        if old.bias is not None:
-            new.bias.copy_(old.bias)  # type: ignore[union-attr]
-    setattr(parent, leaf, new)
+    adapt_model(net, num_classes=num_classes, in_chans=in_chans)
 
 
 def _default_cfg(arch: str) -> PretrainedCfg:
@@ -194,9 +168,7 @@ def _resnet(arch: str, *, num_classes: int, in_chans: int, pretrained: bool) -> 
         arch=arch,
         default_cfg=_default_cfg(arch),
     )
-    _finish(
-        net, pretrained=pretrained, num_classes=num_classes, in_chans=in_chans, first_conv="features.conv1"
-    )
+    _finish(net, pretrained=pretrained, num_classes=num_classes, in_chans=in_chans)
     return net
 
 
@@ -230,9 +202,7 @@ def vgg16(*, num_classes: int = 1000, in_chans: int = 3, pretrained: bool = Fals
         arch="vgg16",
         default_cfg=_default_cfg("vgg16"),
     )
-    _finish(
-        net, pretrained=pretrained, num_classes=num_classes, in_chans=in_chans, first_conv="features.block1.0"
-    )
+    _finish(net, pretrained=pretrained, num_classes=num_classes, in_chans=in_chans)
     return net
 
 
@@ -286,6 +256,5 @@ def inception_v3(*, num_classes: int = 1000, in_chans: int = 3, pretrained: bool
         pretrained=pretrained,
         num_classes=num_classes,
         in_chans=in_chans,
-        first_conv="features.Conv2d_1a_3x3.conv",
     )
     return net
