@@ -138,3 +138,24 @@ def test_top_channels_are_the_largest_weights() -> None:
         order = res.weights[i].argsort(descending=True)[:4]
         assert top.indices[i].tolist() == order.tolist()
         torch.testing.assert_close(top.activations[i], res.activations[i, order])
+
+
+def test_layer_followed_by_inplace_relu_uses_its_own_output() -> None:
+    """Conv then ReLU(inplace=True): the map uses the conv's own (pre-ReLU) output; autograd reference."""
+    model = seeded(TinyGapNet(num_classes=3))
+    x = torch.randn(2, 3, 16, 16)
+    res = explain(model, x, layer="features.2", target=[2, 0])
+    with torch.no_grad():
+        conv = model.features[:3](x)
+    leaf = conv.clone().requires_grad_(True)
+    logits = model.head(torch.relu(leaf))
+    (grad,) = torch.autograd.grad(logits[0, 2] + logits[1, 0], leaf)
+    torch.testing.assert_close(res.activations, conv)
+    assert (res.activations < 0).any()  # really the pre-ReLU values
+    raw = (grad.mean((2, 3))[:, :, None, None] * conv).sum(1)
+    torch.testing.assert_close(res.raw, raw, rtol=1e-5, atol=1e-6)
+    up = torch.nn.functional.interpolate(raw.clamp(min=0)[:, None], size=(16, 16), mode="bilinear")[:, 0]
+    lo = up.flatten(1).min(1).values[:, None, None]
+    ref = (up - lo) / ((up - lo).flatten(1).max(1).values[:, None, None] + 1e-7)
+    torch.testing.assert_close(res.maps, ref, rtol=1e-5, atol=1e-5)
+    assert all_hook_dicts_empty(model) and param_grads_none(model)

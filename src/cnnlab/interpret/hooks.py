@@ -123,7 +123,8 @@ def capture(
         model: The network.
         layers: One layer spec or several (see the module docstring).
         gradients: Also record the gradient w.r.t. each output when a backward pass runs inside the
-            block. Activations are then kept attached to the graph (``.detach()`` them to keep).
+            block (the forward pass must run with grad enabled). Activations are then kept attached
+            to the graph (``.detach()`` them to keep).
 
     Yields:
         A :class:`Capture`, filled as forward/backward passes run.
@@ -184,10 +185,10 @@ def leaf_capture(model: nn.Module, layer: str) -> Iterator[Capture]:
     cap = Capture(names={layer: name})
 
     def hook(mod: nn.Module, inputs: Any, output: Any) -> Any:
-        out = _first_tensor(layer, output).detach().requires_grad_(True)
-        cap.activations[layer] = out
+        leaf = _first_tensor(layer, output).detach().requires_grad_(True)
+        cap.activations[layer] = leaf
         torch.set_grad_enabled(True)
-        return out
+        return leaf.clone()  # a following in-place op (ReLU(inplace=True)) must not touch the leaf
 
     handle = module.register_forward_hook(hook)
     try:
