@@ -87,3 +87,13 @@ def test_unknown_layer_lists_valid_names_closest_first() -> None:
     with pytest.raises(ModelError, match="matches no module of type Conv3d"):
         resolve_layer(model, "Conv3d:0")
     assert all_hook_dicts_empty(model)
+
+
+def test_module_called_twice_keeps_last_call() -> None:
+    relu = nn.ReLU()
+    model = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), relu, nn.Conv2d(2, 2, 3, padding=1), relu).eval()
+    x = torch.randn(1, 1, 6, 6)
+    with capture(model, "1") as cap:  # the same ReLU object runs second and fourth
+        out = model(x)
+    torch.testing.assert_close(cap.activations["1"], out)
+    assert all_hook_dicts_empty(model)

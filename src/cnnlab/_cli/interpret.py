@@ -173,7 +173,14 @@ def explain(
     out: Path = typer.Option(Path("explain.png"), "--out", help="Figure file; overlays go beside it."),
     as_json: bool = typer.Option(False, "--json", help="Print paths and numbers as JSON."),
 ) -> None:
-    """Class activation maps (Grad-CAM and friends) over images."""
+    """Class activation maps (Grad-CAM and friends) over images.
+
+    Writes --out (one row per image: image and overlay) and, beside it, one overlay PNG per image
+    (plus a top-channels figure with --channels, a curves figure with --faithfulness). --json prints
+    {source, method, layer, figure, images: [{image, overlay, target, class, probability, peak_yx,
+    [top_channels: [{channel, weight}], channels_figure], [deletion_auc, insertion_auc]}],
+    [faithfulness_figure]}.
+    """
     from .._io import ensure_writable_dir, save_figure
     from ..images import save_image
     from ..interpret.cam import explain as run_explain
@@ -240,8 +247,12 @@ def features(
     out: Path = typer.Option(Path("features.png"), "--out", help="Figure file."),
     as_json: bool = typer.Option(False, "--json", help="Print paths and numbers as JSON."),
 ) -> None:
-    """Feature maps: every channel of a layer for one image (dead channels flagged), or one channel
-    across several images (--channel)."""
+    """Feature maps: every channel of a layer for one image, or one channel across images (--channel).
+
+    --json prints {source, image, layer, shape, figure, dead_channels, channel_mean, channel_max}, or
+    with --channel {source, images, layer, channel, figure, dead, active_fraction, image_max}. A channel
+    is dead when it is <= 0 everywhere for the input(s) (nothing passes a following ReLU).
+    """
     from .._io import ensure_writable_dir, save_figure
     from ..interpret.feature_maps import channel_across_images, dead_filters, feature_maps
     from ..report import interpret_plots as plots
@@ -297,7 +308,11 @@ def dream(
     out: Path = typer.Option(Path("dream.png"), "--out", help="Figure file."),
     as_json: bool = typer.Option(False, "--json", help="Print paths and numbers as JSON."),
 ) -> None:
-    """Filter visualisation: the input each filter of a layer responds to most (gradient ascent)."""
+    """Filter visualisation: the input each filter of a layer responds to most (gradient ascent).
+
+    --json prints {source, layer, figure, steps, filters: [{filter, start, end}]}: the filter's mean
+    activation on the random start image and on the final image.
+    """
     from rich.progress import Progress
 
     from .._io import ensure_writable_dir, save_figure
