@@ -141,6 +141,8 @@ def main() -> int:
     parser.add_argument("sections", nargs="*", help=f"any of {', '.join(SECTIONS)} (default: all)")
     parser.add_argument("--epochs", type=int, default=10, help="epochs for fashion/mnist")
     parser.add_argument("--cats-epochs", type=int, default=25)
+    parser.add_argument("--cats-lr", type=float, default=3e-4)
+    parser.add_argument("--cats-batch", type=int, default=16)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
     parser.add_argument("--only", nargs="*", default=[], help="cats: only these runs (cats_noaug, cats_aug)")
     args = parser.parse_args()
@@ -187,8 +189,8 @@ def main() -> int:
             "data": folder,
             "img_size": 150,
             "epochs": args.cats_epochs,
-            "batch_size": 32,
-            "lr": 1e-3,
+            "batch_size": args.cats_batch,
+            "lr": args.cats_lr,
             "seed": 0,
         }
         runs = (("cats_noaug", "cats_cnn", "none"), ("cats_aug", "cats_cnn_dropout", "standard"))
