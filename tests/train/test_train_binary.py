@@ -27,6 +27,7 @@ def folder(tmp_path_factory):
     return root
 
 
+@pytest.mark.slow
 def test_binary_head_bce_and_evaluation(folder, tmp_path):
     cfg = TrainConfig(data=str(folder), model="cats_cnn", img_size=48, epochs=3, batch_size=16, lr=3e-3,
                       out=str(tmp_path / "run"), progress=False)  # fmt: skip
