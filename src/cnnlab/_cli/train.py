@@ -73,7 +73,7 @@ def train(
     optimizer: Optimizer = typer.Option(Optimizer.ADAM, "--optimizer"),
     schedule: Schedule = typer.Option(Schedule.NONE, "--schedule"),
     augment: str = typer.Option(
-        "none", "--augment", help="augmentation preset: none | light | standard | strong"
+        "none", "--augment", help="augmentation preset (registry: cnnlab.data.transforms)"
     ),
     img_size: int | None = typer.Option(None, "--img-size", help="square size images are resized to"),
     val_split: float = typer.Option(0.2, "--val-split", help="held-out fraction when the data has no val/"),
@@ -91,7 +91,7 @@ def train(
         None, "--data-dir", help="folder with the IDX files (else $CNNLAB_DATA_DIR)"
     ),
     limit: int | None = typer.Option(None, "--limit", help="use only about N images per split (quick runs)"),
-    workers: int = typer.Option(0, "--workers", help="DataLoader worker processes"),
+    workers: int = typer.Option(0, "--workers", help="batches prepared ahead in the background"),
     unfreeze: int = typer.Option(1, "--unfreeze", help="--transfer partial: train the last N blocks"),
     unfreeze_layers: list[str] = typer.Option(
         [], "--unfreeze-layers", help="--transfer partial: blocks to train"
