@@ -138,6 +138,11 @@ class CamMethod:
         self, model: nn.Module, images: torch.Tensor, *, target: Target = None, layer: str = "auto"
     ) -> CamResult:
         """Maps for one batch (see the module docstring for the steps)."""
+        # Also callable where autograd is off entirely (Lightning's validation hooks run in inference mode).
+        with torch.inference_mode(False):
+            return self._explain(model, images.clone() if images.is_inference() else images, target, layer)
+
+    def _explain(self, model: nn.Module, images: torch.Tensor, target: Target, layer: str) -> CamResult:
         if images.ndim != 4 or not images.is_floating_point():
             raise CnnlabError(
                 f"images: expected a float tensor [N, C, H, W], got {tuple(images.shape)} {images.dtype}"

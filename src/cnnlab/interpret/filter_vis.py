@@ -161,6 +161,13 @@ def visualize_filters(
     """
     if steps < 1:
         raise CnnlabError(f"--steps {steps}: use at least 1")
+    if torch.is_inference_mode_enabled():
+        with torch.inference_mode(False):
+            return visualize_filters(
+                model, layer, filters=filters, image_size=image_size, mean=mean, std=std, steps=steps, lr=lr,
+                param=param, transforms=transforms, jitter=jitter, scale=scale, rotation=rotation, seed=seed,
+                callback=callback,
+            )
     name, _ = resolve_layer(model, layer)
     c, h, w = _input_shape(model, image_size)
     cfg = getattr(model, "pretrained_cfg", None)
