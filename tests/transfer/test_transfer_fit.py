@@ -130,3 +130,17 @@ def test_pretrained_without_reachable_weights_names_weights_option(tmp_path: Pat
     code, text = _cli(["train", "--data", "sample", "--model", "resnet18", "--pretrained", "--transfer",
                        "features", "--limit", "20", "--epochs", "1", "--out", str(tmp_path / "cli")])
     assert code == 2 and "--weights FILE" in text and "Traceback" not in text
+
+
+@pytest.mark.slow
+def test_grey_data_into_rgb_pretrained_net_adapts_the_stem_with_a_notice(tmp_path: Path) -> None:
+    from cnnlab.train.run import load_run
+
+    result = fit(_cfg(tmp_path, "grey", model="efficientnet_lite0", pretrained=True, transfer="features",
+                      img_size=64, limit=30, epochs=1))
+    assert any("adapt_input_conv" in n for n in result.notices)
+    info = json.loads((result.run_dir / "run.json").read_text())
+    assert info["in_chans"] == 1 and info["mean"] == [0.5] and info["std"] == [0.5]  # weights' (0.5,)*3
+    model = load_run(result.run_dir).model
+    stem = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d))
+    assert stem.in_channels == 1 and model(torch.zeros(1, 1, 64, 64)).shape == (1, 10)

@@ -204,7 +204,7 @@ def _load_bundle(cfg: TrainConfig, img_size: int | None) -> Any:
         val_split=cfg.val_split,
         seed=cfg.seed,
         limit=cfg.limit,
-        grayscale=False if cfg.pretrained else None,
+        grayscale=None,  # own channels; an RGB-pretrained stem is adapted (transfer.adapt_in_chans)
     )
 
 
@@ -216,24 +216,29 @@ def _datamodule(cfg: TrainConfig, bundle: Any, model: nn.Module, mean: Any, std:
         if embeddings.use_embedding_cache(cfg):
             cache = Path(cfg.cache_dir) if cfg.cache_dir else embeddings.default_cache_dir()
             key = {"model": cfg.model, "weights": str(cfg.weights or cfg.pretrained)}
-            train = embeddings.compute_embeddings(
-                model,
-                bundle.train,
-                batch_size=cfg.batch_size,
-                cache_dir=cache,
-                key_parts=key,
-                mean=mean,
-                std=std,
-            )
-            val = embeddings.compute_embeddings(
-                model,
-                bundle.val,
-                batch_size=cfg.batch_size,
-                cache_dir=cache,
-                key_parts=key,
-                mean=mean,
-                std=std,
-            )
+            show = cfg.progress and _env_global_rank() == 0
+            with embeddings.progress_bar("embeddings: train", enabled=show) as update:
+                train = embeddings.compute_embeddings(
+                    model,
+                    bundle.train,
+                    batch_size=cfg.batch_size,
+                    cache_dir=cache,
+                    key_parts=key,
+                    mean=mean,
+                    std=std,
+                    progress=update,
+                )
+            with embeddings.progress_bar("embeddings: val", enabled=show) as update:
+                val = embeddings.compute_embeddings(
+                    model,
+                    bundle.val,
+                    batch_size=cfg.batch_size,
+                    cache_dir=cache,
+                    key_parts=key,
+                    mean=mean,
+                    std=std,
+                    progress=update,
+                )
             return embeddings.embedding_datamodule(train, val, batch_size=cfg.batch_size, seed=cfg.seed), True
     from ..data.datamodule import ImageDataModule
 
