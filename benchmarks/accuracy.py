@@ -36,7 +36,7 @@ RUNS = ROOT / "runs" / "bench-accuracy"
 SECTIONS = ("fashion", "mnist", "cats")
 
 
-def _train(name: str, **options: Any) -> dict[str, Any]:
+def _train(name: str, *, resume: bool = False, **options: Any) -> dict[str, Any]:
     """Train one configuration and evaluate its best checkpoint on the validation/test split."""
     from cnnlab.report.plots import overfitting_onset
     from cnnlab.train.config import TrainConfig
@@ -44,8 +44,11 @@ def _train(name: str, **options: Any) -> dict[str, Any]:
     from cnnlab.train.run import fit, load_run
 
     out = RUNS / name
-    shutil.rmtree(out, ignore_errors=True)
-    cfg = TrainConfig(out=str(out), progress=False, **options)
+    resume = resume and (out / "checkpoints" / "last.ckpt").is_file()
+    if not resume:
+        shutil.rmtree(out, ignore_errors=True)
+    # --resume continues a run (possibly to more epochs) from its last checkpoint
+    cfg = TrainConfig(out=str(out), progress=False, resume=resume, **options)
     t0 = time.perf_counter()
     result = fit(cfg)
     seconds = time.perf_counter() - t0
@@ -59,7 +62,18 @@ def _train(name: str, **options: Any) -> dict[str, Any]:
             k: v
             for k, v in cfg.to_dict().items()
             if k
-            in ("data", "model", "epochs", "batch_size", "lr", "optimizer", "augment", "img_size", "seed")
+            in (
+                "data",
+                "model",
+                "epochs",
+                "batch_size",
+                "lr",
+                "schedule",
+                "optimizer",
+                "augment",
+                "img_size",
+                "seed",
+            )
         },
         "epochs": rows,
         "best_epoch": result.best_epoch,
@@ -141,6 +155,9 @@ def main() -> int:
     parser.add_argument("sections", nargs="*", help=f"any of {', '.join(SECTIONS)} (default: all)")
     parser.add_argument("--epochs", type=int, default=10, help="epochs for fashion/mnist")
     parser.add_argument("--cats-epochs", type=int, default=25)
+    parser.add_argument("--lr", type=float, default=1e-3, help="fashion/mnist learning rate")
+    parser.add_argument("--schedule", default="none", help="fashion/mnist lr schedule (none|onecycle|cosine)")
+    parser.add_argument("--resume", action="store_true", help="continue existing runs from last.ckpt")
     parser.add_argument("--cats-lr", type=float, default=3e-4)
     parser.add_argument("--cats-batch", type=int, default=16)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
@@ -172,7 +189,7 @@ def main() -> int:
         results[key] = summary
         _write(results, command)
 
-    common = {"data_dir": data, "batch_size": 64, "lr": 1e-3, "seed": 0}
+    common = {"data_dir": data, "batch_size": 64, "lr": args.lr, "schedule": args.schedule, "seed": 0}
     if "fashion" in sections:
         record(
             "fashion",
@@ -197,7 +214,7 @@ def main() -> int:
         for key, model, augment in runs:
             if args.only and key not in args.only:
                 continue
-            summary = _train(key, model=model, augment=augment, **cats)
+            summary = _train(key, model=model, augment=augment, resume=args.resume, **cats)
             shutil.copyfile(RUNS / key / "curves.png", RESULTS / f"{key}_curves.png")
             record(key, summary)
     return 0
