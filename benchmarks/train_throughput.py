@@ -263,7 +263,8 @@ def main() -> int:
         "",
         "Training images/s of `mnist_cnn` on Fashion-MNIST (batch 64, Adam, fp32, CPU), median of "
         f"{args.repeats} interleaved repeats of {args.steps} steps ({args.warmup} warm-up steps untimed), "
-        f"{torch.get_num_threads()} threads. Command: `python benchmarks/train_throughput.py`.",
+        f"{torch.get_num_threads()} thread(s). Command: `python benchmarks/train_throughput.py "
+        f"{' '.join(sys.argv[1:])}`.",
         "",
         "| pipeline | images/s | achieved GFLOP/s | cnnlab speed-up |",
         "|---|---:|---:|---:|",
