@@ -170,7 +170,9 @@ def markdown(report: dict[str, Any]) -> str:
     lines = ["## transfer", "",
              "Transfer learning with `efficientnet_lite0` (pretrained, offline weights) on small datasets: "
              "the same `cnnlab train` command with a different `--transfer` (scratch: `cats_cnn`, 150x150). "
-             "Validation accuracy per epoch; the targets are acceptance 3 of the transfer issue.", "",
+             "Validation accuracy per epoch; the targets are acceptance 3 of the transfer issue. Seconds are "
+             "wall time on the 2 CPU cores shared with other work (load average 5-10 while this ran): "
+             "compare them only within one table.", "",
              f"Command: `{report['command']}`", "",
              "| dataset | mode | model | trainable / total params | val acc per epoch | best | target | "
              "s/epoch (median) |", "|---|---|---|---|---|---|---|---|"]
