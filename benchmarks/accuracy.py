@@ -94,6 +94,12 @@ def _train(name: str, *, resume: bool = False, **options: Any) -> dict[str, Any]
     return summary
 
 
+def _gap(rows: list[dict[str, Any]], last: int = 5) -> float:
+    """Mean validation-minus-training loss over the last epochs (the generalisation gap)."""
+    tail = rows[-last:]
+    return sum(r["val_loss"] - r["train_loss"] for r in tail) / len(tail)
+
+
 def _write(results: dict[str, Any], command: str) -> None:
     from cnnlab._io import write_json, write_text
 
@@ -132,15 +138,15 @@ def _write(results: dict[str, Any], command: str) -> None:
             "Cats vs dogs (800 train / 200 val, 150x150): the course's overfitting story.",
             "",
             "| run | epochs | best epoch (val loss) | overfitting onset | max val acc | last val acc | "
-            "train acc (last) | curves |",
-            "|---|---:|---:|---:|---:|---:|---:|---|",
+            "train acc (last) | val - train loss (last 5 epochs) | curves |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---|",
         ]
         for key, r in cats.items():
             onset = r["overfitting_onset_epoch"]
             md.append(
                 f"| {r['config']['model']}, augment {r['config']['augment']} | {len(r['epochs'])} | "
                 f"{r['best_epoch']} | {onset if onset is not None else 'none'} | {r['max_val_acc']:.2%} | "
-                f"{r['last_val_acc']:.2%} | {r['epochs'][-1]['train_acc']:.2%} | "
+                f"{r['last_val_acc']:.2%} | {r['epochs'][-1]['train_acc']:.2%} | {_gap(r['epochs']):+.3f} | "
                 f"`benchmarks/results/{key}_curves.png` |"
             )
             commands.append(f"- cats {key}: `{r.get('command', command)}`")
