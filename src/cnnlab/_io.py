@@ -30,6 +30,9 @@ def atomic_path(dest: str | os.PathLike[str]) -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=f".tmp{dest.suffix}", dir=dest.parent)
     os.close(fd)
     tmp_path = Path(tmp)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp_path, 0o666 & ~umask)  # mkstemp creates 0600; results should be readable like any file
     try:
         yield tmp_path
         with open(tmp_path, "rb+") as fh:
@@ -71,7 +74,9 @@ def save_torch(dest: str | os.PathLike[str], obj: Any) -> Path:
     return Path(dest)
 
 
-def save_safetensors(dest: str | os.PathLike[str], tensors: dict[str, Any], metadata: dict[str, str] | None = None) -> Path:
+def save_safetensors(
+    dest: str | os.PathLike[str], tensors: dict[str, Any], metadata: dict[str, str] | None = None
+) -> Path:
     """Atomically write a safetensors file (tensors are made contiguous first)."""
     from safetensors.torch import save_file
 
@@ -106,6 +111,7 @@ def ensure_writable_dir(path: str | os.PathLike[str], *, option: str = "--out") 
         os.unlink(probe)
     except OSError as exc:
         raise CnnlabError(
-            f"{option} {p}: cannot write there ({exc.strerror or exc}); choose a writable folder with {option}"
+            f"{option} {p}: cannot write there ({exc.strerror or exc}); "
+            f"choose a writable folder with {option}"
         ) from None
     return p

@@ -81,7 +81,7 @@ class CNNLabModel(nn.Module):
         """Replace the last linear layer of the head with a fresh one of ``num_classes`` outputs."""
         old = self.classifier_layer()
         new = nn.Linear(old.in_features, num_classes, bias=old.bias is not None)
-        for name, m in self.head.named_modules():
+        for m in self.head.modules():
             for child_name, child in m.named_children():
                 if child is old:
                     setattr(m, child_name, new)
