@@ -217,28 +217,20 @@ def _datamodule(cfg: TrainConfig, bundle: Any, model: nn.Module, mean: Any, std:
             cache = Path(cfg.cache_dir) if cfg.cache_dir else embeddings.default_cache_dir()
             key = {"model": cfg.model, "weights": str(cfg.weights or cfg.pretrained)}
             show = cfg.progress and _env_global_rank() == 0
-            with embeddings.progress_bar("embeddings: train", enabled=show) as update:
-                train = embeddings.compute_embeddings(
-                    model,
-                    bundle.train,
-                    batch_size=cfg.batch_size,
-                    cache_dir=cache,
-                    key_parts=key,
-                    mean=mean,
-                    std=std,
-                    progress=update,
-                )
-            with embeddings.progress_bar("embeddings: val", enabled=show) as update:
-                val = embeddings.compute_embeddings(
-                    model,
-                    bundle.val,
-                    batch_size=cfg.batch_size,
-                    cache_dir=cache,
-                    key_parts=key,
-                    mean=mean,
-                    std=std,
-                    progress=update,
-                )
+            cached = {}
+            for split in ("train", "val"):
+                with embeddings.progress_bar(f"embeddings: {split}", enabled=show) as update:
+                    cached[split] = embeddings.compute_embeddings(
+                        model,
+                        getattr(bundle, split),
+                        batch_size=cfg.batch_size,
+                        cache_dir=cache,
+                        key_parts=key,
+                        mean=mean,
+                        std=std,
+                        progress=update,
+                    )
+            train, val = cached["train"], cached["val"]
             return embeddings.embedding_datamodule(train, val, batch_size=cfg.batch_size, seed=cfg.seed), True
     from ..data.datamodule import ImageDataModule
 
