@@ -154,3 +154,25 @@ def test_adapt_in_chans_matches_grey_repeated_to_rgb() -> None:
     torch.testing.assert_close(conv(grey), reference, rtol=1e-5, atol=1e-5)
     assert model(torch.rand(1, 1, 64, 64)).shape == (1, 1)
     assert adapt_in_chans(model, 1) is None
+
+
+def test_fixed_filter_layers_stay_frozen_in_every_mode() -> None:
+    from torch import nn
+
+    from cnnlab.filters import FixedFilterConv2d
+    from cnnlab.models.base import CNNLabModel
+    from cnnlab.train.transfer import apply_transfer
+
+    class Net(CNNLabModel):
+        def __init__(self) -> None:
+            super().__init__()
+            fixed = FixedFilterConv2d.from_bank("sobel", in_channels=1, trainable=False)
+            self.features = nn.Sequential(fixed, nn.AdaptiveAvgPool2d(1), nn.Flatten())
+            self.head = nn.Linear(self.features[0].out_channels, 3)
+
+    for mode in ("scratch", "full", "features"):
+        net = Net()
+        counts = apply_transfer(net, mode=mode)
+        assert not any(p.requires_grad for p in net.features.parameters()), mode
+        assert all(p.requires_grad for p in net.head.parameters()), mode
+        assert counts.trainable == sum(p.numel() for p in net.head.parameters()), mode

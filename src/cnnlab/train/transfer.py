@@ -164,6 +164,7 @@ def apply_transfer(
     head = _head(model)
     if mode in (TransferMode.SCRATCH, TransferMode.FULL):
         model.requires_grad_(True)
+        _keep_fixed_layers_frozen(model)
         return count_params(model)
     model.requires_grad_(False)
     if mode is TransferMode.PARTIAL:
@@ -195,7 +196,15 @@ def apply_transfer(
     if train_bn:
         for p in _bn_params(model):
             p.requires_grad_(True)
+    _keep_fixed_layers_frozen(model)
     return count_params(model)
+
+
+def _keep_fixed_layers_frozen(model: nn.Module) -> None:
+    """Layers built frozen on purpose (``trainable is False``, e.g. FixedFilterConv2d) stay frozen."""
+    for m in model.modules():
+        if getattr(m, "trainable", None) is False:
+            m.requires_grad_(False)
 
 
 def set_frozen_bn_eval(model: nn.Module, train_bn: bool = False) -> list[str]:
