@@ -1,15 +1,20 @@
 """Training throughput: cnnlab's training path against the pipelines people usually write.
 
-Side by side in one process, same model (``mnist_cnn``), same data (Fashion-MNIST train, 60k), batch 64,
-Adam, fp32, ``torch.set_num_threads`` left as is, repeats interleaved so that machine noise hits all
-three alike; the figure is the median images/s over the repeats, after a few warm-up steps:
+Side by side in one run, same model (``mnist_cnn``), same data (Fashion-MNIST train, 60k), batch 64,
+Adam, fp32, the same torch thread count; every repeat of every pipeline runs in its own fresh Python
+process (so that process-wide settings of one cannot help or hurt another), repeats interleaved so
+that machine noise hits all three alike; the figure is the median images/s over the repeats, after
+a few warm-up steps:
 
 * **cnnlab**: ``cnnlab.train`` exactly as ``cnnlab train`` runs it (ClassifierModule, ImageDataModule of
-  uint8 tensors normalised per batch, the run's callbacks, deterministic mode, atomic checkpoints).
+  uint8 tensors normalised per batch, the run's callbacks, deterministic mode, atomic checkpoints) with
+  its CPU defaults: channels-last convolutions, fused Adam, and the glibc allocator tuning of
+  ``cnnlab._perf`` (no page faults on the same activation buffers every step).
 * **(a) Lightning + torchvision**: ``torchvision.datasets.FashionMNIST(transform=ToTensor())`` (read
   from the same IDX files, put in torchvision's raw layout in a temporary folder; no download), a
   ``DataLoader(batch_size=64, shuffle=True)`` and a minimal LightningModule that logs its loss.
-* **(b) bare PyTorch**: a ``for`` loop over slices of in-memory float tensors (no framework at all).
+* **(b) bare PyTorch**: a ``for`` loop over slices of in-memory float tensors (no framework at all),
+  written as people write it (NCHW, ``torch.optim.Adam`` defaults).
 
 Achieved GFLOP/s = images/s x mult-adds per image (torchinfo) x 2 FLOPs per mult-add x 3 (the backward
 pass costs about twice the forward). The machine's fp32 matmul GFLOP/s is measured with 1024x1024
@@ -184,6 +189,50 @@ def run_bare(images: torch.Tensor, labels: torch.Tensor, steps: int, warmup: int
     return n / (time.perf_counter() - t0)
 
 
+PIPELINES = ("cnnlab", "lightning_torchvision", "bare_pytorch")
+
+
+def _quiet() -> None:
+    import logging
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def _child(args: argparse.Namespace) -> int:
+    """One repeat of one pipeline in this (fresh) process; prints its images/s as the last line."""
+    from cnnlab.data import load_data
+
+    _quiet()
+    data_dir = _data_dir()
+    if args.only == "lightning_torchvision":
+        rate = run_lightning_torchvision(Path(args.tv_root), args.steps, args.warmup, args.seed)
+    else:
+        bundle = load_data("fashion-mnist", data_dir=data_dir)
+        if args.only == "cnnlab":
+            rate = run_cnnlab(bundle, args.steps, args.warmup, args.seed)
+        else:
+            images = bundle.train.images.float().div_(255.0)
+            rate = run_bare(images, bundle.train.labels, args.steps, args.warmup, args.seed)
+    print(f"RATE {rate}", flush=True)
+    return 0
+
+
+def _spawn(args: argparse.Namespace, pipeline: str, seed: int, tv_root: Path) -> float:
+    import subprocess
+
+    cmd = [sys.executable, __file__, "--only", pipeline, "--seed", str(seed), "--tv-root", str(tv_root),
+           "--steps", str(args.steps), "--warmup", str(args.warmup),
+           "--threads", str(args.threads)]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RATE ")]
+    if proc.returncode != 0 or not lines:
+        sys.exit(f"{pipeline} (repeat seed {seed}) failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
+    return float(lines[-1].split()[1])
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -192,39 +241,34 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=10, help="untimed steps at the start of each repeat")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=0, help="torch threads, all pipelines (0 = default)")
+    parser.add_argument("--only", choices=PIPELINES, help=argparse.SUPPRESS)  # child process mode
+    parser.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--tv-root", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-
-    import logging
-    import warnings
+    if args.only:
+        return _child(args)
 
     import torchinfo
 
     from cnnlab._io import write_json, write_text
-    from cnnlab.data import load_data
     from cnnlab.models import create_model
 
-    warnings.filterwarnings("ignore")
-    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
-        logging.getLogger(name).setLevel(logging.ERROR)
+    _quiet()
     data_dir = _data_dir()
-    bundle = load_data("fashion-mnist", data_dir=data_dir)
-    bare_x = bundle.train.images.float().div_(255.0)
-    bare_y = bundle.train.labels
     mult_adds = torchinfo.summary(
         create_model("mnist_cnn", num_classes=10, in_chans=1), input_size=(1, 1, 28, 28), verbose=0
     ).total_mult_adds
     flops_per_image = mult_adds * 2 * 3
-    rates: dict[str, list[float]] = {"cnnlab": [], "lightning_torchvision": [], "bare_pytorch": []}
+    rates: dict[str, list[float]] = {k: [] for k in PIPELINES}
     matmul = []
     with tempfile.TemporaryDirectory() as tmp:
         root = _torchvision_root(data_dir, Path(tmp))
         for r in range(args.repeats):
             matmul.append(_matmul_gflops())
-            rates["lightning_torchvision"].append(run_lightning_torchvision(root, args.steps, args.warmup, r))
-            rates["bare_pytorch"].append(run_bare(bare_x, bare_y, args.steps, args.warmup, r))
-            rates["cnnlab"].append(run_cnnlab(bundle, args.steps, args.warmup, r))
+            for pipeline in PIPELINES[r % 3 :] + PIPELINES[: r % 3]:  # rotate the order every repeat
+                rates[pipeline].append(_spawn(args, pipeline, r, root))
             print(
                 f"repeat {r + 1}: " + ", ".join(f"{k} {v[-1]:,.0f} img/s" for k, v in rates.items()),
                 flush=True,
@@ -264,7 +308,7 @@ def main() -> int:
         "Training images/s of `mnist_cnn` on Fashion-MNIST (batch 64, Adam, fp32, CPU), median of "
         f"{args.repeats} interleaved repeats of {args.steps} steps ({args.warmup} warm-up steps untimed), "
         f"{torch.get_num_threads()} thread(s). Command: `python benchmarks/train_throughput.py "
-        f"{' '.join(sys.argv[1:])}`.",
+        f"{' '.join(sys.argv[1:])}` (each repeat of each pipeline in a fresh process).",
         "",
         "| pipeline | images/s | achieved GFLOP/s | cnnlab speed-up |",
         "|---|---:|---:|---:|",

@@ -37,6 +37,9 @@ class UserError(_ClickException):
 
 class _Group(TyperGroup):
     def invoke(self, ctx: click.Context) -> Any:
+        from .._perf import tune_allocator
+
+        tune_allocator()  # every command allocates tensors; see cnnlab._perf
         try:
             return super().invoke(ctx)
         except CnnlabError as exc:

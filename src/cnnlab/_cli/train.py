@@ -102,8 +102,8 @@ def train(
     cache_dir: Path | None = typer.Option(
         None, "--cache-dir", help="embedding cache folder (--transfer features)"
     ),
-    channels_last: bool = typer.Option(
-        False, "--channels-last/--no-channels-last", help="NHWC convolutions (measure: sometimes faster)"
+    channels_last: bool | None = typer.Option(
+        None, "--channels-last/--no-channels-last", help="NHWC convolutions [default: on for the CPU]"
     ),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ) -> None:

@@ -101,8 +101,10 @@ class TrainConfig:
         head: Classifier head for ``features``: ``linear``, ``mlp`` or ``logreg``.
         fine_tune_epochs: In ``full``: train this many epochs with the backbone frozen first.
         cache_dir: Folder for the embedding cache of ``features`` (default ``<out>/../.cache``).
-        channels_last: Run convolutions in channels-last (NHWC) memory format (sometimes faster with
-            oneDNN, not always: measure); the numbers differ from NCHW only by float rounding.
+        channels_last: Run convolutions in channels-last (NHWC) memory format; ``None`` (the default)
+            means on when training on the CPU, where oneDNN's NHWC kernels measured 1.2-1.9x faster
+            for every cnnlab model (``benchmarks/train_throughput.py``), off on accelerators. The
+            numbers differ from NCHW only by float rounding.
         progress: Show a rich progress bar.
     """
 
@@ -138,7 +140,7 @@ class TrainConfig:
     head: Head = Head.LINEAR
     fine_tune_epochs: int = 0
     cache_dir: str | None = None
-    channels_last: bool = False
+    channels_last: bool | None = None
     progress: bool = True
 
     def __post_init__(self) -> None:

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._io import ensure_writable_dir, save_safetensors, write_json, write_text
+from .._perf import tune_allocator
 from ..errors import CnnlabError, TrainingError
 from .config import TrainConfig, Transfer
 
@@ -253,6 +254,7 @@ def build_trainer(cfg: TrainConfig, run_dir: Path, callbacks: list[Any], **overr
 
     from .callbacks import AtomicCheckpointIO, ThroughputBar
 
+    tune_allocator()  # no page faults on the same activation buffers every step (cnnlab._perf)
     ckpt = ModelCheckpoint(
         dirpath=run_dir / "checkpoints",
         filename="best",
