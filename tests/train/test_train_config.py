@@ -68,6 +68,18 @@ def test_overfitting_onset_is_the_minimum_followed_by_consistent_rise():
     assert overfitting_onset([1.0, 0.8, 0.9, 1.0], [1.0, 0.8, 0.9, 1.0]) is None
 
 
+def test_overfitting_onset_ignores_a_flat_noisy_tail_and_finds_a_noisy_turn():
+    # the tail of a real augmented cats run: flat within the ~2% noise of a 200-image split
+    flat = [0.70, 0.65, 0.60, 0.58, 0.561, 0.563, 0.569, 0.580, 0.564, 0.562, 0.580]
+    falling = [1.0 - 0.05 * i for i in range(len(flat))]
+    assert overfitting_onset(flat, falling) is None
+    # a turn at epoch index 20 under +-0.02 alternating noise, 40 epochs
+    noise = [0.02 if i % 2 else -0.02 for i in range(40)]
+    val = [0.7 - 0.01 * i + n if i <= 20 else 0.5 + 0.01 * (i - 20) + n for i, n in enumerate(noise)]
+    onset = overfitting_onset(val, [1.0 / (i + 1) for i in range(40)])
+    assert onset is not None and abs(onset - 20) <= 2, onset
+
+
 def _rows(val):
     return [
         {

@@ -12,25 +12,38 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 
+def _centered_mean(values: Sequence[float], window: int) -> list[float]:
+    half = window // 2
+    return [
+        sum(values[max(0, i - half) : i + half + 1]) / len(values[max(0, i - half) : i + half + 1])
+        for i in range(len(values))
+    ]
+
+
 def overfitting_onset(
     val_loss: Sequence[float],
     train_loss: Sequence[float] | None = None,
     *,
     patience: int = 2,
-    tol: float = 0.02,
+    tol: float = 0.05,
+    window: int | None = None,
 ) -> int | None:
     """The epoch (0-based index) where validation loss turns up for good, or ``None``.
 
-    The onset is the epoch of minimum validation loss when it is followed by at least ``patience``
-    epochs whose validation loss is every one higher, the last of them more than ``tol`` (relative)
-    above the minimum, while the training loss (if given) kept falling. A single noisy bump is not an
-    onset; a minimum at the last epochs is not either (too early to tell).
+    Validation loss on a small split is noisy, so the turn is read from its centred moving average
+    (``window`` epochs): the onset is the epoch of that smoothed minimum, provided that the last
+    ``patience`` epochs (at least ``patience`` after the minimum) all have a validation loss more
+    than ``tol`` (relative) above it while the training loss (if given) kept falling. So a single
+    bump, a flat noisy tail and a minimum at the last epochs (too early to tell) are not an onset,
+    and validation and training loss rising together is divergence, not overfitting.
 
     Args:
         val_loss: Validation loss per epoch.
         train_loss: Training loss per epoch (same length), optional.
-        patience: Epochs after the minimum that must all be higher.
-        tol: Relative rise of the last epoch over the minimum that counts as a real rise.
+        patience: Epochs at the end that must all lie above the minimum.
+        tol: Relative rise over the smoothed minimum that counts as real (5% by default: the
+            epoch-to-epoch noise of a 200-image validation split is about 2-3%).
+        window: Moving-average width; default 3, or 5 from 30 epochs on.
 
     Returns:
         The 0-based epoch index of the onset, or ``None`` when the curves do not show overfitting.
@@ -38,11 +51,12 @@ def overfitting_onset(
     values = [float(v) for v in val_loss]
     if len(values) < patience + 1:
         return None
-    best = min(range(len(values)), key=values.__getitem__)
-    after = values[best + 1 :]
-    if len(after) < patience or not all(v > values[best] for v in after):
+    width = window if window is not None else (3 if len(values) < 30 else 5)
+    smooth = _centered_mean(values, max(1, width))
+    best = min(range(len(smooth)), key=smooth.__getitem__)  # the first of equal minima
+    if len(values) - 1 - best < patience:
         return None
-    if after[-1] <= values[best] * (1.0 + tol):
+    if not all(v > smooth[best] * (1.0 + tol) for v in values[-patience:]):
         return None
     if train_loss is not None and len(train_loss) == len(values) and not train_loss[-1] < train_loss[best]:
         return None
