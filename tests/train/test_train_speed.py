@@ -32,7 +32,7 @@ def test_optimizers_are_fused_on_the_cpu(optimizer):
 @pytest.mark.parametrize(("setting", "nhwc"), [(None, True), (True, True), (False, False)])
 def test_channels_last_is_the_cpu_default_and_can_be_turned_off(setting, nhwc):
     module = _module(channels_last=setting)
-    module.on_fit_start()
+    module.setup("fit")
     conv = module.model.features.block2.conv.weight
     assert conv.is_contiguous(memory_format=torch.channels_last) is nhwc
     assert conv.is_contiguous() is not nhwc  # a 32x... weight is one or the other, not both
@@ -45,7 +45,7 @@ def test_channels_last_and_fused_adam_learn_what_the_plain_path_learns():
     finals = []
     for fast in (True, False):
         module = _module(channels_last=fast)
-        module.on_fit_start()
+        module.setup("fit")
         opt = module.configure_optimizers()
         if not fast:
             opt = torch.optim.Adam(module.model.parameters(), lr=module.config.lr)  # the for-loop Adam

@@ -102,21 +102,23 @@ class ClassifierModule(L.LightningModule):
         self.val_metrics = _EpochMetrics(num_classes)
         #: Metrics of the last finished epoch: train_loss, train_acc, val_loss, val_acc, lr.
         self.epoch_metrics: dict[str, float] = {}
+        #: Convolutions run channels-last (decided in :meth:`setup` from the config and the device).
+        self.nhwc = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self._channels_last and x.ndim == 4:
+        if self.nhwc and x.ndim == 4:
             x = x.contiguous(memory_format=torch.channels_last)
         return self.model(x)
 
-    @property
-    def _channels_last(self) -> bool:
+    def setup(self, stage: str) -> None:
+        # Before the strategy moves the model and wraps it (DDP builds its gradient buckets from the
+        # parameters as they are then), on the device the strategy will train on.
         if self.config.channels_last is None:  # auto: NHWC is the faster layout for oneDNN on the CPU
-            return self.device.type == "cpu"
-        return self.config.channels_last
-
-    def on_fit_start(self) -> None:
-        if self._channels_last:
-            # 4-D weights (convolutions) become NHWC; others are unaffected.
+            device = self._trainer.strategy.root_device if self._trainer is not None else self.device
+            self.nhwc = device.type == "cpu"
+        else:
+            self.nhwc = bool(self.config.channels_last)
+        if self.nhwc:  # 4-D weights (convolutions) become NHWC; others are unaffected
             self.model.to(memory_format=torch.channels_last)
 
     # -- steps ---------------------------------------------------------------------------------
