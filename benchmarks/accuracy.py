@@ -94,6 +94,26 @@ def _train(name: str, *, resume: bool = False, **options: Any) -> dict[str, Any]
     return summary
 
 
+def _onset_epoch(rows: list[dict[str, Any]]) -> int | None:
+    """1-based epoch of the overfitting onset (the marker of curves.png), or None."""
+    from cnnlab.report.plots import overfitting_onset
+
+    onset = overfitting_onset([r["val_loss"] for r in rows], [r["train_loss"] for r in rows])
+    return None if onset is None else int(rows[onset]["epoch"])
+
+
+def _redraw_curves(results: dict[str, Any]) -> None:
+    """Draw results/<key>_curves.png again from the recorded epochs (after a change of the onset rule)."""
+    from cnnlab._io import save_figure
+    from cnnlab.report.plots import curves_figure
+
+    for key in ("cats_noaug", "cats_aug"):
+        if key in results:
+            r = results[key]
+            title = f"{r['config']['model']} on cats-vs-dogs, augment {r['config']['augment']}"
+            save_figure(RESULTS / f"{key}_curves.png", curves_figure(r["epochs"], title=title))
+
+
 def _gap(rows: list[dict[str, Any]], last: int = 5) -> float:
     """Mean validation-minus-training loss over the last epochs (the generalisation gap)."""
     tail = rows[-last:]
@@ -103,6 +123,9 @@ def _gap(rows: list[dict[str, Any]], last: int = 5) -> float:
 def _write(results: dict[str, Any], command: str) -> None:
     from cnnlab._io import write_json, write_text
 
+    for key in ("cats_noaug", "cats_aug"):  # with the current rule (--render redraws the curves too)
+        if key in results:
+            results[key]["overfitting_onset_epoch"] = _onset_epoch(results[key]["epochs"])
     write_json(RESULTS / "accuracy.json", results)
     md = [
         "## accuracy",
@@ -152,8 +175,10 @@ def _write(results: dict[str, Any], command: str) -> None:
             commands.append(f"- cats {key}: `{r.get('command', command)}`")
         md.append("")
         md.append(
-            "Overfitting onset = the epoch of minimum validation loss when every later epoch is higher "
-            "(at least 2 of them, the last > 2% above the minimum) while training loss kept falling."
+            "Overfitting onset (`cnnlab.report.plots.overfitting_onset`, the marker in curves.png) = the "
+            "epoch of minimum of the smoothed validation loss (centred moving average, 5 epochs from 30 "
+            "epochs on) when the last 2 epochs both lie more than 5% above that minimum while training "
+            "loss kept falling."
         )
     notes = results.get("notes", [])
     md += ["", "Commands:", *commands, *([""] + [f"Note: {n}" for n in notes] if notes else [])]
@@ -169,7 +194,9 @@ def main() -> int:
     parser.add_argument("--cats-epochs", type=int, default=25)
     parser.add_argument("--lr", type=float, default=1e-3, help="fashion/mnist learning rate")
     parser.add_argument("--schedule", default="none", help="fashion/mnist lr schedule (none|onecycle|cosine)")
-    parser.add_argument("--render", action="store_true", help="only rewrite accuracy.md from accuracy.json")
+    parser.add_argument(
+        "--render", action="store_true", help="only redraw accuracy.md and the cats curves from accuracy.json"
+    )
     parser.add_argument("--resume", action="store_true", help="continue existing runs from last.ckpt")
     parser.add_argument("--cats-lr", type=float, default=3e-4)
     parser.add_argument("--cats-batch", type=int, default=16)
@@ -196,7 +223,9 @@ def main() -> int:
     command = "python benchmarks/accuracy.py " + " ".join(sys.argv[1:])
     path = RESULTS / "accuracy.json"
     if args.render:
-        _write(json.loads(path.read_text()), command)
+        results = json.loads(path.read_text())
+        _redraw_curves(results)
+        _write(results, command)
         return 0
 
     def record(key: str, summary: dict[str, Any]) -> None:
