@@ -44,7 +44,7 @@ def atomic_path(dest: str | os.PathLike[str]) -> Iterator[Path]:
             tmp_path.unlink()
 
 
-def _atomic_open(dest: str | os.PathLike[str], mode: str, writer: Callable[[IO[Any]], None]) -> Path:
+def _atomic_open(dest: str | os.PathLike[str], mode: str, writer: Callable[[IO[Any]], object]) -> Path:
     with atomic_path(dest) as tmp, open(tmp, mode) as fh:
         writer(fh)
     return Path(dest)

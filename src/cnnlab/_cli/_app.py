@@ -8,19 +8,24 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import click
 import typer
 from rich.console import Console
 from typer.core import TyperGroup
 
 from ..errors import CnnlabError
 
-try:  # typer >= 0.2x runs its own vendored click: its exceptions are the ones typer's main() handles
+if TYPE_CHECKING:
     from typer._click import ClickException as _ClickException
-except ImportError:  # pragma: no cover - older typer uses click itself
-    _ClickException = click.ClickException
+    from typer._click import Context, echo
+else:
+    try:  # typer >= 0.2x runs its own vendored click: its exceptions are the ones typer's main() handles
+        from typer._click import ClickException as _ClickException
+        from typer._click import Context, echo
+    except ImportError:  # pragma: no cover - older typer uses click itself
+        from click import ClickException as _ClickException
+        from click import Context, echo
 
 #: Progress bars, tables and messages go to stderr so that ``--json`` stdout stays machine-readable.
 console = Console(stderr=True)
@@ -32,11 +37,11 @@ class UserError(_ClickException):
     exit_code = 2
 
     def show(self, file: Any = None) -> None:
-        click.echo(f"error: {self.format_message()}", err=True)
+        echo(f"error: {self.format_message()}", err=True)
 
 
 class _Group(TyperGroup):
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: Context) -> Any:
         from .._perf import tune_allocator
 
         tune_allocator()  # every command allocates tensors; see cnnlab._perf
