@@ -125,6 +125,36 @@ def test_decode_cache_hit_and_invalidation(
     assert load_data(str(tmp_path / "d"), img_size=20).image_shape == (3, 20, 20)
 
 
+def test_decode_cache_is_bounded_and_drops_the_least_recently_used(
+    tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _write_class(tmp_path / "d" / "a", 4, (255, 0, 0))
+    _write_class(tmp_path / "d" / "b", 4, (0, 0, 255))
+    keys: dict[int, set[str]] = {}
+    for i, size in enumerate((16, 20, 24)):  # entries used in this order (mtimes set to make it exact)
+        load_data(str(tmp_path / "d"), img_size=size)
+        keys[size] = {p.stem for p in cache.glob("decoded-*.json")} - set().union(*keys.values())
+        for stem in keys[size]:
+            os.utime(cache / f"{stem}.json", (1_000_000 + i, 1_000_000 + i))
+    load_data(str(tmp_path / "d"), img_size=16)  # a hit: 16 becomes the most recently used
+
+    def nbytes(stems: set[str]) -> int:
+        return sum((cache / f"{s}{ext}").stat().st_size for s in stems for ext in (".npy", ".json"))
+
+    bound = nbytes(keys[16]) + nbytes(keys[20]) + nbytes(keys[24]) - 1  # one byte too small already
+    monkeypatch.setenv("CNNLAB_CACHE_MAX_GB", str(bound / 1e9))
+    load_data(str(tmp_path / "d"), img_size=12)  # a new, smaller entry: pruning must make room
+    left = {p.stem for p in cache.glob("decoded-*.json")}
+    deleted = set().union(*keys.values()) - left
+    assert deleted and deleted <= keys[20], deleted  # only the least recently used (size 20) went
+    assert keys[16] <= left and keys[24] <= left
+    assert {p.stem for p in cache.glob("decoded-*.npy")} == left  # whole entries, no orphans
+    assert sum(p.stat().st_size for p in cache.glob("decoded-*")) <= bound
+    monkeypatch.setenv("CNNLAB_CACHE_MAX_GB", "lots")
+    with pytest.raises(DataError, match="CNNLAB_CACHE_MAX_GB"):
+        load_data(str(tmp_path / "d"), img_size=8)
+
+
 def test_csv_list(tmp_path: Path, cache: Path) -> None:
     _write_class(tmp_path / "imgs" / "x", 5, (255, 0, 0))
     _write_class(tmp_path / "imgs" / "y", 5, (0, 255, 0))

@@ -3,11 +3,14 @@
 The cache key is a hash of the file list (absolute paths, sizes, mtimes), the target size and mode, so
 a changed, added or removed file gives a new key and a fresh decode; epochs and runs after the first
 decode no JPEG at all. Decoding runs in a thread pool (PIL releases the GIL while decoding) and JPEGs
-are decoded at reduced scale with ``draft`` when the target is much smaller than the photo.
+are decoded at reduced scale with ``draft`` when the target is much smaller than the photo. The cache
+is bounded (``CNNLAB_CACHE_MAX_GB``, default 10 GB): after a new entry is written, the least recently
+used ones are deleted until it fits.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -28,6 +31,53 @@ CACHE_VERSION = 1
 
 #: ``progress(done, total)`` is called as files are decoded (the CLI drives a rich bar with it).
 ProgressFn = Callable[[int, int], None]
+
+
+#: Default bound on the decode cache; ``CNNLAB_CACHE_MAX_GB`` overrides it (0 = unbounded).
+DEFAULT_MAX_GB = 10.0
+
+
+def max_cache_bytes() -> int | None:
+    """The decode cache's size bound in bytes (``CNNLAB_CACHE_MAX_GB``, default 10), None when unbounded."""
+    value = os.environ.get("CNNLAB_CACHE_MAX_GB", "")
+    try:
+        gb = float(value) if value else DEFAULT_MAX_GB
+    except ValueError:
+        message = f"CNNLAB_CACHE_MAX_GB={value!r}: give a number of gigabytes (0 = unbounded)"
+        raise DataError(message) from None
+    return None if gb <= 0 else int(gb * 1e9)
+
+
+def prune_cache(
+    folder: str | os.PathLike[str], max_bytes: int | None, *, keep: str | None = None
+) -> list[str]:
+    """Delete the least recently used decode-cache entries of ``folder`` until it holds ``max_bytes``.
+
+    An entry is its ``.npy`` + ``.json`` pair; its last use is the ``.json``'s mtime (touched on every
+    hit). The entry ``keep`` (a key) is never deleted. Returns the deleted keys, oldest first.
+    """
+    if max_bytes is None:
+        return []
+    entries = []
+    for meta in Path(folder).glob("decoded-*.json"):
+        key = meta.stem.removeprefix("decoded-")
+        npy = meta.with_suffix(".npy")
+        try:
+            entries.append((meta.stat().st_mtime, key, meta, npy, npy.stat().st_size + meta.stat().st_size))
+        except OSError:  # half an entry (the other file is gone): it is never a hit, so it goes
+            entries.append((0.0, key, meta, npy, 0))
+    total = sum(e[4] for e in entries)
+    deleted = []
+    for _, key, meta, npy, nbytes in sorted(entries, key=lambda e: e[0]):
+        if total <= max_bytes:
+            break
+        if key == keep:
+            continue
+        for path in (meta, npy):  # the metadata first: a lone .npy is never read as an entry
+            path.unlink(missing_ok=True)
+        total -= nbytes
+        deleted.append(key)
+    return deleted
 
 
 def default_cache_dir() -> Path:
@@ -110,6 +160,8 @@ def decode_files(
         meta = json.loads(meta_path.read_text())
         arr = np.load(npy, mmap_mode="c")  # copy-on-write: writable for torch, never changes the file
         if arr.shape[0] == len(meta["ok"]):
+            with contextlib.suppress(OSError):  # a read-only cache still serves hits
+                os.utime(meta_path)  # last use, for the least-recently-used pruning
             return arr, list(meta["ok"]), [SkippedFile(p, r) for p, r in meta["skipped"]]
     arr, ok, skipped = _decode_all(paths, size=size, mode=mode, progress=progress, workers=workers)
     try:
@@ -119,6 +171,7 @@ def decode_files(
         # The metadata is written last: a cache entry only counts once both files exist.
         write_json(meta_path, {"ok": ok, "skipped": [[s.path, s.reason] for s in skipped],
                                "size": list(size), "mode": mode, "version": CACHE_VERSION})
+        prune_cache(folder, max_cache_bytes(), keep=key)
     except OSError as exc:
         warnings.warn(
             f"cannot write the decode cache in {folder} ({exc}); set CNNLAB_CACHE_DIR to a writable folder",
