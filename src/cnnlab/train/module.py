@@ -72,7 +72,6 @@ class _EpochMetrics(nn.Module):
 
 
 class ClassifierModule(L.LightningModule):
-
     """Train ``model`` for classification with the optimiser/schedule of a :class:`TrainConfig`.
 
     Args:

@@ -44,6 +44,7 @@ _RESUME_FREE = {
     "progress",
     "resume",
     "out",
+    "channels_last",  # a memory layout: the same computation up to float rounding
 }
 
 
