@@ -176,7 +176,8 @@ def _loads(report: dict[str, Any]) -> str:
 def markdown(report: dict[str, Any]) -> str:
     lines = ["## transfer", "",
              "Transfer learning with `efficientnet_lite0` (pretrained, offline weights) on small datasets: "
-             "the same `cnnlab train` command with a different `--transfer` (scratch: `cats_cnn`, 150x150). "
+             "the same `cnnlab train` command with a different `--transfer` (scratch: `cats_cnn`, 150x150, "
+             "lr 3e-4). "
              "Validation accuracy per epoch; the targets are acceptance 3 of the transfer issue. Seconds are "
              "wall time on the 2 CPU cores, possibly shared with other work (1-minute load average at the "
              f"end of the runs: {_loads(report)}): compare them only within one table.", "",
@@ -207,11 +208,12 @@ def markdown(report: dict[str, Any]) -> str:
     if cli:
         setup = cli["wall_s"] - sum(cli["epoch_seconds"])
         later = statistics.median(cli["epoch_seconds"][1:])
-        epochs = ", ".join(f"{s:.1f}" for s in cli["epoch_seconds"])
-        lines.append(f"In the full `features` CLI run on cats-vs-dogs, everything before the first epoch "
-                     f"(process start, decoding, model, embeddings of all images) took {setup:.0f} s and the "
-                     f"epochs {epochs} s (each includes writing curves.png and checkpoints): first epoch / "
-                     f"later epoch = **{(setup + cli['epoch_seconds'][0]) / later:.0f}x**.")
+        epochs = ", ".join(f"{s:.2f}" for s in cli["epoch_seconds"])
+        lines.append(f"In the full `features` CLI run on cats-vs-dogs, everything outside the epochs "
+                     f"(process start, decoding, model, embeddings of all images, writing the run folder) "
+                     f"took {setup:.0f} s and the epochs (training + validation, timing.csv) {epochs} s: "
+                     f"that work + first epoch / later epoch = "
+                     f"**{(setup + cli['epoch_seconds'][0]) / later:.0f}x**.")
     lines += ["", f"Commands of the runs: e.g. `{report['runs'][0]['command']}`" if report["runs"] else ""]
     return "\n".join(lines).rstrip() + "\n"
 
