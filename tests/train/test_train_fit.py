@@ -74,6 +74,25 @@ def test_load_run_gives_the_trained_model(reference):
     assert result.accuracy == pytest.approx(best["val_acc"], abs=1e-6)
 
 
+@pytest.mark.parametrize(
+    ("name", "damage", "says"),
+    [
+        ("model.safetensors", lambda b: b[:100], "model.safetensors: damaged"),
+        ("run.json", lambda b: b"{", "run.json or classes.json is damaged"),
+        ("run.json", lambda b: b"{}", "run.json or classes.json is damaged"),
+    ],
+)
+def test_damaged_run_files_are_named_in_a_clear_error(reference, tmp_path, name, damage, says):
+    import shutil
+
+    _, run_dir = reference
+    copy = tmp_path / "copy"
+    shutil.copytree(run_dir, copy)
+    (copy / name).write_bytes(damage((copy / name).read_bytes()))
+    with pytest.raises(CnnlabError, match=says):
+        load_run(copy)
+
+
 def test_same_seed_gives_identical_metrics_csv(reference, tmp_path):
     _, ref_dir = reference
     fit(_cfg(tmp_path, "again"))

@@ -462,13 +462,28 @@ def load_run(path: str | Path) -> LoadedRun:
             "train one with `cnnlab train`"
         )
     cfg = TrainConfig.from_yaml(run_dir / "config.yaml")
-    info = json.loads((run_dir / "run.json").read_text())
-    classes = json.loads((run_dir / "classes.json").read_text())
+    try:
+        info = json.loads((run_dir / "run.json").read_text())
+        classes = json.loads((run_dir / "classes.json").read_text())
+        absent = [k for k in ("in_chans", "mean", "std") if k not in info]
+        if absent:
+            raise KeyError(", ".join(absent))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise CnnlabError(
+            f"{run_dir}: run.json or classes.json is damaged ({type(exc).__name__}: {exc}); "
+            "train the run again or restore the files"
+        ) from None
     # Architecture only: the weights come from model.safetensors (never re-downloaded).
     arch = cfg.replace(pretrained=False, weights=None)
     model = create_base_model(arch, in_chans=int(info["in_chans"]))
     finish_model(model, arch, n_classes=len(classes), in_chans=int(info["in_chans"]))
-    state = load_file(str(run_dir / "model.safetensors"))
+    try:
+        state = load_file(str(run_dir / "model.safetensors"))
+    except Exception as exc:  # any reader failure (truncated, not safetensors) is a damaged file
+        raise CnnlabError(
+            f"{run_dir / 'model.safetensors'}: damaged, cannot be read ({exc}); restore the file or "
+            "train the run again"
+        ) from None
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
