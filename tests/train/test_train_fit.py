@@ -129,6 +129,21 @@ def test_resume_without_checkpoint_or_with_other_options_is_refused(reference, t
         fit(TrainConfig.from_yaml(ref_dir / "config.yaml").replace(resume=True, lr=0.5))
 
 
+def test_resume_from_a_damaged_checkpoint_is_refused_before_training(reference, tmp_path):
+    import shutil
+
+    _, ref_dir = reference
+    copy = tmp_path / "copy"
+    shutil.copytree(ref_dir, copy)
+    last = copy / "checkpoints" / "last.ckpt"
+    last.write_bytes(last.read_bytes()[:500])  # a copy cut short
+    before = (copy / "metrics.csv").read_text()
+    cfg = TrainConfig.from_yaml(copy / "config.yaml").replace(out=str(copy), resume=True)
+    with pytest.raises(TrainingError, match=r"last\.ckpt is damaged .*without --resume"):
+        fit(cfg)
+    assert (copy / "metrics.csv").read_text() == before  # nothing was touched
+
+
 class _PoisonWeights(L.Callback):
     """Injects NaN weights during epoch 2."""
 

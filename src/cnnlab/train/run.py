@@ -137,6 +137,15 @@ def _check_resume(cfg: TrainConfig, run_dir: Path) -> Path:
     last = run_dir / "checkpoints" / "last.ckpt"
     if not last.is_file():
         raise TrainingError(f"--resume: no checkpoint at {last}; start the run without --resume")
+    import torch
+
+    try:  # memory-mapped: checks the file without reading the tensors
+        torch.load(last, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as exc:  # truncated or not a checkpoint: say so before any work
+        first = str(exc).splitlines()[0].split(". ")[0] if str(exc) else type(exc).__name__
+        raise TrainingError(
+            f"--resume: {last} is damaged ({first}); restore it, or start again without --resume"
+        ) from None
     saved_path = run_dir / "config.yaml"
     if saved_path.is_file():
         saved = TrainConfig.from_yaml(saved_path).to_dict()
