@@ -98,6 +98,26 @@ def test_predict_json_on_files_and_folder(trained_run, tmp_path):
         )
 
 
+def test_predict_skips_and_lists_broken_files_in_a_folder(trained_run, tmp_path):
+    from cnnlab.data import load_data
+    from cnnlab.images import save_image
+
+    folder = tmp_path / "mixed"
+    save_image(folder / "good.png", load_data("sample", limit=4).val.images[0])
+    good = (folder / "good.png").read_bytes()
+    (folder / "cut.png").write_bytes(good[: len(good) // 2])
+    (folder / "empty.png").write_bytes(b"")
+    (folder / "text.jpg").write_text("not a photo")
+    proc = _cnnlab("predict", str(trained_run), str(folder), "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert [Path(d["path"]).name for d in json.loads(proc.stdout)] == ["good.png"]
+    for name in ("cut.png", "empty.png", "text.jpg"):
+        assert f"skipped {folder / name}" in " ".join(proc.stderr.split()), proc.stderr
+    only_bad = _cnnlab("predict", str(trained_run), str(folder / "text.jpg"))
+    assert only_bad.returncode == 2 and "no readable image" in only_bad.stderr
+    assert "Traceback" not in proc.stderr + only_bad.stderr
+
+
 def test_predict_missing_file_is_a_one_line_error(trained_run, tmp_path):
     proc = _cnnlab("predict", str(trained_run), str(tmp_path / "nope.png"))
     assert proc.returncode == 2 and proc.stderr.startswith("error: ") and "nope.png" in proc.stderr

@@ -202,13 +202,19 @@ def predict(
     batch_size: int = typer.Option(64, "--batch-size"),
 ) -> None:
     """Top-k classes of images (files or folders), batched, preprocessed as the run's training data."""
+    from ..errors import CnnlabError
     from ..train.evaluate import image_files
     from ..train.evaluate import predict as run_predict
     from ..train.run import load_run
 
     files = image_files(images)  # missing files fail before the model loads
     loaded = load_run(run)
-    preds = run_predict(loaded, files, top_k=top_k, batch_size=batch_size)
+    skipped: list[tuple[str, str]] = []
+    preds = run_predict(loaded, files, top_k=top_k, batch_size=batch_size, skipped=skipped)
+    for path, reason in skipped:  # on stderr: --json stdout stays machine-readable
+        console.print(f"skipped {path}: {reason}", markup=False, highlight=False, soft_wrap=True)
+    if not preds:
+        raise CnnlabError(f"no readable image among {len(files)} file(s); see the skipped files above")
     if json_out:
         print_json([p.to_dict() for p in preds])
         return

@@ -244,12 +244,26 @@ def load_images(run: LoadedRun, paths: Sequence[str | os.PathLike[str]]) -> torc
     return torch.stack([pil_to_tensor(decode_image(p, mode=mode, size=(h, w))) for p in paths])
 
 
+def _decode_skipping(
+    run: LoadedRun, paths: list[str | os.PathLike[str]], skipped: list[tuple[str, str]]
+) -> tuple[list[str | os.PathLike[str]], list[torch.Tensor]]:
+    ok, tensors = [], []
+    for p in paths:
+        try:
+            tensors.append(load_images(run, [p])[0])
+            ok.append(p)
+        except DataError as exc:  # "<path>: <reason>; <fix>": keep the reason
+            skipped.append((str(p), str(exc).split(": ", 1)[-1].rsplit("; ", 1)[0]))
+    return ok, tensors
+
+
 def predict(
     run: LoadedRun,
     images: Sequence[str | os.PathLike[str]] | torch.Tensor,
     *,
     top_k: int = 5,
     batch_size: int = 64,
+    skipped: list[tuple[str, str]] | None = None,
 ) -> list[Prediction]:
     """Top-k classes of image files (or of a uint8 ``[N, C, H, W]`` tensor at the run's size), batched.
 
@@ -258,9 +272,11 @@ def predict(
         images: Image paths, or uint8 images already at ``run.image_size``.
         top_k: Classes per image (capped at the number of classes).
         batch_size: Images decoded and run per batch.
+        skipped: If given, files that cannot be decoded are left out and appended here as
+            ``(path, reason)``; by default the first such file raises a :class:`DataError`.
 
     Returns:
-        One :class:`Prediction` per image, in input order.
+        One :class:`Prediction` per (readable) image, in input order.
     """
     if top_k < 1:
         raise CnnlabError("--top-k must be at least 1")
@@ -272,8 +288,13 @@ def predict(
         )
     else:
         paths = list(images)
-        names = [str(p) for p in paths]
-        chunks = (load_images(run, paths[i : i + batch_size]) for i in range(0, len(paths), batch_size))
+        if skipped is not None:  # decode one by one: a broken file is skipped, not fatal
+            paths, decoded = _decode_skipping(run, paths, skipped)
+            names = [str(p) for p in paths]
+            chunks = (torch.stack(decoded[i : i + batch_size]) for i in range(0, len(decoded), batch_size))
+        else:
+            names = [str(p) for p in paths]
+            chunks = (load_images(run, paths[i : i + batch_size]) for i in range(0, len(paths), batch_size))
     out: list[Prediction] = []
     for chunk in chunks:
         probs = probabilities(run, _logits(run, chunk))
