@@ -108,7 +108,7 @@ def test_predict_skips_and_lists_broken_files_in_a_folder(trained_run, tmp_path)
     (folder / "cut.png").write_bytes(good[: len(good) // 2])
     (folder / "empty.png").write_bytes(b"")
     (folder / "text.jpg").write_text("not a photo")
-    proc = _cnnlab("predict", str(trained_run), str(folder), "--json")
+    proc = _cnnlab("predict", str(trained_run), str(folder), "--json", "--batch-size", "2")  # 2 batches
     assert proc.returncode == 0, proc.stderr
     assert [Path(d["path"]).name for d in json.loads(proc.stdout)] == ["good.png"]
     for name in ("cut.png", "empty.png", "text.jpg"):

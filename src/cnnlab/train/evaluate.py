@@ -288,10 +288,17 @@ def predict(
         )
     else:
         paths = list(images)
-        if skipped is not None:  # decode one by one: a broken file is skipped, not fatal
-            paths, decoded = _decode_skipping(run, paths, skipped)
-            names = [str(p) for p in paths]
-            chunks = (torch.stack(decoded[i : i + batch_size]) for i in range(0, len(decoded), batch_size))
+        if skipped is not None:  # decode file by file, a batch at a time: a broken file is skipped
+            names = []
+
+            def skipping_chunks(log: list[tuple[str, str]]) -> Iterator[torch.Tensor]:
+                for i in range(0, len(paths), batch_size):
+                    ok, tensors = _decode_skipping(run, paths[i : i + batch_size], log)
+                    names.extend(str(p) for p in ok)
+                    if tensors:
+                        yield torch.stack(tensors)
+
+            chunks = skipping_chunks(skipped)
         else:
             names = [str(p) for p in paths]
             chunks = (load_images(run, paths[i : i + batch_size]) for i in range(0, len(paths), batch_size))
