@@ -118,6 +118,19 @@ def test_predict_skips_and_lists_broken_files_in_a_folder(trained_run, tmp_path)
     assert "Traceback" not in proc.stderr + only_bad.stderr
 
 
+@pytest.mark.parametrize(
+    "args", [["predict", "{run}", "{img}", "--batch-size", "0"], ["evaluate", "{run}", "--top-losses", "-1"]]
+)
+def test_out_of_range_counts_are_refused(trained_run, tmp_path, args):
+    from cnnlab.data import load_data
+    from cnnlab.images import save_image
+
+    img = tmp_path / "one.png"
+    save_image(img, load_data("sample", limit=4).val.images[0])
+    proc = _cnnlab(*[a.format(run=trained_run, img=img) for a in args])
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr and args[-2] in proc.stderr
+
+
 def test_predict_missing_file_is_a_one_line_error(trained_run, tmp_path):
     proc = _cnnlab("predict", str(trained_run), str(tmp_path / "nope.png"))
     assert proc.returncode == 2 and proc.stderr.startswith("error: ") and "nope.png" in proc.stderr

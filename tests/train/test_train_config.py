@@ -39,6 +39,8 @@ def test_yaml_round_trip_keeps_every_option(tmp_path):
         ({"epochs": 0}, "--epochs"),
         ({"val_split": 1.0}, "--val-split"),
         ({"devices": "many"}, "--devices"),
+        ({"devices": 0}, "--devices"),
+        ({"img_size": 0}, "--img-size"),
     ],
 )
 def test_bad_options_name_the_option(changes, names):

@@ -152,8 +152,8 @@ def evaluate(
         None, "--data", help="evaluate on this SPEC's val split (default: the run's)"
     ),
     json_out: bool = typer.Option(False, "--json", help="print the result as JSON"),
-    batch_size: int = typer.Option(256, "--batch-size"),
-    top_losses: int = typer.Option(10, "--top-losses", help="how many highest-loss images to list"),
+    batch_size: int = typer.Option(256, "--batch-size", min=1),
+    top_losses: int = typer.Option(10, "--top-losses", min=0, help="how many highest-loss images to list"),
 ) -> None:
     """Accuracy, per-class precision/recall/F1, confusion matrix (PNG + JSON) and the top losses of a run."""
     from .._io import save_figure, write_json
@@ -199,7 +199,7 @@ def predict(
     images: list[Path] = typer.Argument(..., help="image files or folders"),
     top_k: int = typer.Option(5, "--top-k", help="classes per image"),
     json_out: bool = typer.Option(False, "--json", help="print the predictions as JSON"),
-    batch_size: int = typer.Option(64, "--batch-size"),
+    batch_size: int = typer.Option(64, "--batch-size", min=1),
 ) -> None:
     """Top-k classes of images (files or folders), batched, preprocessed as the run's training data."""
     from ..errors import CnnlabError

@@ -161,6 +161,7 @@ class TrainConfig:
             (0.0 <= self.val_split < 1.0, "--val-split must be in [0, 1)"),
             (self.num_nodes >= 1, "--num-nodes must be at least 1"),
             (self.limit is None or self.limit >= 1, "--limit must be at least 1"),
+            (self.img_size is None or self.img_size >= 8, "--img-size must be at least 8 pixels"),
             (self.workers >= 0, "--workers must be >= 0"),
             (self.backbone_lr_mult >= 0, "--backbone-lr-mult must be >= 0"),
             (
@@ -176,6 +177,8 @@ class TrainConfig:
                 self.devices = int(self.devices)
             except ValueError:
                 raise CnnlabError(f"--devices {self.devices!r}: give a number or 'auto'") from None
+        if isinstance(self.devices, int) and self.devices < 1:
+            raise CnnlabError(f"--devices {self.devices}: give at least 1 (or 'auto')")
         if self.weights is not None:
             self.pretrained = True
 
