@@ -34,6 +34,7 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
         dist.all_gather_object(gathered, (seen, val))
         if rank == 0:
             torch.save(gathered, out)
+        dist.barrier()  # gloo aborts a rank whose peer tears the group down under it
     finally:
         dist.destroy_process_group()
 
