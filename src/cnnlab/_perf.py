@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import os
 import sys
 
@@ -23,16 +24,12 @@ _M_MMAP_THRESHOLD = -3
 MMAP_THRESHOLD = 256 << 20
 TRIM_THRESHOLD = 1 << 30
 
-_state: dict[str, bool] = {}
-
-
+@functools.cache  # applied once per process
 def tune_allocator() -> bool:
     """Keep freed tensor memory in glibc's heap (see the module docstring); True when applied.
 
     Idempotent, a no-op (False) off Linux/glibc or with ``CNNLAB_MALLOC_TUNING=0``.
     """
-    if "applied" in _state:
-        return _state["applied"]
     applied = False
     if sys.platform.startswith("linux") and os.environ.get("CNNLAB_MALLOC_TUNING", "1") != "0":
         try:
@@ -46,5 +43,4 @@ def tune_allocator() -> bool:
             applied = bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(
                 mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD)
             )
-    _state["applied"] = applied
     return applied

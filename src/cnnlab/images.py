@@ -90,6 +90,11 @@ def _reason(path: Path, exc: BaseException) -> str:
     return f"cannot decode ({msg})"
 
 
+def skip_reason(exc: DataError) -> str:
+    """The reason in a :func:`decode_image` error ("<path>: <reason>; <fix>"), for skipped-file lists."""
+    return str(exc).split(": ", 1)[-1].rsplit("; ", 1)[0]
+
+
 def decode_image(
     path: str | os.PathLike[str], *, mode: ImageMode = "RGB", size: tuple[int, int] | None = None
 ) -> Image.Image:

@@ -23,7 +23,7 @@ import numpy as np
 
 from .._io import atomic_path, write_json
 from ..errors import DataError
-from ..images import ImageMode, decode_image
+from ..images import ImageMode, decode_image, skip_reason
 from .core import SkippedFile
 
 #: Bump when the decoded pixels would change for the same files (resize method, conversion rules).
@@ -111,8 +111,7 @@ def _decode_all(
         try:
             arr = np.asarray(decode_image(paths[i], mode=mode, size=size), dtype=np.uint8)
         except DataError as exc:
-            # The message is "<path>: <reason>; fix or remove the file": keep only the reason.
-            errors[i] = str(exc).split(": ", 1)[-1].rsplit("; ", 1)[0]
+            errors[i] = skip_reason(exc)
             return
         out[i] = arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
 

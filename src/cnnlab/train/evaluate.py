@@ -247,13 +247,15 @@ def load_images(run: LoadedRun, paths: Sequence[str | os.PathLike[str]]) -> torc
 def _decode_skipping(
     run: LoadedRun, paths: list[str | os.PathLike[str]], skipped: list[tuple[str, str]]
 ) -> tuple[list[str | os.PathLike[str]], list[torch.Tensor]]:
+    from ..images import skip_reason
+
     ok, tensors = [], []
     for p in paths:
         try:
             tensors.append(load_images(run, [p])[0])
             ok.append(p)
-        except DataError as exc:  # "<path>: <reason>; <fix>": keep the reason
-            skipped.append((str(p), str(exc).split(": ", 1)[-1].rsplit("; ", 1)[0]))
+        except DataError as exc:
+            skipped.append((str(p), skip_reason(exc)))
     return ok, tensors
 
 
