@@ -1,0 +1,101 @@
+"""Golden files for every ``--json`` contract and the ``summary`` text, on the demo run.
+
+The demo (``cnnlab demo``) trains ``mnist_cnn`` on the embedded sample with a fixed seed; every command
+that prints ``--json`` then runs on that run folder as a user types it (a real process, relative paths
+from the working folder, so the documents hold no temporary path). Each output must equal its file in
+``tests/golden/files`` byte for byte. Regenerate on purpose only: ``pytest tests/golden --update-golden``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+GOLDEN = Path(__file__).parent / "files"
+
+pytestmark = pytest.mark.slow
+
+
+def _cnnlab(cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "COLUMNS": "200", "CNNLAB_CACHE_DIR": str(cwd / "cache")}
+    return subprocess.run(
+        [sys.executable, "-m", "cnnlab", *args], cwd=cwd, capture_output=True, text=True, timeout=600, env=env
+    )
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess]:
+    cwd = tmp_path_factory.mktemp("golden")
+    r = _cnnlab(cwd, "demo", "--out", "demo")
+    assert r.returncode == 0, r.stderr[-3000:]
+    return cwd, r
+
+
+def _check(name: str, text: str, update: bool) -> None:
+    path = GOLDEN / name
+    if update:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        return
+    assert path.is_file(), f"{path} is missing: write it on purpose with pytest --update-golden"
+    expected = path.read_text()
+    assert text == expected, f"{name} differs from its golden file (regenerate only on purpose)"
+
+
+# (golden file, arguments): every --json contract, on the demo run and its images.
+JSON_COMMANDS = [
+    ("models.json", ["models", "--json"]),
+    ("data_sample.json", ["data", "sample", "--json", "--out", "data-out"]),
+    ("filters_gabor.json", ["filters", "--bank", "gabor", "--json", "--out", "gabor.png"]),
+    ("summary_mnist_cnn.json", ["summary", "mnist_cnn", "--input", "1x28x28", "--json"]),
+    ("summary_cats_cnn.json", ["summary", "cats_cnn", "--json"]),
+    ("summary_run.json", ["summary", "demo/run", "--json"]),
+    ("evaluate_run.json", ["evaluate", "demo/run", "--json"]),
+    ("predict_run.json", ["predict", "demo/run", "demo/images", "--json", "--top-k", "3"]),
+    ("explain_run.json", ["explain", "demo/run", "demo/images", "--json", "--out", "x/cam.png",
+                          "--channels", "3", "--faithfulness"]),
+    ("features_run.json", ["features", "demo/run", "demo/images/T-shirt-top.png", "--json",
+                           "--out", "x/fm.png"]),
+    ("features_channel_run.json", ["features", "demo/run", "demo/images", "--channel", "2", "--json",
+                                   "--out", "x/fm2.png"]),
+    ("dream_run.json", ["dream", "demo/run", "--layer", "Conv2d:-1", "--filters", "0-3", "--steps", "8",
+                        "--json", "--out", "x/dream.png"]),
+]
+
+
+@pytest.mark.parametrize(("name", "args"), JSON_COMMANDS, ids=[n for n, _ in JSON_COMMANDS])
+def test_json_contract_is_unchanged(demo, name: str, args: list[str], update_golden: bool) -> None:
+    cwd, _ = demo
+    r = _cnnlab(cwd, *args)
+    assert r.returncode == 0, r.stderr[-3000:]
+    _check(name, r.stdout, update_golden)
+
+
+@pytest.mark.parametrize("target", ["mnist_cnn", "cats_cnn", "demo/run"])
+def test_summary_text_is_unchanged(demo, target: str, update_golden: bool) -> None:
+    cwd, _ = demo
+    r = _cnnlab(cwd, "summary", target)
+    assert r.returncode == 0, r.stderr[-3000:]
+    _check(f"summary_{Path(target).name}.txt", r.stdout, update_golden)
+
+
+def _without_timings(text: str) -> str:
+    """Demo output with wall times, rates and progress-bar widths taken out (they vary run to run)."""
+    text = re.sub(r"━+", "━", text)
+    text = re.sub(r"\d+:\d\d:\d\d", "<t>", text)
+    text = re.sub(r"[\d.,]+ ?it/s", "<rate>", text)
+    text = re.sub(r"img/s: [\d.,]+", "img/s: <rate>", text)
+    text = re.sub(r"\b\d+(\.\d+)? s\b", "<t> s", text)
+    lines = (" ".join(line.split()) for line in text.splitlines())
+    return "\n".join(line for line in lines if line) + "\n"
+
+
+@pytest.mark.parametrize("stream", ["stdout", "stderr"])
+def test_demo_output_is_unchanged_apart_from_timings(demo, stream: str, update_golden: bool) -> None:
+    _, r = demo
+    _check(f"demo_{stream}.txt", _without_timings(getattr(r, stream)), update_golden)
