@@ -41,9 +41,9 @@ SECTIONS = ("fashion", "mnist", "cats")
 def _train(name: str, *, resume: bool = False, **options: Any) -> dict[str, Any]:
     """Train one configuration and evaluate its best checkpoint on the validation/test split."""
     from cnnlab.report.plots import overfitting_onset
+    from cnnlab.train import fit, load_run
     from cnnlab.train.config import TrainConfig
     from cnnlab.train.evaluate import evaluate, load_eval_data
-    from cnnlab.train.run import fit, load_run
 
     out = RUNS / name
     resume = resume and (out / "checkpoints" / "last.ckpt").is_file()

@@ -93,17 +93,18 @@ class _StepTimer:
 def run_cnnlab(bundle, steps: int, warmup: int, seed: int) -> float:
     """cnnlab's own path (what `cnnlab train` builds), timed over steps warmup..steps."""
     from cnnlab.data.datamodule import ImageDataModule
+    from cnnlab.train.build import build_model
     from cnnlab.train.callbacks import MetricsHistory, NonFiniteGuard
     from cnnlab.train.config import TrainConfig
     from cnnlab.train.module import ClassifierModule
-    from cnnlab.train.run import build_trainer, create_base_model
+    from cnnlab.train.run import build_trainer
     from cnnlab.train.transfer import FreezePolicy
 
     torch.manual_seed(seed)
     with tempfile.TemporaryDirectory() as tmp:
         cfg = TrainConfig(data="fashion-mnist", model="mnist_cnn", epochs=1, batch_size=BATCH, lr=LR, out=tmp,
                           progress=False, seed=seed)  # fmt: skip
-        model = create_base_model(cfg, in_chans=1)
+        model = build_model(cfg, in_chans=1, num_classes=10)
         policy = FreezePolicy.from_config(cfg)
         policy.apply(model)
         module = ClassifierModule(

@@ -114,10 +114,12 @@ def cache_timing(data: Path, args: argparse.Namespace) -> dict[str, Any]:
 
     from cnnlab.data import load_data
     from cnnlab.models import create_model
+    from cnnlab.models.surgery import configure_head
     from cnnlab.train.config import TrainConfig
-    from cnnlab.train.embeddings import EmbeddingHead, compute_embeddings, embedding_datamodule
+    from cnnlab.train.embeddings import compute_embeddings
     from cnnlab.train.module import ClassifierModule
-    from cnnlab.train.transfer import FreezePolicy, configure_head
+    from cnnlab.train.on_embeddings import EmbeddingHead, embedding_datamodule
+    from cnnlab.train.transfer import FreezePolicy
 
     class Timer(L.Callback):
         def __init__(self) -> None:

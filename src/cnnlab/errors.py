@@ -1,14 +1,57 @@
 """User-facing errors.
 
-A :class:`CnnlabError` carries one line that names the problem and the fix. The CLI prints it
-without a traceback and exits with status 2; library callers can catch it like any exception.
+A :class:`CnnlabError` carries one line that names the problem and the fix. Library messages speak in
+library terms: when the cause is one argument, ``param`` names it as the library spells it
+(``"epochs"``, ``"weights"``) and ``str(error)`` reads ``"epochs must be at least 1"``. The CLI prints the
+same message with the flag the user typed (``"--epochs must be at least 1"``, see :func:`as_flag`),
+without a traceback, and exits with status 2.
+
+Other options a message refers to (in its fix, say) are written in backticks as the library names them
+(a message reading "lower `lr`"); the CLI prints each as its flag ("lower --lr"). Backticks around
+anything that is not a single lower-case identifier (such as a command) are left alone.
+
+Errors whose cause is a bad argument value are also :class:`ValueError` s (:class:`ArgumentError` and
+its kin), so ``except ValueError`` works for library callers.
 """
 
 from __future__ import annotations
 
+import re
+
+_OPTION_REF = re.compile(r"`([a-z][a-z0-9_]*)`")
+
 
 class CnnlabError(Exception):
-    """A problem the user can fix; the message names the file/argument and the fix."""
+    """A problem the user can fix; the message names the file/argument and the fix.
+
+    Args:
+        message: What is wrong and how to fix it; when ``param`` is given, the text that follows its
+            name (``"must be at least 1"``, ``"'x.pth': no such file"``, ``": no checkpoint"``; a
+            leading ``:``, ``,`` or ``;`` follows the name without a space).
+        param: The argument at fault, as the library names it (a keyword argument or a
+            ``TrainConfig`` field), or None.
+    """
+
+    def __init__(self, message: str, *, param: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+
+    def __str__(self) -> str:
+        return f"{self.param}{_sep(self.message)}{self.message}" if self.param else self.message
+
+    def cli_message(self, flags: dict[str, str] | None = None) -> str:
+        """The message as the CLI prints it: ``param`` spelled as its flag (``--fine-tune-schedule``)."""
+        text = _OPTION_REF.sub(lambda m: as_flag(m.group(1), flags), self.message)
+        return f"{as_flag(self.param, flags)}{_sep(text)}{text}" if self.param else text
+
+
+def _sep(message: str) -> str:
+    return "" if message[:1] in (":", ",", ";") else " "
+
+
+class ArgumentError(CnnlabError, ValueError):
+    """A bad argument value: out of range, an unknown choice or name, a malformed spec."""
 
 
 class DataError(CnnlabError):
@@ -21,3 +64,26 @@ class ModelError(CnnlabError):
 
 class TrainingError(CnnlabError):
     """Training cannot start or had to stop (unwritable --out, NaN loss, ...)."""
+
+
+class DataArgumentError(DataError, ArgumentError):
+    """A bad data argument value (an unknown preset, a bad split fraction)."""
+
+
+class ModelArgumentError(ModelError, ArgumentError):
+    """A bad model argument value (an unknown model or layer name, a malformed input size)."""
+
+
+#: Library parameter names whose CLI flag is not simply ``--`` + the name with dashes.
+FLAG_NAMES: dict[str, str] = {"fine_tune_epochs": "--fine-tune-schedule", "input_size": "--input"}
+
+
+def as_flag(param: str, flags: dict[str, str] | None = None) -> str:
+    """The CLI flag of a library parameter: ``"unfreeze_layers"`` -> ``"--unfreeze-layers"``.
+
+    Args:
+        param: The library's name of the argument.
+        flags: Extra ``{param: flag}`` spellings of one command (checked before :data:`FLAG_NAMES`).
+    """
+    names = {**FLAG_NAMES, **(flags or {})}
+    return names.get(param, "--" + param.replace("_", "-"))

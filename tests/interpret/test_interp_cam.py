@@ -98,7 +98,7 @@ def test_cam_equals_gradcam_up_to_positive_scale_on_gap_linear() -> None:
 
 def test_cam_without_gap_linear_head_suggests_gradcam() -> None:
     model = seeded(TinyFlattenNet())
-    with pytest.raises(ModelError, match=r"global-average-pool \+ linear.*use --method gradcam"):
+    with pytest.raises(ModelError, match=r"global-average-pool \+ linear.*use `method` gradcam"):
         gradcam(model, torch.randn(2, 1, 8, 8), method="cam")
     assert gradcam(model, torch.randn(2, 1, 8, 8), method="gradcam").shape == (2, 8, 8)
     assert all_hook_dicts_empty(model)
@@ -115,7 +115,7 @@ def test_registry_and_bad_arguments() -> None:
     model = TinyGapNet(num_classes=3)
     with pytest.raises(CnnlabError, match="unknown CAM method"):
         gradcam(model, torch.randn(1, 3, 8, 8), method="nope")
-    with pytest.raises(CnnlabError, match=r"--target \[7\].*0\.\.2"):
+    with pytest.raises(CnnlabError, match=r"^target \[7\].*0\.\.2"):
         gradcam(model, torch.randn(1, 3, 8, 8), target=7)
 
 

@@ -64,7 +64,7 @@ def test_unknown_name_lists_close_names() -> None:
 
 
 def test_no_pretrained_for_course_nets() -> None:
-    with pytest.raises(ModelError, match="--weights FILE"):
+    with pytest.raises(ModelError, match="`weights` FILE"):
         create_model("mnist_cnn", pretrained=True)
 
 

@@ -158,7 +158,7 @@ def test_pretrained_download_failure_names_local_option(monkeypatch: pytest.Monk
         raise OSError("network is unreachable")
 
     monkeypatch.setattr(tvm, "get_model", offline)
-    with pytest.raises(ModelError, match="--weights FILE"):
+    with pytest.raises(ModelError, match="`weights` FILE"):
         create_model("resnet18", pretrained=True)
 
 

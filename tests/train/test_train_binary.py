@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from cnnlab.images import save_image
+from cnnlab.train import fit, load_run
 from cnnlab.train.callbacks import read_metrics
 from cnnlab.train.config import TrainConfig
 from cnnlab.train.evaluate import evaluate, load_eval_data, predict
-from cnnlab.train.run import fit, load_run
 
 
 @pytest.fixture(scope="module")

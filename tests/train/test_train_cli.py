@@ -87,8 +87,8 @@ def test_predict_json_on_files_and_folder(trained_run, tmp_path):
         assert len(probs) == 3 and probs == sorted(probs, reverse=True) and 0 < sum(probs) <= 1 + 1e-6
     assert doc[0] == doc[3]
     # the same images through the library (in-memory tensors) give the same probabilities
+    from cnnlab.train import load_run
     from cnnlab.train.evaluate import predict
-    from cnnlab.train.run import load_run
 
     lib = predict(load_run(trained_run), bundle.val.images[:3], top_k=3)
     for d, p in zip(doc, lib, strict=False):

@@ -33,19 +33,23 @@ def test_yaml_round_trip_keeps_every_option(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("changes", "names"),
+    ("changes", "param", "flag"),
     [
-        ({"optimizer": "rmsprop"}, "--optimizer"),
-        ({"epochs": 0}, "--epochs"),
-        ({"val_split": 1.0}, "--val-split"),
-        ({"devices": "many"}, "--devices"),
-        ({"devices": 0}, "--devices"),
-        ({"img_size": 0}, "--img-size"),
+        ({"optimizer": "rmsprop"}, "optimizer", "--optimizer"),
+        ({"epochs": 0}, "epochs", "--epochs"),
+        ({"val_split": 1.0}, "val_split", "--val-split"),
+        ({"devices": "many"}, "devices", "--devices"),
+        ({"devices": 0}, "devices", "--devices"),
+        ({"img_size": 0}, "img_size", "--img-size"),
+        ({"epochs": 2, "fine_tune_epochs": 2}, "fine_tune_epochs", "--fine-tune-schedule"),
     ],
 )
-def test_bad_options_name_the_option(changes, names):
-    with pytest.raises(CnnlabError, match=names):
+def test_bad_options_name_the_option(changes, param, flag):
+    """The library names the field, the CLI the flag; a bad value is a ValueError too."""
+    with pytest.raises(ValueError, match=f"^{param}") as exc:
         TrainConfig(**changes)
+    assert isinstance(exc.value, CnnlabError) and exc.value.param == param
+    assert exc.value.cli_message().startswith(flag)
 
 
 def test_unknown_key_in_config_yaml_is_rejected(tmp_path):

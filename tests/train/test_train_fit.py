@@ -11,9 +11,9 @@ import torch
 from safetensors.torch import load_file
 
 from cnnlab.errors import CnnlabError, TrainingError
+from cnnlab.train import fit, load_run
 from cnnlab.train.callbacks import read_metrics
 from cnnlab.train.config import TrainConfig
-from cnnlab.train.run import fit, load_run
 
 BASE = {"data": "sample", "model": "mnist_cnn", "limit": 192, "batch_size": 32, "progress": False}
 
@@ -122,11 +122,13 @@ def test_resume_after_crash_gives_the_uninterrupted_metrics(reference, tmp_path)
 
 
 def test_resume_without_checkpoint_or_with_other_options_is_refused(reference, tmp_path):
-    with pytest.raises(TrainingError, match="--resume: no checkpoint"):
+    with pytest.raises(TrainingError, match=r"^resume: no checkpoint") as exc:
         fit(_cfg(tmp_path, "fresh", resume=True))
+    assert exc.value.param == "resume" and exc.value.cli_message().startswith("--resume: no checkpoint")
     _, ref_dir = reference
-    with pytest.raises(TrainingError, match="--lr"):
+    with pytest.raises(TrainingError, match=r"`lr` 0\.5") as exc:
         fit(TrainConfig.from_yaml(ref_dir / "config.yaml").replace(resume=True, lr=0.5))
+    assert "--lr 0.5 (run: 0.001)" in exc.value.cli_message()
 
 
 def test_resume_from_a_damaged_checkpoint_is_refused_before_training(reference, tmp_path):
@@ -139,7 +141,7 @@ def test_resume_from_a_damaged_checkpoint_is_refused_before_training(reference, 
     last.write_bytes(last.read_bytes()[:500])  # a copy cut short
     before = (copy / "metrics.csv").read_text()
     cfg = TrainConfig.from_yaml(copy / "config.yaml").replace(out=str(copy), resume=True)
-    with pytest.raises(TrainingError, match=r"last\.ckpt is damaged .*without --resume"):
+    with pytest.raises(TrainingError, match=r"last\.ckpt is damaged .*without `resume`"):
         fit(cfg)
     assert (copy / "metrics.csv").read_text() == before  # nothing was touched
 
@@ -164,8 +166,9 @@ def test_nan_loss_stops_with_clear_message_and_keeps_last_good_checkpoint(tmp_pa
 
 
 def test_diverging_learning_rate_names_lr(tmp_path):
-    with pytest.raises(TrainingError, match=r"diverged.*lower --lr \(now 1e\+30\)"):
+    with pytest.raises(TrainingError, match=r"diverged.*lower `lr` \(now 1e\+30\)") as exc:
         fit(_cfg(tmp_path, "big", lr=1e30, epochs=1))
+    assert "lower --lr (now 1e+30) or use --schedule onecycle" in exc.value.cli_message()
     assert not (tmp_path / "big/checkpoints/last.ckpt").exists()
 
 

@@ -1,10 +1,11 @@
-"""Embedding cache (acceptance 4): same result as training without it, keyed correctly, fast; logreg head."""
+"""Embedding cache: same result as training without it, keyed correctly, never re-runs the backbone; logreg.
+
+Its speed (cached epochs against the first) is measured in benchmarks/transfer.py, not here.
+"""
 
 from __future__ import annotations
 
 import copy
-import statistics
-import time
 from typing import Any
 
 import lightning as L
@@ -17,16 +18,11 @@ from transfer_models import TinyNet, resnet18, tiny_images
 
 from cnnlab.data.core import DataBundle, ImageTensorDataset
 from cnnlab.data.datamodule import ImageDataModule
+from cnnlab.models.surgery import split_head
 from cnnlab.train.config import TrainConfig
-from cnnlab.train.embeddings import (
-    EmbeddingHead,
-    LogRegHead,
-    compute_embeddings,
-    embedding_datamodule,
-    fit_logreg_head,
-    split_head,
-)
+from cnnlab.train.embeddings import compute_embeddings
 from cnnlab.train.module import ClassifierModule
+from cnnlab.train.on_embeddings import EmbeddingHead, LogRegHead, embedding_datamodule, fit_logreg_head
 from cnnlab.train.transfer import FreezePolicy
 
 MEAN, STD = (0.5, 0.4, 0.3), (0.25, 0.2, 0.3)
@@ -97,7 +93,7 @@ def test_cache_training_equals_training_without_cache(tmp_path: Any) -> None:
 
 
 def test_progress_reports_every_batch_and_bar_runs() -> None:
-    from cnnlab.train.embeddings import progress_bar
+    from cnnlab._progress import progress_bar
 
     seen: list[tuple[int, int]] = []
     with progress_bar("embeddings", enabled=True) as update:
@@ -144,18 +140,7 @@ def test_cache_key_hits_and_misses(tmp_path: Any) -> None:
     assert not torch.equal(misses[1].features, first.features)
 
 
-class _EpochTimer(L.Callback):
-    def __init__(self) -> None:
-        self.seconds: list[float] = []
-
-    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: Any) -> None:
-        self._t0 = time.perf_counter()
-
-    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: Any) -> None:
-        self.seconds.append(time.perf_counter() - self._t0)
-
-
-def test_cached_epochs_at_least_10x_faster_than_first(tmp_path: Any) -> None:
+def test_cached_epochs_never_run_the_backbone_and_a_second_call_hits_the_cache(tmp_path: Any) -> None:
     model = resnet18(num_classes=4)
     train_ds, val_ds = _dataset(96, size=112, classes=4), _dataset(32, size=112, seed=1, classes=4)
     cfg = TrainConfig(transfer="features", lr=0.01, epochs=4, batch_size=32)
@@ -163,18 +148,20 @@ def test_cached_epochs_at_least_10x_faster_than_first(tmp_path: Any) -> None:
     policy.apply(model)
     kw = {"mean": MEAN, "std": STD, "batch_size": 32, "cache_dir": tmp_path,
           "key_parts": {"model": "resnet18"}}
-    t0 = time.perf_counter()
     train_e, val_e = compute_embeddings(model, train_ds, **kw), compute_embeddings(model, val_ds, **kw)
-    embed_seconds = time.perf_counter() - t0
-    timer = _EpochTimer()
-    module = _module(model, EmbeddingHead(model), cfg, policy, num_classes=4)
-    _trainer(tmp_path, 4, [timer]).fit(module, datamodule=embedding_datamodule(train_e, val_e, batch_size=32))
-    first = embed_seconds + timer.seconds[0]
-    later = statistics.median(timer.seconds[1:])
-    assert first / later >= 10, f"first epoch {first:.3f}s, later epochs {later:.4f}s"
-    t0 = time.perf_counter()
-    hit = compute_embeddings(model, train_ds, **kw)
-    assert hit.cache_hit and (time.perf_counter() - t0) * 10 <= embed_seconds
+    assert not train_e.cache_hit and not val_e.cache_hit
+    backbone_calls = []
+    handle = model.features.register_forward_hook(lambda *_: backbone_calls.append(1))
+    try:
+        module = _module(model, EmbeddingHead(model), cfg, policy, num_classes=4)
+        dm = embedding_datamodule(train_e, val_e, batch_size=32)
+        _trainer(tmp_path, 4, []).fit(module, datamodule=dm)
+        assert backbone_calls == []  # four epochs of training on the cache: the backbone never ran
+        hit = compute_embeddings(model, train_ds, **kw)
+    finally:
+        handle.remove()
+    assert hit.cache_hit and backbone_calls == []  # read from the file, not recomputed
+    assert torch.equal(hit.features, train_e.features) and torch.equal(hit.labels, train_e.labels)
 
 
 @pytest.mark.parametrize(("classes", "num_classes"), [(2, 1), (2, 2), (3, 3)])

@@ -61,8 +61,8 @@ def test_full_with_fine_tune_schedule_resumes_to_same_result(tmp_path: Path) -> 
 def test_mlp_and_logreg_heads_train_export_and_load(tmp_path: Path) -> None:
     from cnnlab.data import load_data
     from cnnlab.data.transforms import Normalize
-    from cnnlab.train.run import load_run
-    from cnnlab.train.transfer import MLPHead
+    from cnnlab.models.blocks import MLPHead
+    from cnnlab.train import load_run
 
     mlp = fit(_cfg(tmp_path, "mlp", transfer="features", head="mlp", epochs=1))
     loaded = load_run(mlp.run_dir)  # rebuilds the mlp head: the saved weights must fit it
@@ -106,7 +106,7 @@ def _cli(args: list[str]) -> tuple[int, str]:
 
 def test_partial_on_model_without_blocks_names_unfreeze_layers(tmp_path: Path) -> None:
     _register_blockless()
-    with pytest.raises(ModelError, match="--unfreeze-layers"):
+    with pytest.raises(ModelError, match="unfreeze_layers"):
         fit(_cfg(tmp_path, "p", model=BLOCKLESS, transfer="partial", epochs=1))
     code, text = _cli(["train", "--data", "sample", "--model", BLOCKLESS, "--transfer", "partial", "--limit",
                        "40", "--epochs", "1", "--out", str(tmp_path / "cli"), "--no-progress"])
@@ -125,7 +125,7 @@ def test_pretrained_without_reachable_weights_names_weights_option(tmp_path: Pat
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))  # nothing cached; no network here
     from cnnlab.models import create_model
 
-    with pytest.raises(ModelError, match="--weights FILE"):
+    with pytest.raises(ModelError, match="`weights` FILE"):
         create_model("resnet18", pretrained=True)
     code, text = _cli(["train", "--data", "sample", "--model", "resnet18", "--pretrained", "--transfer",
                        "features", "--limit", "20", "--epochs", "1", "--out", str(tmp_path / "cli")])
@@ -134,7 +134,7 @@ def test_pretrained_without_reachable_weights_names_weights_option(tmp_path: Pat
 
 @pytest.mark.slow
 def test_grey_data_into_rgb_pretrained_net_adapts_the_stem_with_a_notice(tmp_path: Path) -> None:
-    from cnnlab.train.run import load_run
+    from cnnlab.train import load_run
 
     result = fit(_cfg(tmp_path, "grey", model="efficientnet_lite0", pretrained=True, transfer="features",
                       img_size=64, limit=30, epochs=1))

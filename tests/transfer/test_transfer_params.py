@@ -9,11 +9,10 @@ from torch import nn
 from transfer_models import TinyNet, resnet18
 
 from cnnlab.errors import ModelError, TrainingError
+from cnnlab.models.surgery import adapt_in_chans, configure_head
 from cnnlab.train.transfer import (
     FreezePolicy,
-    adapt_in_chans,
     apply_transfer,
-    configure_head,
     count_params,
     param_groups,
     requires_grad_map,
@@ -59,13 +58,13 @@ def test_train_bn_makes_bn_affine_trainable() -> None:
 
 def test_unknown_blocks_name_unfreeze_layers() -> None:
     model = TinyNet(blocks=False)
-    with pytest.raises(ModelError, match="--unfreeze-layers"):
+    with pytest.raises(ModelError, match="unfreeze_layers"):
         apply_transfer(model, mode="partial")
-    with pytest.raises(ModelError, match=r"--unfreeze-layers 'features\.nope'.*features\.s1"):
+    with pytest.raises(ModelError, match=r"unfreeze_layers 'features\.nope'.*features\.s1"):
         apply_transfer(model, mode="partial", unfreeze_layers=["features.nope"])
-    with pytest.raises(ModelError, match="--unfreeze 4"):
+    with pytest.raises(ModelError, match=r"^unfreeze 4"):
         apply_transfer(TinyNet(), mode="partial", unfreeze=4)
-    with pytest.raises(TrainingError, match="--fine-tune-schedule"):
+    with pytest.raises(TrainingError, match=r"^fine_tune_epochs 2: needs `transfer` partial or full"):
         FreezePolicy(mode="features", fine_tune_epochs=2)
 
 

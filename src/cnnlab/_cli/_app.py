@@ -48,7 +48,7 @@ class _Group(TyperGroup):
         try:
             return super().invoke(ctx)
         except CnnlabError as exc:
-            raise UserError(str(exc)) from None
+            raise UserError(exc.cli_message()) from None
 
 
 app = typer.Typer(

@@ -1,15 +1,15 @@
 """`cnnlab explain`, `cnnlab features`, `cnnlab dream`: see what a trained or pretrained CNN does.
 
-Each takes a run folder (``cnnlab.train.load_run``) or ``--model NAME`` (the registry, with offline
-pretrained weights where they exist), writes PNGs and, with ``--json``, prints the paths and numbers.
+Each takes a run folder or ``--model NAME`` (the registry, with offline pretrained weights where they
+exist), resolved by :func:`cnnlab.source.resolve_model`, writes PNGs and, with ``--json``, prints the
+paths and numbers.
 Heavy imports happen inside the commands; ``--method`` is checked against the CAM registry when parsed.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -17,8 +17,7 @@ from ..errors import CnnlabError
 from ._app import app, console, print_json
 
 if TYPE_CHECKING:
-    import torch
-    from torch import nn
+    from ..source import ModelSource
 
 
 def _method_name(value: str) -> str:
@@ -50,88 +49,19 @@ def parse_filters(text: str) -> list[int]:
     return out
 
 
-@dataclass
-class Source:
-    """A model and how to feed it, from a run folder or from the registry."""
+def load_source(run: str | None, model_name: str | None) -> ModelSource:
+    """The model behind ``RUN`` or ``--model NAME`` (exactly one of them); its notices are printed."""
+    from ..source import resolve_model
 
-    model: nn.Module
-    classes: list[str]
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-    image_size: tuple[int, int, int]
-    label: str
-    run: Any = None  # the LoadedRun, for run folders
-    cfg: Any = None  # the weights' PretrainedCfg, for pretrained registry models
-
-    def prepare(self, paths: list[Path]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Images as the model expects them: (uint8 [N, C, H, W] to draw, normalised float [N, C, H, W]).
-
-        Run folders: decoded and resized exactly as the training data (``train.evaluate.load_images``).
-        Pretrained models: the weights' own eval transform (``data.transforms.eval_transform``).
-        Registry models without weights: resized to their input size, scaled to [0, 1].
-        """
-        import torch
-
-        mean = torch.tensor(self.mean).view(1, -1, 1, 1)
-        std = torch.tensor(self.std).view(1, -1, 1, 1)
-        if self.cfg is not None:
-            from ..data.transforms import eval_transform
-            from ..images import decode_image
-
-            tf = eval_transform(self.cfg)
-            mode: Literal["L", "RGB"] = "L" if self.image_size[0] == 1 else "RGB"
-            x = torch.stack([tf(decode_image(p, mode=mode)) for p in paths])
-            shown = ((x * std + mean).clamp(0, 1) * 255).round().to(torch.uint8)
-            return shown, x
-        if self.run is not None:
-            from ..train.evaluate import load_images
-
-            raw = load_images(self.run, paths)
-        else:
-            from ..images import decode_image, pil_to_tensor
-
-            c, h, w = self.image_size
-            raw = torch.stack([pil_to_tensor(decode_image(p, mode="L" if c == 1 else "RGB", size=(h, w)))
-                               for p in paths])
-        return raw, (raw.float() / 255.0 - mean) / std
-
-
-def load_source(run: str | None, model_name: str | None) -> Source:
-    """The model behind ``RUN`` or ``--model NAME`` (exactly one of them)."""
     if (run is None) == (model_name is None):
         raise CnnlabError("give a RUN folder or --model NAME (not both)")
-    if run is not None:
-        from ..train import load_run
-
-        r = load_run(run)
-        size = tuple(r.image_size)
-        return Source(r.model, list(r.classes), tuple(r.mean), tuple(r.std), size, str(run), run=r)
-    assert model_name is not None
-    from ..models import create_model, model_info
-
-    info = model_info(model_name)
-    offline = bool(info["pretrained_offline"])
-    if info["pretrained"] and not offline:
-        console.print(f"note: the pretrained weights of {model_name} are not available offline; random init")
-    model = create_model(model_name, pretrained=offline).eval()
-    cfg = getattr(model, "pretrained_cfg", None) if offline else None
-    if cfg is not None:
-        mean, std, size = tuple(cfg.mean), tuple(cfg.std), tuple(cfg.input_size)
-        classes = list(cfg.class_names)
-    else:
-        size = tuple(info["input_size"])
-        mean, std, classes = (0.0,) * size[0], (1.0,) * size[0], []
-    n_out = int(info["num_classes"])
-    if not classes and n_out == 1000:
-        from ..models import imagenet_classes
-
-        classes = list(imagenet_classes())
-    if not classes:
-        classes = [str(i) for i in range(max(n_out, 2))]  # one logit = binary: classes 0 and 1
-    return Source(model, classes, mean, std, size, model_name, cfg=cfg)  # type: ignore[arg-type]
+    src = resolve_model(run if run is not None else str(model_name))
+    for notice in src.notices:
+        console.print(f"note: {notice}")
+    return src
 
 
-def _split_inputs(inputs: list[str], model_name: str | None) -> tuple[str | None, list[str]]:
+def split_inputs(inputs: list[str], model_name: str | None) -> tuple[str | None, list[str]]:
     if model_name is not None:
         return None, inputs
     if len(inputs) < 2:
@@ -188,11 +118,11 @@ def explain(
     from ..interpret.metrics import deletion_insertion, target_probability
     from ..report import interpret_plots as plots
 
-    run, images = _split_inputs(inputs, model)
+    run, images = split_inputs(inputs, model)
     src = load_source(run, model)
     paths = _image_paths(images)
     ensure_writable_dir(out.parent if str(out.parent) else Path("."), option="--out")
-    raw, x = src.prepare(paths)
+    raw, x = src.preprocess(paths)
     res = run_explain(src.model, x, target=_target(target, src.classes), layer=layer, method=method)
     probs = target_probability(res.logits, res.targets)
     save_figure(out, plots.cam_overlay_figure(raw, res, class_names=src.classes, probabilities=probs))
@@ -257,13 +187,13 @@ def features(
     from ..interpret.feature_maps import channel_across_images, dead_filters, feature_maps
     from ..report import interpret_plots as plots
 
-    run, images = _split_inputs(inputs, model)
+    run, images = split_inputs(inputs, model)
     src = load_source(run, model)
     paths = _image_paths(images)
     if channel is None and len(paths) != 1:
         raise CnnlabError(f"IMAGE: the channel grid takes one image, got {len(paths)}; or add --channel K")
     ensure_writable_dir(out.parent if str(out.parent) else Path("."), option="--out")
-    raw, x = src.prepare(paths)
+    raw, x = src.preprocess(paths)
     if channel is not None:
         maps = channel_across_images(src.model, x, layer, channel)
         flags = dead_filters(src.model, x, layer)
@@ -331,7 +261,8 @@ def dream(
     with Progress(console=console, transient=True, disable=as_json) as progress:
         task = progress.add_task(f"dream {layer}", total=steps)
         res = visualize_filters(
-            src.model, layer, filters=parse_filters(filters), image_size=shape, mean=src.mean, std=src.std,
+            src.model, layer, filters=parse_filters(filters), image_size=shape, mean=src.preprocess.mean,
+            std=src.preprocess.std,
             steps=steps, lr=lr, param=param, transforms=transforms, seed=seed,  # type: ignore[arg-type]
             callback=lambda step, _v: progress.update(task, completed=step + 1),
         )

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Any
 
 import typer
 
-from ..errors import ModelError
+from ..errors import ModelArgumentError
 from ._app import app, print_json
 
 
@@ -21,40 +20,17 @@ def _stdout_console() -> Any:
 
 def _parse_input(text: str) -> tuple[int, ...]:
     if not re.fullmatch(r"\d+(x\d+){2}", text.strip().lower()):
-        raise ModelError(f"--input {text!r}: write it as CxHxW, e.g. 3x224x224")
+        raise ModelArgumentError(f"{text!r}: write it as CxHxW, e.g. 3x224x224", param="input_size")
     dims = tuple(int(v) for v in text.strip().lower().split("x"))
     if min(dims) < 1:
-        raise ModelError(f"--input {text!r}: every dimension must be at least 1")
+        raise ModelArgumentError(f"{text!r}: every dimension must be at least 1", param="input_size")
     return dims
-
-
-def _load(target: str, num_classes: int | None) -> tuple[Any, str, tuple[int, ...]]:
-    """(model, display name, default input size) for a registry name or a run folder."""
-    path = Path(target)
-    if path.is_dir():
-        if not (path / "config.yaml").is_file():
-            raise ModelError(
-                f"{target}: a folder but not a run folder (no config.yaml); give a model name or a run"
-            )
-        try:
-            from ..train import load_run
-        except ImportError:  # the training area is not installed in this tree
-            raise ModelError(
-                f"{target}: reading run folders needs cnnlab.train, which is not available"
-            ) from None
-        run = load_run(path)
-        return run.model, f"{run.config.model} ({path})", tuple(run.image_size)
-    from ..models._registry import create_model, get_entry
-
-    entry = get_entry(target)
-    model = create_model(target, num_classes=num_classes)
-    return model, target, tuple(entry.input_size)
 
 
 @app.command()
 def summary(
     target: str = typer.Argument(
-        ..., metavar="MODEL|RUN", help="a name from `cnnlab models`, timm:<name>, or a run"
+        ..., metavar="MODEL|RUN", help="a name from `cnnlab models`, timm:<name>, a layer spec, or a run"
     ),
     input_size: str | None = typer.Option(None, "--input", help="input as CxHxW (default: the model's own)"),
     json_out: bool = typer.Option(False, "--json", help="print the summary as JSON"),
@@ -64,12 +40,13 @@ def summary(
     depth: int | None = typer.Option(None, "--depth", help="hide table rows nested deeper than this"),
 ) -> None:
     """Shapes, parameters, mult-adds (torchinfo), receptive field and jump of every layer."""
+    from ..source import resolve_model
     from ..summary import summarize, summary_table
 
     dims = _parse_input(input_size) if input_size else None
-    model, name, default = _load(target, num_classes)
-    model.eval()
-    result = summarize(model, dims or default, model_name=name)
+    src = resolve_model(target, pretrained=False, num_classes=num_classes, input_size=dims)  # type: ignore[arg-type]
+    name = f"{src.run.config.model} ({src.label})" if src.run is not None else src.label
+    result = summarize(src.model, dims or src.image_size, model_name=name)
     if json_out:
         print_json(result.to_dict())
     else:

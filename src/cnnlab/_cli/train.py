@@ -13,7 +13,8 @@ from typing import Any
 
 import typer
 
-from ..train.config import Head, Optimizer, Schedule, Strategy, TrainConfig, Transfer
+from ..models.surgery import HeadKind
+from ..train.config import Optimizer, Schedule, Strategy, TrainConfig, Transfer
 from ._app import app, console, print_json
 
 
@@ -28,22 +29,12 @@ def quiet_lightning() -> None:
 
 
 def _check_registries(model: str, augment: str) -> None:
-    from ..errors import CnnlabError
+    """Unknown model or augmentation names fail here, before the training imports."""
+    from ..data.transforms import get_preset
+    from ..models._registry import get_entry
 
-    try:
-        from ..models import list_models
-    except ImportError:  # models not installed in this tree yet: create_model reports unknown names
-        list_models = None  # type: ignore[assignment]
-    if list_models is not None and not model.startswith("timm:") and model not in list_models():
-        raise CnnlabError(
-            f"--model {model!r}: unknown; choose one of {', '.join(list_models())} (or timm:<name>)"
-        )
-    try:
-        from ..data.transforms import AUGMENT_PRESETS
-    except ImportError:
-        return
-    if augment not in AUGMENT_PRESETS:
-        raise CnnlabError(f"--augment {augment!r}: unknown; choose one of {', '.join(AUGMENT_PRESETS)}")
+    get_entry(model)
+    get_preset(augment)
 
 
 def _explicit(ctx: typer.Context) -> set[str]:
@@ -97,7 +88,7 @@ def train(
         [], "--unfreeze-layers", help="--transfer partial: blocks to train"
     ),
     train_bn: bool = typer.Option(False, "--train-bn", help="frozen batch-norm layers still update"),
-    head: Head = typer.Option(Head.LINEAR, "--head", help="--transfer features: the classifier head"),
+    head: HeadKind = typer.Option(HeadKind.LINEAR, "--head", help="--transfer features: the classifier head"),
     fine_tune_schedule: int = typer.Option(0, "--fine-tune-schedule", help="K epochs frozen, then unfreeze"),
     cache_dir: Path | None = typer.Option(
         None, "--cache-dir", help="embedding cache folder (--transfer features)"
@@ -116,13 +107,10 @@ def train(
     explicit = _explicit(ctx)
     if "fine_tune_schedule" in explicit:
         explicit.add("fine_tune_epochs")
-    cfg = TrainConfig(**options)
-    saved = cfg.run_dir / "config.yaml"
-    if resume and saved.is_file():
-        # Continue the run as configured; only options typed now override it (checked by fit).
-        base = TrainConfig.from_yaml(saved).to_dict()
-        base.update({k: v for k, v in cfg.to_dict().items() if k in explicit or k in ("resume", "out")})
-        cfg = TrainConfig.from_dict(base)
+    from ..train.runfolder import resume_config
+
+    # With --resume, the run continues as configured; only options typed now override it (fit checks).
+    cfg = resume_config(TrainConfig(**options), explicit)
     from .._io import ensure_writable_dir
 
     ensure_writable_dir(cfg.run_dir, option="--out")  # before any slow import
@@ -160,7 +148,7 @@ def evaluate(
     from ..report.plots import confusion_figure
     from ..train.evaluate import evaluate as run_evaluate
     from ..train.evaluate import load_eval_data
-    from ..train.run import load_run
+    from ..train.runfolder import load_run
 
     loaded = load_run(run)
     dataset, spec = load_eval_data(loaded, data)
@@ -195,22 +183,25 @@ def evaluate(
 
 @app.command()
 def predict(
-    run: Path = typer.Argument(..., help="a run folder"),
-    images: list[Path] = typer.Argument(..., help="image files or folders"),
+    inputs: list[str] = typer.Argument(
+        ..., metavar="RUN|IMAGE... IMAGE...", help="A run folder then images (files or folders), or --model."
+    ),
+    model: str | None = typer.Option(None, "--model", help="A registry model (pretrained when offline)."),
     top_k: int = typer.Option(5, "--top-k", help="classes per image"),
     json_out: bool = typer.Option(False, "--json", help="print the predictions as JSON"),
     batch_size: int = typer.Option(64, "--batch-size", min=1),
 ) -> None:
-    """Top-k classes of images (files or folders), batched, preprocessed as the run's training data."""
+    """Top-k classes of images (files or folders), batched, preprocessed as the model's own data."""
     from ..errors import CnnlabError
     from ..train.evaluate import image_files
     from ..train.evaluate import predict as run_predict
-    from ..train.run import load_run
+    from .interpret import load_source, split_inputs
 
+    run, images = split_inputs(inputs, model)
     files = image_files(images)  # missing files fail before the model loads
-    loaded = load_run(run)
+    src = load_source(run, model)
     skipped: list[tuple[str, str]] = []
-    preds = run_predict(loaded, files, top_k=top_k, batch_size=batch_size, skipped=skipped)
+    preds = run_predict(src, files, top_k=top_k, batch_size=batch_size, skipped=skipped)
     for path, reason in skipped:  # on stderr: --json stdout stays machine-readable
         console.print(f"skipped {path}: {reason}", markup=False, highlight=False, soft_wrap=True)
     if not preds:

@@ -21,13 +21,13 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import DataError
+from ..errors import DataArgumentError, DataError
 
 if TYPE_CHECKING:
     from ..models._weights import PretrainedCfg
@@ -80,7 +80,8 @@ def get_preset(preset: str | AugmentPreset) -> AugmentPreset:
     if isinstance(preset, AugmentPreset):
         return preset
     if preset not in AUGMENT_PRESETS:
-        raise DataError(f"--augment {preset!r}: unknown preset; choose one of {', '.join(AUGMENT_PRESETS)}")
+        choices = ", ".join(AUGMENT_PRESETS)
+        raise DataArgumentError(f"{preset!r}: unknown preset; choose one of {choices}", param="augment")
     return AUGMENT_PRESETS[preset]
 
 
@@ -207,6 +208,24 @@ class Normalize(nn.Module):
         return torch.addcmul(shift, images.to(torch.float32), scale)
 
 
+def _eval_geometry(cfg: PretrainedCfg) -> list[Any]:
+    """The weights' eval geometry on uint8 images: channels, short-side resize to size / crop_pct, crop."""
+    from torchvision.transforms import InterpolationMode, v2
+
+    channels, height, width = cfg.input_size
+    interp = {"bilinear": InterpolationMode.BILINEAR, "bicubic": InterpolationMode.BICUBIC,
+              "nearest": InterpolationMode.NEAREST}.get(cfg.interpolation)
+    if interp is None:
+        raise DataError(f"interpolation {cfg.interpolation!r}: use bilinear, bicubic or nearest")
+    crop = cfg.crop_pct if cfg.crop_pct else 1.0
+    if height == width:
+        resize = v2.Resize(math.floor(height / crop), interpolation=interp, antialias=True)
+    else:
+        resize = v2.Resize((int(height / crop), int(width / crop)), interpolation=interp, antialias=True)
+    colour = v2.RGB() if channels == 3 else v2.Grayscale(1)
+    return [v2.ToImage(), colour, resize, v2.CenterCrop((height, width))]
+
+
 def eval_transform(cfg: PretrainedCfg) -> Any:
     """The evaluation pipeline a set of weights expects, for one PIL image or uint8 [C, H, W] tensor.
 
@@ -220,23 +239,70 @@ def eval_transform(cfg: PretrainedCfg) -> Any:
     Returns:
         A callable ``image -> float32 [C, H, W]``.
     """
-    from torchvision.transforms import InterpolationMode, v2
+    from torchvision.transforms import v2
 
-    channels, height, width = cfg.input_size
-    interp = {"bilinear": InterpolationMode.BILINEAR, "bicubic": InterpolationMode.BICUBIC,
-              "nearest": InterpolationMode.NEAREST}.get(cfg.interpolation)
-    if interp is None:
-        raise DataError(f"interpolation {cfg.interpolation!r}: use bilinear, bicubic or nearest")
-    crop = cfg.crop_pct if cfg.crop_pct else 1.0
-    if height == width:
-        resize = v2.Resize(math.floor(height / crop), interpolation=interp, antialias=True)
-    else:
-        resize = v2.Resize((int(height / crop), int(width / crop)), interpolation=interp, antialias=True)
     return v2.Compose([
-        v2.ToImage(),
-        v2.RGB() if channels == 3 else v2.Grayscale(1),
-        resize,
-        v2.CenterCrop((height, width)),
+        *_eval_geometry(cfg),
         v2.ToDtype(torch.float32, scale=True),
         v2.Normalize(list(cfg.mean), list(cfg.std)),
     ])
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """How image files become a model's input: the one place that decodes, sizes and normalises.
+
+    Two geometries: a run's own (``weights is None``: decode and resize to H x W exactly as the
+    training data was, :func:`cnnlab.images.decode_image`), or a set of pretrained weights' eval
+    geometry (short-side resize to ``size / crop_pct`` and centre crop, :func:`eval_transform`'s).
+    Both give uint8 images (to draw) that :meth:`normalize` turns into the model's float input.
+
+    Attributes:
+        image_size: (C, H, W) the model takes.
+        mean: Per-channel mean (0-1 units).
+        std: Per-channel std.
+        weights: The pretrained weights' preprocessing whose geometry is used, or None.
+    """
+
+    image_size: tuple[int, int, int]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    weights: PretrainedCfg | None = None
+
+    @classmethod
+    def from_weights(cls, cfg: PretrainedCfg) -> Preprocess:
+        """The eval preprocessing a set of weights records (its size, mean/std, resize and crop)."""
+        size = (int(cfg.input_size[0]), int(cfg.input_size[1]), int(cfg.input_size[2]))
+        return cls(size, tuple(cfg.mean), tuple(cfg.std), cfg)
+
+    def load(self, paths: Sequence[Any]) -> torch.Tensor:
+        """Decode image files to uint8 ``[N, C, H, W]`` at the model's size (what :meth:`normalize` takes).
+
+        Raises:
+            DataError: A file is missing or cannot be decoded (naming it).
+        """
+        from ..images import decode_image, pil_to_tensor
+
+        c, h, w = self.image_size
+        mode: Literal["L", "RGB"] = "L" if c == 1 else "RGB"
+        if self.weights is None:
+            return torch.stack([pil_to_tensor(decode_image(p, mode=mode, size=(h, w))) for p in paths])
+        from torchvision.transforms import v2
+
+        geometry = v2.Compose(_eval_geometry(self.weights))
+        return torch.stack([geometry(decode_image(p, mode=mode)) for p in paths])
+
+    def normalize(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 images ``[N, C, H, W]`` -> the model's input ``(x / 255 - mean) / std``, on their device.
+
+        The same map as :class:`Normalize`, which training fuses into one multiply-add; the two differ
+        only by float rounding (evaluation keeps this form so that recorded results stay comparable).
+        """
+        mean = torch.tensor(self.mean, dtype=torch.float32, device=images.device).view(1, -1, 1, 1)
+        std = torch.tensor(self.std, dtype=torch.float32, device=images.device).view(1, -1, 1, 1)
+        return (images.float() / 255.0 - mean) / std
+
+    def __call__(self, paths: Sequence[Any]) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(uint8 images to draw, normalised input)`` of image files."""
+        raw = self.load(paths)
+        return raw, self.normalize(raw)

@@ -48,9 +48,10 @@ class CamSnapshots(L.Callback):
         class_names: Sequence[str] | None = None,
     ) -> None:
         super().__init__()
+        from ..data.transforms import Preprocess
+
         self.images = images
-        self.mean = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
-        self.std = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
+        self.preprocess = Preprocess(tuple(images.shape[1:]), tuple(mean), tuple(std))  # type: ignore[arg-type]
         self.method, self.layer = method, layer
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.class_names = list(class_names) if class_names else None
@@ -60,9 +61,7 @@ class CamSnapshots(L.Callback):
         if trainer.sanity_checking or not trainer.is_global_zero:
             return
         model = getattr(pl_module, "model", pl_module)
-        x = (self.images.float().to(pl_module.device) / 255 - self.mean.to(pl_module.device)) / self.std.to(
-            pl_module.device
-        )
+        x = self.preprocess.normalize(self.images.to(pl_module.device))
         res = explain(model, x, method=self.method, layer=self.layer)
         epoch = int(trainer.current_epoch)
         self.history.append({"epoch": epoch, "maps": res.maps.cpu(), "targets": res.targets.cpu()})

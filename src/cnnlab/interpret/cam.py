@@ -22,7 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import CnnlabError, ModelError
+from ..errors import ArgumentError, CnnlabError, ModelError
+from ..models.surgery import gap_linear_head
 from .hooks import leaf_capture, resolve_layer
 
 __all__ = [
@@ -109,9 +110,13 @@ def _select_targets(logits: torch.Tensor, target: Target) -> torch.Tensor:
     if t.numel() == 1:
         t = t.expand(n)
     if t.numel() != n:
-        raise CnnlabError(f"--target: got {t.numel()} targets for {n} images; give one, or one per image")
+        raise ArgumentError(
+            f": got {t.numel()} targets for {n} images; give one, or one per image", param="target"
+        )
     if bool(((t < 0) | (t >= n_classes)).any()):
-        raise CnnlabError(f"--target {t.tolist()}: the model has {n_classes} classes; use 0..{n_classes - 1}")
+        raise ArgumentError(
+            f"{t.tolist()}: the model has {n_classes} classes; use 0..{n_classes - 1}", param="target"
+        )
     return t.to(logits.device)
 
 
@@ -241,34 +246,6 @@ class LayerCAM(CamMethod):
         return inp.gradients.clamp(min=0)
 
 
-def _gap_linear_head(inp: CamInputs) -> nn.Linear:
-    """The linear layer of a GAP + linear head that directly follows the CAM layer, checked numerically."""
-    model = inp.model
-    fc: nn.Linear | None = None
-    if hasattr(model, "classifier_layer"):
-        try:
-            fc = model.classifier_layer()  # type: ignore[operator]
-        except (TypeError, AttributeError):
-            fc = None
-    if fc is None:
-        linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
-        fc = linears[-1] if linears else None
-    ok = False
-    if fc is not None and fc.in_features == inp.activations.shape[1]:
-        predicted = F.linear(inp.activations.mean((2, 3)), fc.weight, fc.bias)
-        scale = inp.logits.abs().max().clamp(min=1.0)
-        close = (predicted - inp.logits).abs() <= 1e-3 * scale
-        ok = predicted.shape == inp.logits.shape and bool(close.all())
-    if not ok:
-        raise ModelError(
-            f"--method cam needs a global-average-pool + linear head right after layer {inp.layer!r}, and "
-            f"{type(model).__name__} has another head there; use --method gradcam (identical on GAP + linear "
-            "heads, works for any head)"
-        )
-    assert fc is not None
-    return fc
-
-
 @register_cam_method
 class CAM(CamMethod):
     """CAM (Zhou et al. 2016): the classifier's weights, for GAP + linear models only."""
@@ -277,7 +254,7 @@ class CAM(CamMethod):
     needs_gradients = False
 
     def cam_weights(self, inp: CamInputs) -> torch.Tensor:
-        fc = _gap_linear_head(inp)
+        fc = gap_linear_head(inp.model, inp.activations, inp.logits, layer=inp.layer)
         if fc.out_features == 1:
             sign = torch.where(inp.targets == 1, 1.0, -1.0)[:, None]
             return fc.weight[0][None, :] * sign
@@ -318,7 +295,7 @@ def _method(method: str) -> CamMethod:
         return CAM_METHODS[method]()
     except KeyError:
         choices = ", ".join(CAM_METHODS)
-        raise CnnlabError(f"--method {method!r}: unknown CAM method; use one of {choices}") from None
+        raise ArgumentError(f"{method!r}: unknown CAM method; use one of {choices}", param="method") from None
 
 
 def explain(

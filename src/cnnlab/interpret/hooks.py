@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import ModelError
+from ..errors import ModelArgumentError, ModelError
 
 __all__ = ["Capture", "capture", "layer_names", "resolve_layer"]
 
@@ -41,7 +41,7 @@ def _unknown_layer(model: nn.Module, spec: str, why: str) -> ModelError:
     rest = [n for n in names if n not in close]
     shown = close + rest[: max(0, 25 - len(close))]
     more = f", … ({len(names) - len(shown)} more)" if len(names) > len(shown) else ""
-    return ModelError(
+    return ModelArgumentError(
         f"layer {spec!r} {why} in {type(model).__name__}; use a dotted name, TypeName:index (e.g. Conv2d:-1) "
         f"or auto. Valid names{' (closest first)' if close else ''}: {', '.join(shown)}{more}"
     )
@@ -77,7 +77,7 @@ def resolve_layer(model: nn.Module, spec: str) -> tuple[str, nn.Module]:
         if not matches:
             raise _unknown_layer(model, spec, f"matches no module of type {type_name}")
         if not -len(matches) <= index < len(matches):
-            raise ModelError(
+            raise ModelArgumentError(
                 f"layer {spec!r}: index {index} out of range, {type(model).__name__} has {len(matches)} "
                 f"{type_name} modules (use {type_name}:0 .. {type_name}:{len(matches) - 1} or {type_name}:-1)"
             )

@@ -1,8 +1,9 @@
 """The model registry: ``register_model`` / ``create_model`` / ``list_models`` / ``model_info``.
 
-Built-in models register when their module is imported; ``create_model`` imports them on first use so
-that ``import cnnlab.models`` stays cheap (no torchvision/timm import until a model is built).
-``"timm:<name>"`` is resolved dynamically against timm's own registry.
+Providers (modules that register models) are declared with :func:`register_provider` by the package
+(``cnnlab/models/__init__.py``) and imported on first use, so that ``import cnnlab.models`` stays cheap;
+the registry itself imports no provider. A provider may also claim a name prefix with
+:func:`register_prefix` (``zoo_timm`` resolves ``"timm:<name>"`` against timm's own registry).
 """
 
 from __future__ import annotations
@@ -12,15 +13,15 @@ import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..errors import ModelError
-from .base import CNNLabModel
+from ..errors import ModelArgumentError, ModelError
+from ._weights import PretrainedCfg
 
-#: Modules whose import registers the built-in models (imported lazily, in this order).
-_BUILTIN_MODULES = ("cnnlab.models.lecture", "cnnlab.models.zoo_torchvision", "cnnlab.models.zoo_timm")
+if TYPE_CHECKING:
+    from .base import CNNLabModel
 
-Builder = Callable[..., CNNLabModel]
+Builder = Callable[..., "CNNLabModel"]
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,8 @@ class ModelEntry:
         pretrained: Human-readable pretrained source ("" = none).
         offline: ``() -> bool``: are the pretrained weights available without the network?
         description: One line for ``cnnlab models``.
+        weights_cfg: ``() -> PretrainedCfg``: the preprocessing of the architecture's released weights
+            (what a pretrained or local weights file expects), or None for models without any.
     """
 
     name: str
@@ -47,10 +50,34 @@ class ModelEntry:
     pretrained: str = ""
     offline: Callable[[], bool] | None = None
     description: str = ""
+    weights_cfg: Callable[[], PretrainedCfg] | None = None
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
-_loaded = False
+_PREFIXES: dict[str, Callable[[str], ModelEntry]] = {}
+_PROVIDERS: list[str] = []
+_loaded: set[str] = set()
+
+
+def register_provider(module: str) -> None:
+    """Declare a module whose import registers models (imported on first use of the registry).
+
+    Args:
+        module: Absolute module name, e.g. ``"cnnlab.models.lecture"``.
+    """
+    if module not in _PROVIDERS:
+        _PROVIDERS.append(module)
+
+
+def register_prefix(prefix: str, resolver: Callable[[str], ModelEntry]) -> None:
+    """Resolve every name ``prefix + rest`` with ``resolver(rest)`` (e.g. ``"timm:"`` -> timm's registry).
+
+    Raises:
+        ModelError: ``prefix`` is already claimed.
+    """
+    if prefix in _PREFIXES:
+        raise ModelError(f"model name prefix {prefix!r} is already registered")
+    _PREFIXES[prefix] = resolver
 
 
 def register_model(
@@ -62,6 +89,7 @@ def register_model(
     pretrained: str = "",
     offline: Callable[[], bool] | None = None,
     description: str = "",
+    weights_cfg: Callable[[], PretrainedCfg] | None = None,
 ) -> Callable[[Builder], Builder]:
     """Decorator registering a model builder under ``name``.
 
@@ -79,19 +107,21 @@ def register_model(
         pretrained: Pretrained source description ("" = none).
         offline: Callable telling whether the pretrained weights are available offline.
         description: One-line description.
+        weights_cfg: The preprocessing of the architecture's released weights (see :class:`ModelEntry`).
 
     Returns:
         The decorator (it returns the builder unchanged).
 
     Raises:
-        ModelError: ``name`` is already registered or starts with the reserved ``timm:`` prefix.
+        ModelError: ``name`` is already registered or starts with a registered prefix (``timm:``).
     """
 
     def deco(fn: Builder) -> Builder:
         if name in _REGISTRY:
             raise ModelError(f"model {name!r} is already registered; pick another name")
-        if name.startswith("timm:"):
-            raise ModelError(f"model {name!r}: the 'timm:' prefix is reserved for timm's own models")
+        taken = next((p for p in _PREFIXES if name.startswith(p)), None)
+        if taken is not None:
+            raise ModelError(f"model {name!r}: the {taken!r} prefix is reserved for its provider's models")
         _REGISTRY[name] = ModelEntry(
             name,
             fn,
@@ -101,6 +131,7 @@ def register_model(
             pretrained,
             offline,
             description or (fn.__doc__ or "").strip().split("\n")[0],
+            weights_cfg,
         )
         return fn
 
@@ -108,15 +139,18 @@ def register_model(
 
 
 def _ensure_builtin() -> None:
-    global _loaded
-    if not _loaded:
-        _loaded = True
-        for mod in _BUILTIN_MODULES:
+    for mod in _PROVIDERS:
+        if mod not in _loaded:
+            _loaded.add(mod)
             importlib.import_module(mod)
 
 
+def _prefix_hint() -> str:
+    return " or ".join(f"{p}<name>" for p in _PREFIXES)
+
+
 def list_models() -> list[str]:
-    """Registered model names (``timm:<name>`` works too but is not listed).
+    """Registered model names (prefixed names such as ``timm:<name>`` work too but are not listed).
 
     Returns:
         Names in registration order.
@@ -126,22 +160,20 @@ def list_models() -> list[str]:
 
 
 def get_entry(name: str) -> ModelEntry:
-    """The registry entry for ``name`` (``timm:<name>`` gets a dynamic entry).
+    """The registry entry for ``name`` (a prefixed name such as ``timm:<name>`` gets a dynamic entry).
 
     Raises:
-        ModelError: Unknown name; the message lists the closest registered names.
+        ModelArgumentError: Unknown name; the message lists the closest registered names.
     """
     _ensure_builtin()
-    if name.startswith("timm:"):
-        from .zoo_timm import timm_entry
-
-        return timm_entry(name[len("timm:") :])
+    for prefix, resolve in _PREFIXES.items():
+        if name.startswith(prefix):
+            return resolve(name[len(prefix) :])
     if name not in _REGISTRY:
         close = difflib.get_close_matches(name, list(_REGISTRY), n=3, cutoff=0.5)
         hint = f"did you mean {', '.join(close)}? " if close else ""
-        raise ModelError(
-            f"unknown model {name!r}: {hint}see `cnnlab models` for the list (or use timm:<name>)"
-        )
+        also = f" (or use {_prefix_hint()})" if _PREFIXES else ""
+        raise ModelArgumentError(f"unknown model {name!r}: {hint}see `cnnlab models` for the list{also}")
     return _REGISTRY[name]
 
 
@@ -155,7 +187,7 @@ def create_model(
     """Build a registered model by name.
 
     Args:
-        name: A name from :func:`list_models`, or ``"timm:<name>"``.
+        name: A name from :func:`list_models`, or a prefixed name such as ``"timm:<name>"``.
         num_classes: Outputs of the classifier; ``None`` = the model's default (10 for the mnist nets,
             1 for the cats nets, 1000 for the zoo).
         in_chans: Input channels; ``None`` = the model's default.
@@ -189,13 +221,13 @@ def create_model(
                 load_weights_file(model, Path(pretrained), model_name=name)
             except ModelError:
                 raise first_error from None
-            from ._adapt import adapt_model
+            from .surgery import adapt_model
 
             adapt_model(model, **kwargs)
         return model
     if pretrained and not entry.pretrained:
         raise ModelError(
-            f"model {name!r} has no pretrained weights; train it, or pass a local file with --weights FILE"
+            f"model {name!r} has no pretrained weights; train it, or pass a local file with `weights` FILE"
         )
     return entry.builder(pretrained=bool(pretrained), **kwargs)
 

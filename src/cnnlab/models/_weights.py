@@ -27,6 +27,19 @@ class PretrainedCfg:
     crop_pct: float = 0.875
     class_names: tuple[str, ...] = field(default=(), repr=False)
 
+    def mean_std(self, in_chans: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """Normalisation for data with ``in_chans`` channels (grey: the mean of the RGB values).
+
+        Goes with :func:`cnnlab.models.surgery.adapt_in_chans`, which sums the RGB kernels for grey input.
+        """
+        mean, std = tuple(self.mean), tuple(self.std)
+        if len(mean) == in_chans:
+            return mean, std
+        if in_chans == 1:
+            return (sum(mean) / len(mean),), (sum(std) / len(std),)
+        spread = range(in_chans)
+        return tuple(mean[i % len(mean)] for i in spread), tuple(std[i % len(std)] for i in spread)
+
 
 # --------------------------------------------------------------------------------------------------
 # Added by the models area: class names and loading weights from local files (additive).
@@ -101,7 +114,7 @@ def read_state_dict(path: Path) -> dict[str, Any]:
     from ..errors import ModelError
 
     if not path.is_file():
-        raise ModelError(f"--weights {path}: no such file; give a .pth or .safetensors state dict")
+        raise ModelError(f"{path}: no such file; give a .pth or .safetensors state dict", param="weights")
     try:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file
@@ -111,12 +124,12 @@ def read_state_dict(path: Path) -> dict[str, Any]:
             sd = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # any reader failure is a bad file for the user: say which and why
         raise ModelError(
-            f"--weights {path}: cannot read it as a state dict ({type(exc).__name__}: {exc})"
+            f"{path}: cannot read it as a state dict ({type(exc).__name__}: {exc})", param="weights"
         ) from None
     if isinstance(sd, Mapping) and "state_dict" in sd and isinstance(sd["state_dict"], Mapping):
         sd = sd["state_dict"]
     if not isinstance(sd, Mapping) or not all(hasattr(v, "shape") for v in sd.values()):
-        raise ModelError(f"--weights {path}: not a state dict of tensors")
+        raise ModelError(f"{path}: not a state dict of tensors", param="weights")
     sd = dict(sd)
     for prefix in ("model.", "module."):
         if sd and all(k.startswith(prefix) for k in sd):
@@ -142,18 +155,23 @@ def load_weights_file(model: Any, path: Path, *, model_name: str) -> None:
         if bad:
             k = bad[0]
             raise ModelError(
-                f"--weights {path}: {k!r} has shape {tuple(sd[k].shape)}, {model_name} needs "
-                f"{tuple(own[k].shape)} (other num_classes / in_chans?)"
+                f"{path}: {k!r} has shape {tuple(sd[k].shape)}, {model_name} needs "
+                f"{tuple(own[k].shape)} (other num_classes / in_chans?)",
+                param="weights",
             )
         model.load_state_dict(sd, strict=True)
     elif hasattr(model, "load_upstream_state_dict"):
-        model.load_upstream_state_dict(sd, what=f"--weights {path}")
+        try:
+            model.load_upstream_state_dict(sd, what=str(path))
+        except ModelError as exc:
+            raise ModelError(exc.message, param="weights") from None
     else:
         missing = sorted(set(own) - set(sd))[:2]
         extra = sorted(set(sd) - set(own))[:2]
         raise ModelError(
-            f"--weights {path}: keys do not match {model_name} (missing {missing}, unexpected {extra}); "
-            "give a state dict saved from this model"
+            f"{path}: keys do not match {model_name} (missing {missing}, unexpected {extra}); "
+            "give a state dict saved from this model",
+            param="weights",
         )
     # Zoo models know the preprocessing their architecture's released weights use; a local file of such
     # weights keeps it (course nets have none: their runs record mean/std themselves).

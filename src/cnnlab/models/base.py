@@ -15,11 +15,12 @@ Transfer learning, summaries and CAM use only this contract, so they need no per
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import torch
 from torch import nn
 
+from . import surgery
 from ._weights import PretrainedCfg
 
 
@@ -43,7 +44,12 @@ class ModelContract(Protocol):
 class CNNLabModel(nn.Module):
     """Base class: ``forward(x) = forward_head(forward_features(x))``.
 
-    Subclasses set ``features``, ``head``, ``default_cam_layer`` and, where known, ``blocks``.
+    Subclasses set ``features``, ``head``, ``default_cam_layer`` and, where known, ``blocks``. The head
+    edits (``classifier_layer``, ``reset_classifier``) are :mod:`cnnlab.models.surgery`'s.
+
+    Attributes:
+        plain_forward_head: True when ``forward_head(f)`` is ``head(f)`` (set per subclass): the
+            embedding cache may then split the head (:func:`~cnnlab.models.surgery.split_head`).
     """
 
     features: nn.Module
@@ -51,6 +57,11 @@ class CNNLabModel(nn.Module):
     default_cam_layer: str = "features"
     pretrained_cfg: PretrainedCfg | None = None
     blocks: list[str]
+    plain_forward_head: ClassVar[bool] = True
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.plain_forward_head = cls.forward_head is CNNLabModel.forward_head
 
     def __init__(self) -> None:
         super().__init__()
@@ -68,23 +79,13 @@ class CNNLabModel(nn.Module):
         return self.forward_head(self.forward_features(x))
 
     def classifier_layer(self) -> nn.Linear:
-        """The last ``nn.Linear`` of the head (the one ``reset_classifier`` replaces)."""
-        last = None
-        for m in self.head.modules():
-            if isinstance(m, nn.Linear):
-                last = m
-        if last is None:
-            raise TypeError(f"{type(self).__name__}.head has no nn.Linear layer")
-        return last
+        """The last ``nn.Linear`` of the head (the one ``reset_classifier`` replaces).
+
+        Raises:
+            ModelError: A convolutional base without a classifier.
+        """
+        return surgery.classifier_layer(self)
 
     def reset_classifier(self, num_classes: int) -> None:
         """Replace the last linear layer of the head with a fresh one of ``num_classes`` outputs."""
-        old = self.classifier_layer()
-        new = nn.Linear(old.in_features, num_classes, bias=old.bias is not None)
-        for m in self.head.modules():
-            for child_name, child in m.named_children():
-                if child is old:
-                    setattr(m, child_name, new)
-                    return
-        if self.head is old:
-            self.head = new
+        surgery.reset_classifier(self, num_classes)

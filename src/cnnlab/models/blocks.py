@@ -1,8 +1,13 @@
-"""Building blocks for spec-built networks: residual, inception (parallel branches), factorised conv."""
+"""Building blocks: residual, inception (parallel branches), factorised conv; the heads surgery fits.
+
+The blocks of spec-built networks (:mod:`cnnlab.models.spec`), and the modules
+:mod:`cnnlab.models.surgery` puts into models: :class:`MLPHead` and :class:`ForwardHead`.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -80,3 +85,32 @@ class FactorisedConv(nn.Sequential):
         super().__init__()
         self.conv1xn = nn.Conv2d(in_channels, out_channels, (1, n), padding=(0, p))
         self.convnx1 = nn.Conv2d(out_channels, out_channels, (n, 1), padding=(p, 0))
+
+
+class MLPHead(nn.Sequential):
+    """``--head mlp``: ``Linear(in, hidden) -> ReLU -> Dropout -> Linear(hidden, num_classes)``."""
+
+    def __init__(
+        self, in_features: int, num_classes: int, *, hidden: int = 512, dropout: float = 0.5
+    ) -> None:
+        super().__init__(
+            nn.Linear(in_features, hidden),
+            nn.ReLU(inplace=True),
+            nn.Dropout(dropout),
+            nn.Linear(hidden, num_classes),
+        )
+        self.in_features = in_features
+
+
+class ForwardHead(nn.Module):
+    """``model.forward_head`` as a module that registers only ``model.head``'s parameters."""
+
+    _model: Any
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.head = cast(nn.Module, model.head)
+        object.__setattr__(self, "_model", model)  # not a submodule: the backbone's params stay out
+
+    def forward(self, f: torch.Tensor) -> torch.Tensor:
+        return cast(torch.Tensor, self._model.forward_head(f))

@@ -13,6 +13,9 @@ All convolutions are 3x3, stride 1, "valid" padding, with ReLU; pools are 2x2 ma
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 from ._registry import register_model
 from .spec import Conv, Head, MaxPool, ReLU, SpecNet, build_from_spec
 
@@ -20,75 +23,38 @@ MNIST_BASE = [Conv(32, 3), ReLU(), MaxPool(2), Conv(64, 3), ReLU(), MaxPool(2), 
 CATS_BASE = [layer for out in (32, 64, 128, 128) for layer in (Conv(out, 3), ReLU(), MaxPool(2))]
 
 
-@register_model(
-    "mnist_cnn_base",
-    family="course",
-    input_size=(1, 28, 28),
-    num_classes=10,
-    description="course convolutional base: 3 conv layers 32-64-64, 1x28x28 -> 64x3x3, no classifier",
-)
-def mnist_cnn_base(*, num_classes: int = 10, in_chans: int = 1, pretrained: bool = False) -> SpecNet:
-    """The course's convolutional base alone (55,744 params): it returns the 64x3x3 feature maps.
+@dataclass(frozen=True)
+class CourseNet:
+    """One course network: its layers, head and defaults (registered under ``name``)."""
 
-    ``num_classes`` is accepted for a uniform signature but unused: the base has no classifier.
-    """
-    return build_from_spec(MNIST_BASE, head=Head("none"), input_size=(in_chans, 28, 28))
+    name: str
+    layers: list[Any]
+    head: Head
+    input_size: tuple[int, int, int]
+    num_classes: int
+    description: str
 
-
-@register_model(
-    "mnist_cnn",
-    family="course",
-    input_size=(1, 28, 28),
-    num_classes=10,
-    description="course MNIST convnet: base + flatten + dense 64 + dense 10 (93,322 params)",
-)
-def mnist_cnn(*, num_classes: int = 10, in_chans: int = 1, pretrained: bool = False) -> SpecNet:
-    """The course's MNIST convnet: base + Flatten + Dense(64, relu) + Dense(10)."""
-    return build_from_spec(
-        MNIST_BASE, head=Head("flatten", hidden=64), input_size=(in_chans, 28, 28), num_classes=num_classes
-    )
+    def build(self, *, num_classes: int | None = None, in_chans: int | None = None,
+              pretrained: bool = False) -> SpecNet:
+        """The network (``pretrained`` is accepted for the uniform builder signature: none exist)."""
+        c, h, w = self.input_size
+        return build_from_spec(self.layers, head=self.head, input_size=(in_chans or c, h, w),
+                               num_classes=self.num_classes if num_classes is None else num_classes)
 
 
-@register_model(
-    "mnist_cnn_gap",
-    family="course",
-    input_size=(1, 28, 28),
-    num_classes=10,
-    description="course MNIST convnet with global average pooling + dense 10 (56,394 params)",
-)
-def mnist_cnn_gap(*, num_classes: int = 10, in_chans: int = 1, pretrained: bool = False) -> SpecNet:
-    """The course's base + global average pooling + Dense(10)."""
-    return build_from_spec(
-        MNIST_BASE, head=Head("gap"), input_size=(in_chans, 28, 28), num_classes=num_classes
-    )
+COURSE_NETS = [
+    CourseNet("mnist_cnn_base", MNIST_BASE, Head("none"), (1, 28, 28), 10,
+              "course convolutional base: 3 conv layers 32-64-64, 1x28x28 -> 64x3x3, no classifier"),
+    CourseNet("mnist_cnn", MNIST_BASE, Head("flatten", hidden=64), (1, 28, 28), 10,
+              "course MNIST convnet: base + flatten + dense 64 + dense 10 (93,322 params)"),
+    CourseNet("mnist_cnn_gap", MNIST_BASE, Head("gap"), (1, 28, 28), 10,
+              "course MNIST convnet with global average pooling + dense 10 (56,394 params)"),
+    CourseNet("cats_cnn", CATS_BASE, Head("gap", hidden=512), (3, 150, 150), 1,
+              "course cats-vs-dogs convnet 32-64-128-128, GAP, dense 512, 1 logit (307,393)"),
+    CourseNet("cats_cnn_dropout", CATS_BASE, Head("gap", hidden=512, dropout=0.5), (3, 150, 150), 1,
+              "cats_cnn with Dropout(0.5) before the dense output layer"),
+]
 
-
-@register_model(
-    "cats_cnn",
-    family="course",
-    input_size=(3, 150, 150),
-    num_classes=1,
-    description="course cats-vs-dogs convnet 32-64-128-128, GAP, dense 512, 1 logit (307,393)",
-)
-def cats_cnn(*, num_classes: int = 1, in_chans: int = 3, pretrained: bool = False) -> SpecNet:
-    """The course's cats-vs-dogs convnet: four conv+pool blocks, GAP, Dense(512, relu), Dense(1)."""
-    return build_from_spec(
-        CATS_BASE, head=Head("gap", hidden=512), input_size=(in_chans, 150, 150), num_classes=num_classes
-    )
-
-
-@register_model(
-    "cats_cnn_dropout",
-    family="course",
-    input_size=(3, 150, 150),
-    num_classes=1,
-    description="cats_cnn with Dropout(0.5) before the dense output layer",
-)
-def cats_cnn_dropout(*, num_classes: int = 1, in_chans: int = 3, pretrained: bool = False) -> SpecNet:
-    """``cats_cnn`` with Dropout(0.5) right before the output Dense(1)."""
-    return build_from_spec(
-        CATS_BASE,
-        head=Head("gap", hidden=512, dropout=0.5),
-        input_size=(in_chans, 150, 150),
-        num_classes=num_classes,
-    )
+for _net in COURSE_NETS:
+    register_model(_net.name, family="course", input_size=_net.input_size, num_classes=_net.num_classes,
+                   description=_net.description)(_net.build)

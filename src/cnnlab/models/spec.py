@@ -310,19 +310,6 @@ class SpecNet(CNNLabModel):
         self.default_cam_layer = cam_layer
         self.blocks = [f"features.{n}" for n, _ in features.named_children()]
 
-    def classifier_layer(self) -> nn.Linear:
-        """The last ``nn.Linear`` of the head.
-
-        Raises:
-            ModelError: The net is a convolutional base without a classifier (head "none").
-        """
-        if not any(isinstance(m, nn.Linear) for m in self.head.modules()):
-            raise ModelError(
-                f"{type(self).__name__} is a convolutional base without a classifier; "
-                "use a model with a head (e.g. mnist_cnn or mnist_cnn_gap)"
-            )
-        return super().classifier_layer()
-
 
 def _unique(name: str, taken: dict[str, nn.Module]) -> str:
     if name not in taken:

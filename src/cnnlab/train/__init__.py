@@ -1,19 +1,25 @@
-"""Training: a LightningModule, callbacks and ``fit(config) -> run folder``.
+"""Training: ``fit(config) -> run folder`` and reading runs back.
+
+Rooms: ``config`` (TrainConfig: every option), ``build`` (the one model recipe of fit and load_run),
+``run`` (fit as named steps), ``runfolder`` (the run folder: set-up files, resume, load_run), ``module``
+(the LightningModule), ``callbacks`` (metrics, guards, checkpoint I/O, progress), ``transfer`` (freeze
+policies, parameter groups), ``embeddings`` (the embedding cache), ``on_embeddings`` (training the
+head on it), ``evaluate`` (evaluate and predict).
 
 Names are imported lazily so that ``import cnnlab.train`` stays cheap (Lightning loads on first use).
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from .._lazy import lazy_exports
 
 _EXPORTS = {
     "TrainConfig": "config",
     "fit": "run",
     "RunResult": "run",
-    "load_run": "run",
-    "LoadedRun": "run",
+    "load_run": "runfolder",
+    "LoadedRun": "runfolder",
+    "build_model": "build",
     "evaluate": "evaluate",
     "EvalResult": "evaluate",
     "predict": "evaluate",
@@ -21,9 +27,4 @@ _EXPORTS = {
 }
 
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)

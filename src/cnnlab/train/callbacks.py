@@ -126,7 +126,7 @@ def _nonfinite_message(trainer: L.Trainer, what: str, epoch: int) -> str:
     kept = f"the last good checkpoint is kept at {last}" if last else "no checkpoint had been written yet"
     return (
         f"training stopped: {what} in epoch {epoch} (diverged); {kept}; "
-        f"lower --lr (now {lr:g}) or use --schedule onecycle"
+        f"lower `lr` (now {lr:g}) or use `schedule` onecycle"
     )
 
 

@@ -12,7 +12,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from ..errors import CnnlabError
+from ..errors import ArgumentError, CnnlabError
+from ..models.surgery import HeadKind
 
 
 class Optimizer(StrEnum):
@@ -40,14 +41,6 @@ class Transfer(StrEnum):
     FULL = "full"
 
 
-class Head(StrEnum):
-    """Classifier heads for ``--transfer features`` (``--head``)."""
-
-    LINEAR = "linear"
-    MLP = "mlp"
-    LOGREG = "logreg"
-
-
 class Strategy(StrEnum):
     """Lightning strategies ``--strategy`` accepts."""
 
@@ -59,7 +52,7 @@ _ENUMS: dict[str, type[StrEnum]] = {
     "optimizer": Optimizer,
     "schedule": Schedule,
     "transfer": Transfer,
-    "head": Head,
+    "head": HeadKind,
     "strategy": Strategy,
 }
 
@@ -137,7 +130,7 @@ class TrainConfig:
     unfreeze: int = 1
     unfreeze_layers: tuple[str, ...] = field(default=())
     train_bn: bool = False
-    head: Head = Head.LINEAR
+    head: HeadKind = HeadKind.LINEAR
     fine_tune_epochs: int = 0
     cache_dir: str | None = None
     channels_last: bool | None = None
@@ -150,35 +143,35 @@ class TrainConfig:
                 setattr(self, name, enum(value))
             except ValueError:
                 choices = ", ".join(e.value for e in enum)
-                option = f"--{name.replace('_', '-')}"
-                raise CnnlabError(f"{option} {value!r}: unknown; choose one of {choices}") from None
+                raise ArgumentError(f"{value!r}: unknown; choose one of {choices}", param=name) from None
         self.unfreeze_layers = tuple(self.unfreeze_layers)
         checks = [
-            (self.epochs >= 1, "--epochs must be at least 1"),
-            (self.batch_size >= 1, "--batch-size must be at least 1"),
-            (self.lr > 0, "--lr must be positive"),
-            (self.weight_decay >= 0, "--weight-decay must be >= 0"),
-            (0.0 <= self.val_split < 1.0, "--val-split must be in [0, 1)"),
-            (self.num_nodes >= 1, "--num-nodes must be at least 1"),
-            (self.limit is None or self.limit >= 1, "--limit must be at least 1"),
-            (self.img_size is None or self.img_size >= 8, "--img-size must be at least 8 pixels"),
-            (self.workers >= 0, "--workers must be >= 0"),
-            (self.backbone_lr_mult >= 0, "--backbone-lr-mult must be >= 0"),
+            ("epochs", self.epochs >= 1, "must be at least 1"),
+            ("batch_size", self.batch_size >= 1, "must be at least 1"),
+            ("lr", self.lr > 0, "must be positive"),
+            ("weight_decay", self.weight_decay >= 0, "must be >= 0"),
+            ("val_split", 0.0 <= self.val_split < 1.0, "must be in [0, 1)"),
+            ("num_nodes", self.num_nodes >= 1, "must be at least 1"),
+            ("limit", self.limit is None or self.limit >= 1, "must be at least 1"),
+            ("img_size", self.img_size is None or self.img_size >= 8, "must be at least 8 pixels"),
+            ("workers", self.workers >= 0, "must be >= 0"),
+            ("backbone_lr_mult", self.backbone_lr_mult >= 0, "must be >= 0"),
             (
+                "fine_tune_epochs",
                 0 <= self.fine_tune_epochs < self.epochs or self.fine_tune_epochs == 0,
-                "--fine-tune-schedule must be smaller than --epochs",
+                "must be smaller than `epochs`",
             ),
         ]
-        for ok, message in checks:
+        for param, ok, message in checks:
             if not ok:
-                raise CnnlabError(message)
+                raise ArgumentError(message, param=param)
         if isinstance(self.devices, str) and self.devices != "auto":
             try:
                 self.devices = int(self.devices)
             except ValueError:
-                raise CnnlabError(f"--devices {self.devices!r}: give a number or 'auto'") from None
+                raise ArgumentError(f"{self.devices!r}: give a number or 'auto'", param="devices") from None
         if isinstance(self.devices, int) and self.devices < 1:
-            raise CnnlabError(f"--devices {self.devices}: give at least 1 (or 'auto')")
+            raise ArgumentError(f"{self.devices}: give at least 1 (or 'auto')", param="devices")
         if self.weights is not None:
             self.pretrained = True
 
@@ -208,7 +201,8 @@ class TrainConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise CnnlabError(f"config: unknown option(s) {', '.join(unknown)}; remove them from config.yaml")
+            names = ", ".join(unknown)
+            raise ArgumentError(f"config: unknown option(s) {names}; remove them from config.yaml")
         return cls(**values)
 
     def to_yaml(self) -> str:

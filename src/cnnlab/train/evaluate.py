@@ -11,16 +11,35 @@ import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 import torch.nn.functional as F
 
-from ..errors import CnnlabError, DataError
+from ..errors import ArgumentError, DataError
 
 if TYPE_CHECKING:
+    from torch import nn
+
     from ..data import DataBundle, ImageTensorDataset
-    from .run import LoadedRun
+    from ..data.transforms import Preprocess
+    from .runfolder import LoadedRun
+
+
+class Classifier(Protocol):
+    """What :func:`predict` needs of a model: a run folder read back or any resolved model source."""
+
+    @property
+    def model(self) -> nn.Module: ...
+
+    @property
+    def classes(self) -> list[str]: ...
+
+    @property
+    def binary(self) -> bool: ...
+
+    @property
+    def preprocess(self) -> Preprocess: ...
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 
@@ -73,21 +92,13 @@ class Prediction:
         return {"path": self.path, "predictions": [{"class": c, "probability": p} for c, p in self.top_k]}
 
 
-def _normalizer(run: LoadedRun, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    mean = torch.tensor(run.mean, dtype=torch.float32, device=device).view(1, -1, 1, 1)
-    std = torch.tensor(run.std, dtype=torch.float32, device=device).view(1, -1, 1, 1)
-    return mean, std
-
-
 @torch.inference_mode()
-def _logits(run: LoadedRun, images: torch.Tensor) -> torch.Tensor:
+def _logits(run: Classifier, images: torch.Tensor) -> torch.Tensor:
     device = next(run.model.parameters()).device
-    mean, std = _normalizer(run, device)
-    x = (images.to(device).float() / 255.0 - mean) / std
-    return run.model(x).float().cpu()
+    return run.model(run.preprocess.normalize(images.to(device))).float().cpu()
 
 
-def probabilities(run: LoadedRun, logits: torch.Tensor) -> torch.Tensor:
+def probabilities(run: Classifier, logits: torch.Tensor) -> torch.Tensor:
     """Class probabilities ``[N, len(classes)]`` (a one-logit model gives ``[1 - p, p]``)."""
     if run.binary:
         p = torch.sigmoid(logits.reshape(-1))
@@ -106,14 +117,16 @@ def _check_compatible(run: LoadedRun, dataset: ImageTensorDataset, spec: str) ->
     shape = tuple(dataset.images.shape[1:])
     if shape != tuple(run.image_size):
         raise DataError(
-            f"--data {spec}: images are {list(shape)}, the run was trained on {list(run.image_size)}; "
-            "give data of the same kind"
+            f"{spec}: images are {list(shape)}, the run was trained on {list(run.image_size)}; "
+            "give data of the same kind",
+            param="data",
         )
     unknown = sorted(set(dataset.classes) - set(run.classes))
     if unknown:
         raise DataError(
-            f"--data {spec}: classes {', '.join(unknown[:5])} are not among the run's classes "
-            f"({', '.join(run.classes[:10])}); evaluate on data with the run's classes"
+            f"{spec}: classes {', '.join(unknown[:5])} are not among the run's classes "
+            f"({', '.join(run.classes[:10])}); evaluate on data with the run's classes",
+            param="data",
         )
     mapping = torch.tensor([run.classes.index(c) for c in dataset.classes], dtype=torch.int64)
     return mapping[dataset.labels]
@@ -165,7 +178,7 @@ def evaluate(
     from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
     if len(dataset) == 0:
-        raise DataError(f"--data {spec}: no images to evaluate")
+        raise DataError(f"{spec}: no images to evaluate", param="data")
     labels = _check_compatible(run, dataset, spec)
     losses, preds = [], []
     start = 0
@@ -235,17 +248,13 @@ def image_files(inputs: Sequence[str | os.PathLike[str]]) -> list[Path]:
     return out
 
 
-def load_images(run: LoadedRun, paths: Sequence[str | os.PathLike[str]]) -> torch.Tensor:
+def load_images(run: Classifier, paths: Sequence[str | os.PathLike[str]]) -> torch.Tensor:
     """Decode and resize ``paths`` exactly as the training images were: uint8 ``[N, C, H, W]``."""
-    from ..images import decode_image, pil_to_tensor
-
-    c, h, w = run.image_size
-    mode: Literal["RGB", "L"] = "L" if c == 1 else "RGB"
-    return torch.stack([pil_to_tensor(decode_image(p, mode=mode, size=(h, w))) for p in paths])
+    return run.preprocess.load(paths)
 
 
 def _decode_skipping(
-    run: LoadedRun, paths: list[str | os.PathLike[str]], skipped: list[tuple[str, str]]
+    run: Classifier, paths: list[str | os.PathLike[str]], skipped: list[tuple[str, str]]
 ) -> tuple[list[str | os.PathLike[str]], list[torch.Tensor]]:
     from ..images import skip_reason
 
@@ -260,7 +269,7 @@ def _decode_skipping(
 
 
 def predict(
-    run: LoadedRun,
+    run: Classifier,
     images: Sequence[str | os.PathLike[str]] | torch.Tensor,
     *,
     top_k: int = 5,
@@ -270,8 +279,8 @@ def predict(
     """Top-k classes of image files (or of a uint8 ``[N, C, H, W]`` tensor at the run's size), batched.
 
     Args:
-        run: A run folder read by :func:`cnnlab.train.load_run`.
-        images: Image paths, or uint8 images already at ``run.image_size``.
+        run: A run folder read by :func:`cnnlab.train.load_run`, or a :class:`cnnlab.source.ModelSource`.
+        images: Image paths, or uint8 images already at the model's input size.
         top_k: Classes per image (capped at the number of classes).
         batch_size: Images decoded and run per batch.
         skipped: If given, files that cannot be decoded are left out and appended here as
@@ -281,7 +290,7 @@ def predict(
         One :class:`Prediction` per (readable) image, in input order.
     """
     if top_k < 1:
-        raise CnnlabError("--top-k must be at least 1")
+        raise ArgumentError("must be at least 1", param="top_k")
     k = min(top_k, len(run.classes))
     if isinstance(images, torch.Tensor):
         names = [f"#{i}" for i in range(images.shape[0])]

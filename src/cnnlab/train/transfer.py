@@ -21,30 +21,10 @@ mode (``partial``/``full``). The optimizer always holds the backbone group (froz
 gradient, so optimizers skip them), and the mode of an epoch is a pure function of the epoch number:
 ``--resume`` mid-schedule restores exactly the right ``requires_grad`` map and optimizer state.
 
-Integration (how ``run.fit`` calls this module; run.py does all of this)::
-
-    model = create_model(cfg.model, pretrained=cfg.weights or cfg.pretrained)
-    configure_head(model, kind=cfg.head, num_classes=n)   # also in load_run, so the mlp head loads
-    notice = adapt_in_chans(model, in_chans)               # grey data, RGB weights -> one-line notice
-    policy = FreezePolicy.from_config(cfg)                 # Lightning callback
-    counts = policy.apply(model)                           # ParamCounts: print + run.json
-    groups = lambda _: policy.param_groups(model, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    if embeddings.use_embedding_cache(cfg):                # features, --augment none, no --train-bn
-        with embeddings.progress_bar("embeddings: train", enabled=cfg.progress) as update:
-            train_e = embeddings.compute_embeddings(model, bundle.train, mean=..., std=..., cache_dir=...,
-                                                    key_parts={"model": cfg.model, "weights": ...},
-                                                    progress=update)
-        dm = embeddings.embedding_datamodule(train_e, val_e, batch_size=cfg.batch_size, seed=cfg.seed)
-        trained = embeddings.EmbeddingHead(model)          # ClassifierModule(trained, ...)
-        callbacks = [embeddings.LogRegHead(model, dm.train_set, num_classes=n, seed=cfg.seed)]  # logreg only
-    else:
-        dm = ImageDataModule(...); trained = model; callbacks = [policy]
-    L.Trainer(callbacks=callbacks, use_distributed_sampler=False)   # embedding loaders shard themselves
-
-Grey input to an RGB-pretrained net: we adapt the first convolution (:func:`adapt_in_chans`, timm's
-``adapt_input_conv``: the RGB kernels summed) rather than repeating the channel in the data, and
-normalise with :func:`gray_mean_std`. For that, ``fit`` loads the data in its own channels
-(``load_data(grayscale=None)``); ``adapt_in_chans`` then returns the notice that ``fit`` prints.
+Where it is used: :func:`cnnlab.train.build.build_model` applies the policy of the run's last epoch
+(so ``load_run`` rebuilds the trained ``requires_grad`` map), and ``fit`` passes the policy to the
+Trainer as a callback and builds the optimizer from :meth:`FreezePolicy.param_groups`. Heads and
+grey stems are model surgery (:mod:`cnnlab.models.surgery`).
 """
 
 from __future__ import annotations
@@ -55,20 +35,16 @@ from typing import Any
 
 from torch import nn
 
-from ..errors import ModelError, TrainingError
+from ..errors import ModelArgumentError, ModelError, TrainingError
+from ..models.surgery import get_head
 from .config import Transfer as TransferMode
-from .heads import MLPHead, _head, adapt_in_chans, configure_head, gray_mean_std  # re-exported
 
 __all__ = [
     "FreezePolicy",
-    "MLPHead",
     "ParamCounts",
     "TransferMode",
-    "adapt_in_chans",
     "apply_transfer",
-    "configure_head",
     "count_params",
-    "gray_mean_std",
     "param_groups",
     "requires_grad_map",
     "set_frozen_bn_eval",
@@ -124,9 +100,9 @@ def _resolve_layers(model: nn.Module, names: Iterable[str]) -> list[nn.Module]:
             modules.append(model.get_submodule(name))
         except AttributeError:
             valid = ", ".join(_valid_layer_names(model)) or "(none known)"
-            raise ModelError(
-                f"--unfreeze-layers {name!r}: no such layer in {type(model).__name__}; "
-                f"valid names include {valid}"
+            raise ModelArgumentError(
+                f"{name!r}: no such layer in {type(model).__name__}; valid names include {valid}",
+                param="unfreeze_layers",
             ) from None
     return modules
 
@@ -161,7 +137,7 @@ def apply_transfer(
         ModelError: Unknown blocks or layer names (the message names ``--unfreeze-layers``).
     """
     mode = TransferMode(mode)
-    head = _head(model)
+    head = get_head(model)
     if mode in (TransferMode.SCRATCH, TransferMode.FULL):
         model.requires_grad_(True)
         _keep_fixed_layers_frozen(model)
@@ -175,13 +151,15 @@ def apply_transfer(
             if not blocks:
                 valid = ", ".join(_valid_layer_names(model)) or "see `cnnlab summary`"
                 raise ModelError(
-                    f"--transfer partial: the blocks of {type(model).__name__} are unknown; name the layers "
-                    f"to train with --unfreeze-layers NAME... (e.g. {valid})"
+                    f"partial: the blocks of {type(model).__name__} are unknown; name the layers "
+                    f"to train with `unfreeze_layers` NAME... (e.g. {valid})",
+                    param="transfer",
                 )
             if not 1 <= unfreeze <= len(blocks):
-                raise ModelError(
-                    f"--unfreeze {unfreeze}: {type(model).__name__} has {len(blocks)} blocks "
-                    f"({', '.join(blocks)}); give 1..{len(blocks)} or name them with --unfreeze-layers"
+                raise ModelArgumentError(
+                    f"{unfreeze}: {type(model).__name__} has {len(blocks)} blocks "
+                    f"({', '.join(blocks)}); give 1..{len(blocks)} or name them with `unfreeze_layers`",
+                    param="unfreeze",
                 )
             # The block and everything after it (modules are registered in forward order).
             first = next(_resolve_layers(model, blocks[-unfreeze:])[0].parameters(), None)
@@ -261,7 +239,7 @@ def param_groups(
     Returns:
         A list of ``{"name", "params", "lr", "weight_decay"}`` dicts; empty groups are left out.
     """
-    head_ids = {id(p) for p in _head(model).parameters()}
+    head_ids = {id(p) for p in get_head(model).parameters()}
     head: list[nn.Parameter] = []
     backbone: list[nn.Parameter] = []
     for p in model.parameters():
@@ -321,7 +299,8 @@ class FreezePolicy(_callback_base()):  # type: ignore[misc]
         self.backbone_lr_mult = 1.0 if self.mode is TransferMode.SCRATCH else backbone_lr_mult
         if fine_tune_epochs and self.mode not in (TransferMode.PARTIAL, TransferMode.FULL):
             raise TrainingError(
-                f"--fine-tune-schedule {fine_tune_epochs}: needs --transfer partial or full (got {self.mode})"
+                f"{fine_tune_epochs}: needs `transfer` partial or full (got {self.mode})",
+                param="fine_tune_epochs",
             )
         self.counts: ParamCounts | None = None
 

@@ -1,0 +1,205 @@
+"""Where a model comes from: one resolver for every command that takes a model.
+
+:func:`resolve_model` turns what a user names into a :class:`ModelSource`: the network (eval mode), its
+class names, how to feed it (a :class:`~cnnlab.data.transforms.Preprocess`: the run's own decoding and
+normalisation, or the pretrained weights' eval transform) and whether its weights were learned. It
+accepts a run folder, a registry name (``cnnlab models``, ``timm:<name>``), a layer spec string
+(``"conv:32:3 relu maxpool:2"``) or a weights file (``.safetensors``/``.pth``; cnnlab's own
+``model.safetensors`` records its architecture, other files need the model's name beside them).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import ModelArgumentError
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from .data.transforms import Preprocess
+    from .train.runfolder import LoadedRun
+
+__all__ = ["ModelSource", "is_spec", "resolve_model"]
+
+WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".ckpt", ".bin")
+
+
+@dataclass
+class ModelSource:
+    """A model and how to feed it.
+
+    Attributes:
+        model: The network, in eval mode.
+        classes: Class names in output order (a one-logit model has two: below and above 0.5).
+        preprocess: Image files -> the model's input (and the uint8 images to draw).
+        label: How to name the source to the user (the run folder, the model name, the file).
+        learned: False when the weights are a random initialisation (nothing learned to explain).
+        num_classes: Outputs of the model (1 for a one-logit binary model).
+        run: The run folder read back, when the source is one.
+        notices: One-line notices for the user (e.g. weights not available offline).
+    """
+
+    model: nn.Module
+    classes: list[str]
+    preprocess: Preprocess
+    label: str
+    learned: bool
+    num_classes: int
+    run: LoadedRun | None = None
+    notices: list[str] = field(default_factory=list)
+
+    @property
+    def binary(self) -> bool:
+        """True for a one-logit model (sigmoid > 0.5 means ``classes[1]``)."""
+        return self.num_classes == 1
+
+    @property
+    def image_size(self) -> tuple[int, int, int]:
+        """(C, H, W) the model takes."""
+        return self.preprocess.image_size
+
+
+def is_spec(text: str) -> bool:
+    """Does ``text`` read as a layer spec string (``"conv:32:3 relu"``) rather than a name or a path?"""
+    from .models.spec import SPEC_LAYERS
+
+    first = text.strip().split(None, 1)[0] if text.strip() else ""
+    kind = first.split(":", 1)[0].split("(", 1)[0]
+    return kind in SPEC_LAYERS and not Path(text).exists()
+
+
+def resolve_model(
+    source: str | os.PathLike[str],
+    *,
+    weights: str | os.PathLike[str] | None = None,
+    pretrained: bool | None = None,
+    num_classes: int | None = None,
+    input_size: tuple[int, int, int] | None = None,
+) -> ModelSource:
+    """The model behind a run folder, a registry name, a spec string or a weights file.
+
+    Args:
+        source: A run folder, a name from ``cnnlab models`` (or ``timm:<name>``), a layer spec string,
+            or a weights file.
+        weights: A local weights file for a registry model (the architecture is ``source``).
+        pretrained: Registry models: True for the pretrained weights (downloaded if need be), False for
+            a random initialisation, None (default) for the pretrained weights when they are available
+            offline and a random initialisation with a notice otherwise.
+        num_classes: Outputs of a registry or spec model (default: the model's own).
+        input_size: (C, H, W) of a spec model (default 3x224x224; C is its input channels).
+
+    Returns:
+        A :class:`ModelSource` (model in eval mode).
+
+    Raises:
+        CnnlabError: An unknown name, a folder that is not a run, weights that do not fit.
+    """
+    path = Path(source)
+    if path.is_dir():
+        return _from_run(path)
+    text = str(source)
+    if path.is_file() and path.suffix.lower() in WEIGHT_SUFFIXES:
+        return _from_registry(_architecture_of(path), weights=path, pretrained=None, num_classes=num_classes)
+    if is_spec(text):
+        return _from_spec(text, num_classes=num_classes, input_size=input_size)
+    if not path.exists() and (os.sep in text or "/" in text) and ":" not in text.split("/", 1)[0]:
+        raise ModelArgumentError(
+            f"{text}: no such run folder or weights file; check the path, or give a model name "
+            "(`cnnlab models`)"
+        )
+    return _from_registry(text, weights=weights, pretrained=pretrained, num_classes=num_classes)
+
+
+def _from_run(path: Path) -> ModelSource:
+    if not (path / "config.yaml").is_file():
+        raise ModelArgumentError(
+            f"{path}: a folder but not a run folder (no config.yaml); give a model name or a run"
+        )
+    from .train.runfolder import load_run
+
+    run = load_run(path)
+    classes = list(run.classes)
+    return ModelSource(run.model, classes, run.preprocess, str(path), True, run.num_classes, run=run)
+
+
+def _architecture_of(path: Path) -> str:
+    """The registry name recorded in a cnnlab ``model.safetensors`` (other files do not say)."""
+    name = None
+    if path.suffix.lower() == ".safetensors":
+        from safetensors import safe_open
+
+        try:
+            with safe_open(str(path), framework="pt") as fh:
+                name = (fh.metadata() or {}).get("model")
+        except Exception:  # unreadable header: the weights loader names the damage below
+            name = None
+    if not name:
+        raise ModelArgumentError(
+            f"{path}: the file does not record its architecture; give the model name and the file "
+            "(`model` NAME `weights` FILE)"
+        )
+    return str(name)
+
+
+def _classes(model: Any, n_out: int) -> list[str]:
+    cfg = getattr(model, "pretrained_cfg", None)
+    classes = list(cfg.class_names) if cfg is not None else []
+    if not classes and n_out == 1000:
+        from .models import imagenet_classes
+
+        classes = list(imagenet_classes())
+    return classes or [str(i) for i in range(max(n_out, 2))]  # one logit = binary: classes 0 and 1
+
+
+def _outputs(model: Any) -> int:
+    from .errors import ModelError
+    from .models.surgery import classifier_layer
+
+    try:
+        return int(classifier_layer(model).out_features)
+    except ModelError:  # a convolutional base: no classes
+        return 0
+
+
+def _from_registry(
+    name: str, *, weights: str | os.PathLike[str] | None, pretrained: bool | None, num_classes: int | None
+) -> ModelSource:
+    from .data.transforms import Preprocess
+    from .models import create_model
+    from .models._registry import get_entry
+
+    entry = get_entry(name)
+    notices: list[str] = []
+    if weights is not None:
+        source: bool | str = str(weights)
+    elif pretrained is None:
+        source = bool(entry.pretrained and entry.offline is not None and entry.offline())
+        if entry.pretrained and not source:
+            notices.append(f"the pretrained weights of {name} are not available offline; random init")
+    else:
+        source = pretrained
+    model = create_model(name, pretrained=source, num_classes=num_classes).eval()
+    cfg = getattr(model, "pretrained_cfg", None) if source else None
+    if cfg is not None:
+        preprocess = Preprocess.from_weights(cfg)
+    else:
+        size = entry.input_size
+        preprocess = Preprocess(size, (0.0,) * size[0], (1.0,) * size[0])
+    n_out = _outputs(model)
+    label = name if weights is None else f"{name} ({weights})"
+    return ModelSource(model, _classes(model, n_out), preprocess, label, bool(source), n_out, notices=notices)
+
+
+def _from_spec(text: str, *, num_classes: int | None, input_size: tuple[int, int, int] | None) -> ModelSource:
+    from .data.transforms import Preprocess
+    from .models.spec import build_from_spec
+
+    size = input_size or (3, 224, 224)
+    model = build_from_spec(text, head="gap", input_size=size, num_classes=num_classes or 10).eval()
+    n_out = _outputs(model)
+    preprocess = Preprocess(size, (0.0,) * size[0], (1.0,) * size[0])
+    return ModelSource(model, _classes(model, n_out), preprocess, text, False, n_out)

@@ -1,0 +1,230 @@
+"""The run folder (DESIGN.md, "A run folder is the unit of work"): writing its set-up, reading it back.
+
+Layout::
+
+    config.yaml            every option (TrainConfig) — enough to reproduce the run
+    classes.json           class names, in output order
+    run.json               what load_run needs besides the config (outputs, channels, normalisation,
+                           image size) and the parameter counts, best epoch and best validation loss
+    metrics.csv            epoch, train_loss, train_acc, val_loss, val_acc, lr (identical for equal seeds)
+    timing.csv             seconds and training images/s per epoch
+    curves.png             learning curves, overfitting onset marked
+    checkpoints/best.ckpt  lowest validation loss;  checkpoints/last.ckpt  end of the last epoch
+    model.safetensors      the best weights, loadable without Lightning
+
+:func:`load_run` rebuilds the model with the same :func:`~cnnlab.train.build.build_model` that
+training used, then loads ``model.safetensors``. :func:`resume_config` and :func:`check_resume` decide
+what ``--resume`` continues. Every file is written atomically.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .._io import save_safetensors, write_json, write_text
+from ..errors import CnnlabError, TrainingError
+from .config import TrainConfig
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from ..data.transforms import Preprocess
+
+__all__ = ["LoadedRun", "check_resume", "export_best", "load_run", "resume_config", "write_setup"]
+
+#: Options that may differ between a run and its ``--resume`` (they do not change the numbers).
+RESUME_FREE = {
+    "epochs",
+    "devices",
+    "num_nodes",
+    "strategy",
+    "accelerator",
+    "workers",
+    "progress",
+    "resume",
+    "out",
+    "channels_last",  # a memory layout: the same computation up to float rounding
+}
+
+
+@dataclass
+class LoadedRun:
+    """A trained model read back from a run folder (see :func:`load_run`).
+
+    Attributes:
+        model: The network in eval mode, best weights loaded, ``requires_grad`` as trained.
+        classes: Class names (for a binary model: index 0 below, 1 above the 0.5 threshold).
+        config: The run's :class:`TrainConfig`.
+        mean: Per-channel normalisation mean (0-1 units).
+        std: Per-channel normalisation std.
+        image_size: (C, H, W) the model was trained on.
+        path: The run folder.
+        num_classes: Model outputs (1 for a binary model).
+    """
+
+    model: nn.Module
+    classes: list[str]
+    config: TrainConfig
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    image_size: tuple[int, int, int]
+    path: Path
+    num_classes: int = 0
+
+    @property
+    def binary(self) -> bool:
+        """True for a one-logit model (sigmoid > 0.5 means ``classes[1]``)."""
+        return self.num_classes == 1
+
+    @property
+    def preprocess(self) -> Preprocess:
+        """Image files -> this model's input, exactly as the training data was decoded and normalised."""
+        from ..data.transforms import Preprocess
+
+        return Preprocess(self.image_size, self.mean, self.std)
+
+
+def write_setup(run_dir: Path, cfg: TrainConfig, classes: list[str], info: dict[str, Any]) -> None:
+    """Write what a run folder needs before the first epoch: config, classes, run info."""
+    write_text(run_dir / "config.yaml", cfg.to_yaml())
+    write_json(run_dir / "classes.json", list(classes))
+    write_json(run_dir / "run.json", info)
+
+
+def resume_config(cfg: TrainConfig, typed: set[str]) -> TrainConfig:
+    """The config ``--resume`` continues: the run's saved options, overridden by those typed now.
+
+    Args:
+        cfg: The options as given now (defaults included).
+        typed: Names of the options the user gave explicitly (the rest are defaults).
+
+    Returns:
+        ``cfg`` itself without ``resume`` or without a saved ``config.yaml``; else the merged config
+        (:func:`check_resume` then refuses options that would change the numbers).
+    """
+    saved = cfg.run_dir / "config.yaml"
+    if not cfg.resume or not saved.is_file():
+        return cfg
+    base = TrainConfig.from_yaml(saved).to_dict()
+    base.update({k: v for k, v in cfg.to_dict().items() if k in typed or k in ("resume", "out")})
+    return TrainConfig.from_dict(base)
+
+
+def check_resume(cfg: TrainConfig, run_dir: Path) -> Path:
+    """The checkpoint ``--resume`` continues from, checked before any work.
+
+    Raises:
+        TrainingError: No or a damaged ``last.ckpt``, or options that differ from the run's.
+    """
+    last = run_dir / "checkpoints" / "last.ckpt"
+    if not last.is_file():
+        raise TrainingError(f": no checkpoint at {last}; start the run without `resume`", param="resume")
+    import torch
+
+    try:  # memory-mapped: checks the file without reading the tensors
+        torch.load(last, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as exc:  # truncated or not a checkpoint: say so before any work
+        first = str(exc).splitlines()[0].split(". ")[0] if str(exc) else type(exc).__name__
+        raise TrainingError(
+            f": {last} is damaged ({first}); restore it, or start again without `resume`", param="resume"
+        ) from None
+    saved_path = run_dir / "config.yaml"
+    if saved_path.is_file():
+        saved = TrainConfig.from_yaml(saved_path).to_dict()
+        now = cfg.to_dict()
+        diff = [k for k in now if k not in RESUME_FREE and now[k] != saved.get(k)]
+        if diff:
+            detail = ", ".join(f"`{k}` {now[k]!r} (run: {saved.get(k)!r})" for k in diff)
+            raise TrainingError(
+                f": options differ from {saved_path}: {detail}; use the run's options or a new `out`",
+                param="resume",
+            )
+    return last
+
+
+def export_best(
+    module: nn.Module, model: nn.Module, best_ckpt: Path, dest: Path, info: dict[str, Any]
+) -> None:
+    """Load the best checkpoint's weights into ``model`` and write them as safetensors."""
+    import torch
+
+    state = torch.load(best_ckpt, map_location="cpu", weights_only=True)["state_dict"]
+    module.load_state_dict(state)
+    tensors = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    save_safetensors(
+        dest, tensors, metadata={"model": str(info["model"]), "num_classes": str(info["num_classes"])}
+    )
+
+
+def _read_info(run_dir: Path) -> tuple[dict[str, Any], list[str]]:
+    try:
+        info = json.loads((run_dir / "run.json").read_text())
+        classes = json.loads((run_dir / "classes.json").read_text())
+        absent = [k for k in ("in_chans", "mean", "std") if k not in info]
+        if absent:
+            raise KeyError(", ".join(absent))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise CnnlabError(
+            f"{run_dir}: run.json or classes.json is damaged ({type(exc).__name__}: {exc}); "
+            "train the run again or restore the files"
+        ) from None
+    return info, classes
+
+
+def load_run(path: str | Path) -> LoadedRun:
+    """Read a run folder back: the model (eval mode, best weights) and how to feed it.
+
+    Args:
+        path: A run folder written by :func:`cnnlab.train.fit`.
+
+    Returns:
+        A :class:`LoadedRun`.
+
+    Raises:
+        CnnlabError: When ``path`` is not a complete run folder.
+    """
+    from safetensors.torch import load_file
+
+    from .build import build_model, output_count
+
+    run_dir = Path(path)
+    needed = ["config.yaml", "classes.json", "run.json", "model.safetensors"]
+    missing = [n for n in needed if not (run_dir / n).is_file()]
+    if missing:
+        raise CnnlabError(
+            f"{run_dir}: not a finished cnnlab run folder (missing {', '.join(missing)}); "
+            "train one with `cnnlab train`"
+        )
+    cfg = TrainConfig.from_yaml(run_dir / "config.yaml")
+    info, classes = _read_info(run_dir)
+    # Architecture only: the weights come from model.safetensors (never re-downloaded).
+    arch = cfg.replace(pretrained=False, weights=None)
+    num_classes = int(info["num_classes"]) if "num_classes" in info else output_count(cfg, len(classes))
+    model = build_model(arch, in_chans=int(info["in_chans"]), num_classes=num_classes)
+    try:
+        state = load_file(str(run_dir / "model.safetensors"))
+    except Exception as exc:  # any reader failure (truncated, not safetensors) is a damaged file
+        raise CnnlabError(
+            f"{run_dir / 'model.safetensors'}: damaged, cannot be read ({exc}); restore the file or "
+            "train the run again"
+        ) from None
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0]
+        weights = run_dir / "model.safetensors"
+        raise CnnlabError(f"{weights}: does not fit model {cfg.model} ({first})") from None
+    model.eval()
+    return LoadedRun(
+        model=model,
+        classes=list(classes),
+        config=cfg,
+        mean=tuple(info["mean"]),
+        std=tuple(info["std"]),
+        image_size=tuple(info["image_size"]),  # type: ignore[arg-type]
+        path=run_dir,
+        num_classes=num_classes,
+    )
