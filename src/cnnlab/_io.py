@@ -29,9 +29,6 @@ from .errors import DiskFullError
 #: errno values that mean "no room left": a full file system, or the user's quota.
 _DISK_FULL = frozenset({errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)})
 
-#: How Rust's ``std::io::Error`` ends its message; safetensors reports write errors only this way.
-_RUST_OS_ERROR = re.compile(r"\(os error (\d+)\)")
-
 #: A temporary file of :func:`atomic_path`: the writer tag is absent in names of older cnnlab versions;
 #: the random part is :func:`tempfile.mkstemp`'s (8 characters).
 _TEMP_NAME = re.compile(
@@ -48,8 +45,7 @@ def disk_full_errno(exc: BaseException) -> int | None:
     """The errno (ENOSPC or EDQUOT) when ``exc``, or an exception it came from, says the disk is full.
 
     Args:
-        exc: Any exception: an :class:`OSError`, or a library error that wraps one (safetensors only
-            gives Rust's "(os error 28)" text).
+        exc: Any exception: an :class:`OSError`, or an error raised from one.
 
     Returns:
         The errno, or None when the failure is not for lack of space.
@@ -60,9 +56,6 @@ def disk_full_errno(exc: BaseException) -> int | None:
             break
         if isinstance(seen, OSError) and seen.errno in _DISK_FULL:
             return seen.errno
-        match = _RUST_OS_ERROR.search(str(seen))
-        if match is not None and int(match.group(1)) in _DISK_FULL:
-            return int(match.group(1))
         seen = seen.__cause__ or seen.__context__
     return None
 
@@ -157,12 +150,16 @@ def save_torch(dest: str | os.PathLike[str], obj: Any) -> Path:
 def save_safetensors(
     dest: str | os.PathLike[str], tensors: dict[str, Any], metadata: dict[str, str] | None = None
 ) -> Path:
-    """Atomically write a safetensors file (tensors are made contiguous first)."""
-    from safetensors.torch import save_file
+    """Atomically write a safetensors file (tensors are made contiguous first).
 
-    with atomic_path(dest) as tmp:
-        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp), metadata=metadata)
-    return Path(dest)
+    The file is serialised in memory and written like any other: safetensors' own ``save_file``
+    writes a second temporary file (``.tmpXXXXXX``) that a kill would leave behind and reports a full
+    disk without an errno.
+    """
+    from safetensors.torch import save
+
+    data = save({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, metadata=metadata)
+    return write_bytes(dest, data)
 
 
 def save_figure(dest: str | os.PathLike[str], fig: Any, **kwargs: Any) -> Path:
