@@ -120,6 +120,12 @@ class PixelBudget:
         self._used = 0
         self._free = threading.Condition()
 
+    @property
+    def used(self) -> int:
+        """Pixels reserved right now."""
+        with self._free:
+            return self._used
+
     @contextlib.contextmanager
     def reserve(self, pixels: int) -> Iterator[None]:
         """Hold ``pixels`` of the budget for the body (waiting until they fit)."""
