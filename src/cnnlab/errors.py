@@ -16,6 +16,7 @@ its kin), so ``except ValueError`` works for library callers.
 
 from __future__ import annotations
 
+import os
 import re
 
 _OPTION_REF = re.compile(r"`([a-z][a-z0-9_]*)`")
@@ -64,6 +65,23 @@ class ModelError(CnnlabError):
 
 class TrainingError(CnnlabError):
     """Training cannot start or had to stop (unwritable --out, NaN loss, ...)."""
+
+
+class DiskFullError(CnnlabError, OSError):
+    """A write failed because the disk or the user's quota is full (ENOSPC, EDQUOT).
+
+    The previous file is left intact and the temporary file removed. It is also an :class:`OSError`
+    carrying the errno, so code that already handles failed writes (``except OSError``) keeps working.
+    """
+
+    def __init__(self, message: str, *, path: str, errno_code: int) -> None:
+        super().__init__(message)
+        self.errno = errno_code
+        self.strerror = os.strerror(errno_code)
+        self.filename = path
+
+    def __str__(self) -> str:
+        return self.message
 
 
 class DataArgumentError(DataError, ArgumentError):

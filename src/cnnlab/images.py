@@ -4,17 +4,25 @@ Every image cnnlab reads goes through :func:`decode_image`: EXIF orientation is 
 modes real folders contain (palette, RGBA, CMYK, 16-bit, 1-bit, LA, YCbCr, float) are converted to
 plain 8-bit RGB or L. A file that cannot be decoded raises :class:`~cnnlab.errors.DataError` naming
 the path and the reason, so dataset scans can skip it and list it.
+
+Memory is bounded by a pixel budget (``CNNLAB_MAX_IMAGE_PIXELS``, default Pillow's
+``Image.MAX_IMAGE_PIXELS``, about 89 million): an image with more pixels to decode is refused from its
+header, before any pixel is decoded, and threads that decode together share one :class:`PixelBudget`.
+Pillow itself still refuses images over twice its own limit when it opens them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from .errors import DataError
+from .errors import CnnlabError, DataError
 
 if TYPE_CHECKING:
     import torch
@@ -71,6 +79,91 @@ def to_mode(img: Image.Image, mode: ImageMode = "RGB") -> Image.Image:
     return img if img.mode == mode else img.convert(mode)
 
 
+#: Environment variable holding the most pixels one image may have when decoded (0 = no limit).
+MAX_PIXELS_ENV = "CNNLAB_MAX_IMAGE_PIXELS"
+
+
+def max_image_pixels() -> int | None:
+    """The pixel budget of one decode: ``$CNNLAB_MAX_IMAGE_PIXELS``, else Pillow's ``Image.MAX_IMAGE_PIXELS``.
+
+    Returns:
+        The most pixels an image may have, or None when unbounded (the variable is 0).
+
+    Raises:
+        CnnlabError: when the variable is not a whole number (one line, not a per-file skip).
+    """
+    value = os.environ.get(MAX_PIXELS_ENV, "").strip()
+    if not value:
+        from PIL import Image
+
+        return Image.MAX_IMAGE_PIXELS
+    try:
+        limit = int(value)
+    except ValueError:
+        message = f"{MAX_PIXELS_ENV}={value!r}: give a whole number of pixels, e.g. 200000000 (0 = no limit)"
+        raise CnnlabError(message) from None
+    return None if limit <= 0 else limit
+
+
+class PixelBudget:
+    """Pixels that may be decoded at the same time, shared by decoding threads.
+
+    Each image holds its pixel count while it is decoded, converted and resized; others wait until the
+    total fits. An image always fits when nothing else is decoding, so nothing waits forever.
+
+    Args:
+        total: The budget (the largest single image allowed, too); None for no limit.
+    """
+
+    def __init__(self, total: int | None) -> None:
+        self.total = total
+        self._used = 0
+        self._free = threading.Condition()
+
+    @property
+    def used(self) -> int:
+        """Pixels reserved right now."""
+        with self._free:
+            return self._used
+
+    @contextlib.contextmanager
+    def reserve(self, pixels: int) -> Iterator[None]:
+        """Hold ``pixels`` of the budget for the body (waiting until they fit)."""
+        if self.total is None:
+            yield
+            return
+        total = self.total
+        with self._free:
+            self._free.wait_for(lambda: self._used == 0 or self._used + pixels <= total)
+            self._used += pixels
+        try:
+            yield
+        finally:
+            with self._free:
+                self._used -= pixels
+                self._free.notify_all()
+
+
+def _check_pixels(path: Path, size: tuple[int, int], limit: int | None) -> int:
+    """The pixel count of an opened image of ``size`` (w, h); DataError when it is over ``limit``."""
+    w, h = size
+    if limit is not None and w * h > limit:
+        raise DataError(
+            f"{path}: image too large to decode ({w}x{h} = {w * h:,} pixels, over {MAX_PIXELS_ENV} "
+            f"{limit:,}); shrink the file, or raise {MAX_PIXELS_ENV} if the memory is there"
+        )
+    return w * h
+
+
+def _draft_jpeg(raw: Image.Image, size: tuple[int, int]) -> None:
+    """Let a JPEG decode at a reduced scale that is still at least ``size`` (h, w)."""
+    orientation = raw.getexif().get(0x0112, 1)
+    h, w = size
+    # draft() works in stored orientation; orientations 5-8 swap width and height.
+    want = (h, w) if orientation >= 5 else (w, h)
+    raw.draft(raw.mode if raw.mode in ("RGB", "L") else None, want)
+
+
 def _reason(path: Path, exc: BaseException) -> str:
     """A short human reason for a decode failure."""
     from PIL import Image, UnidentifiedImageError
@@ -96,7 +189,11 @@ def skip_reason(exc: DataError) -> str:
 
 
 def decode_image(
-    path: str | os.PathLike[str], *, mode: ImageMode = "RGB", size: tuple[int, int] | None = None
+    path: str | os.PathLike[str],
+    *,
+    mode: ImageMode = "RGB",
+    size: tuple[int, int] | None = None,
+    budget: PixelBudget | None = None,
 ) -> Image.Image:
     """Open, fully decode, EXIF-transpose and convert one image file.
 
@@ -106,34 +203,38 @@ def decode_image(
         size: Optional (height, width) to resize to (bilinear with antialiasing, aspect not kept).
             JPEGs are decoded at a reduced scale first with PIL's ``draft`` when that is still at least
             ``size``, which makes large photos several times faster to load.
+        budget: Pixel budget shared with other decoding threads (default: one of
+            :func:`max_image_pixels` for this image alone).
 
     Returns:
         A loaded PIL image in ``mode`` (and ``size`` when given).
 
     Raises:
         DataError: naming the path and the reason when the file is missing, empty, not an image,
-            truncated or otherwise undecodable.
+            truncated, otherwise undecodable, or has more pixels to decode than the budget.
     """
     from PIL import Image, ImageOps
 
     p = Path(path)
+    if budget is None:
+        budget = PixelBudget(max_image_pixels())
     try:
         with Image.open(p) as raw:
             if size is not None and raw.format == "JPEG":
-                orientation = raw.getexif().get(0x0112, 1)
-                h, w = size
-                # draft() works in stored orientation; orientations 5-8 swap width and height.
-                want = (h, w) if orientation >= 5 else (w, h)
-                raw.draft(raw.mode if raw.mode in ("RGB", "L") else None, want)
-            raw.load()
-            img = ImageOps.exif_transpose(raw) or raw
-            img = to_mode(img, mode)
+                _draft_jpeg(raw, size)
+            pixels = _check_pixels(p, raw.size, budget.total)  # from the header: nothing decoded yet
+            with budget.reserve(pixels):
+                raw.load()
+                ImageOps.exif_transpose(raw, in_place=True)  # no copy of the full-size image
+                img = to_mode(raw, mode)
+                if size is not None and img.size != (size[1], size[0]):
+                    img = img.resize((size[1], size[0]), Image.Resampling.BILINEAR)
+                if img is raw:
+                    img = raw.copy()  # closing ``raw`` releases its pixels
     except FileNotFoundError:
         raise DataError(f"{p}: file not found; check the path") from None
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise DataError(f"{p}: {_reason(p, exc)}; fix or remove the file") from None
-    if size is not None and img.size != (size[1], size[0]):
-        img = img.resize((size[1], size[0]), Image.Resampling.BILINEAR)
     return img
 
 

@@ -6,6 +6,10 @@ decode no JPEG at all. Decoding runs in a thread pool (PIL releases the GIL whil
 are decoded at reduced scale with ``draft`` when the target is much smaller than the photo. The cache
 is bounded (``CNNLAB_CACHE_MAX_GB``, default 10 GB): after a new entry is written, the least recently
 used ones are deleted until it fits.
+
+The cache never fails a load: a damaged entry (unreadable, truncated, garbage, or not matching its
+files) is dropped with a warning and decoded again; a full disk or an unwritable cache folder gives
+one warning and the data is used from memory. Temporary files of killed writers are removed first.
 """
 
 from __future__ import annotations
@@ -21,9 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .._io import atomic_path, write_json
+from .._io import atomic_path, is_disk_full, remove_orphan_temps, write_json
 from ..errors import DataError
-from ..images import ImageMode, decode_image, skip_reason
+from ..images import ImageMode, PixelBudget, decode_image, max_image_pixels, skip_reason
 from .core import SkippedFile
 
 #: Bump when the decoded pixels would change for the same files (resize method, conversion rules).
@@ -73,8 +77,7 @@ def prune_cache(
             break
         if key == keep:
             continue
-        for path in (meta, npy):  # the metadata first: a lone .npy is never read as an entry
-            path.unlink(missing_ok=True)
+        _drop_entry(npy, meta)
         total -= nbytes
         deleted.append(key)
     return deleted
@@ -106,10 +109,11 @@ def _decode_all(
     channels = 3 if mode == "RGB" else 1
     out = np.zeros((len(paths), channels, *size), np.uint8)
     errors: dict[int, str] = {}
+    budget = PixelBudget(max_image_pixels())  # one for all threads: big images decode one at a time
 
     def work(i: int) -> None:
         try:
-            arr = np.asarray(decode_image(paths[i], mode=mode, size=size), dtype=np.uint8)
+            arr = np.asarray(decode_image(paths[i], mode=mode, size=size, budget=budget), dtype=np.uint8)
         except DataError as exc:
             errors[i] = skip_reason(exc)
             return
@@ -153,28 +157,92 @@ def decode_files(
     if not use_cache:
         return _decode_all(paths, size=size, mode=mode, progress=progress, workers=workers)
     folder = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+    remove_orphan_temps(folder, recursive=False)  # what a killed decode left behind
     key = cache_key(paths, size=size, mode=mode)
     npy, meta_path = folder / f"decoded-{key}.npy", folder / f"decoded-{key}.json"
-    if npy.is_file() and meta_path.is_file():
-        meta = json.loads(meta_path.read_text())
-        arr = np.load(npy, mmap_mode="c")  # copy-on-write: writable for torch, never changes the file
-        if arr.shape[0] == len(meta["ok"]):
-            with contextlib.suppress(OSError):  # a read-only cache still serves hits
-                os.utime(meta_path)  # last use, for the least-recently-used pruning
-            return arr, list(meta["ok"]), [SkippedFile(p, r) for p, r in meta["skipped"]]
+    if meta_path.is_file():
+        try:
+            return _read_entry(npy, meta_path, n_files=len(paths), size=size, mode=mode)
+        except _DamagedEntry as exc:
+            warnings.warn(f"decode cache entry {meta_path} is damaged ({exc}); decoding the files again",
+                          stacklevel=2)
+            _drop_entry(npy, meta_path)
     arr, ok, skipped = _decode_all(paths, size=size, mode=mode, progress=progress, workers=workers)
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with atomic_path(npy) as tmp:
-            np.save(tmp, arr)
-        # The metadata is written last: a cache entry only counts once both files exist.
-        write_json(meta_path, {"ok": ok, "skipped": [[s.path, s.reason] for s in skipped],
-                               "size": list(size), "mode": mode, "version": CACHE_VERSION})
+        _write_entry(npy, meta_path, arr, ok, skipped, size=size, mode=mode)
         prune_cache(folder, max_cache_bytes(), keep=key)
     except OSError as exc:
+        why = "the disk is full" if is_disk_full(exc) else f"cannot write there: {exc.strerror or exc}"
         warnings.warn(
-            f"cannot write the decode cache in {folder} ({exc}); set CNNLAB_CACHE_DIR to a writable folder",
+            f"decode cache {folder}: {why}; continuing without the cache "
+            "(free space, or set CNNLAB_CACHE_DIR to another folder)",
             stacklevel=2,
         )
         return arr, ok, skipped
     return np.load(npy, mmap_mode="c"), ok, skipped
+
+
+class _DamagedEntry(Exception):
+    """A cache entry that cannot be used as it is; the message says why."""
+
+
+def _read_entry(
+    npy: Path, meta_path: Path, *, n_files: int, size: tuple[int, int], mode: ImageMode
+) -> tuple[np.ndarray, list[int], list[SkippedFile]]:
+    """Read and check one cache entry (the last-use time is touched).
+
+    Raises:
+        _DamagedEntry: unreadable, truncated or garbage files, or metadata that does not fit the files.
+    """
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        arr = np.load(npy, mmap_mode="c", allow_pickle=False)  # copy-on-write: never changes the file
+    except (OSError, ValueError, EOFError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise _DamagedEntry(" ".join(f"{type(exc).__name__}: {exc}".split())) from None
+    problem = _metadata_problem(meta, n_files)
+    if problem is not None:
+        raise _DamagedEntry(problem)
+    ok, skipped = meta["ok"], meta["skipped"]
+    shape = (len(ok), 3 if mode == "RGB" else 1, *size)
+    if arr.dtype != np.uint8 or arr.shape != shape:
+        raise _DamagedEntry(f"array is {arr.dtype} {list(arr.shape)}, expected uint8 {list(shape)}")
+    with contextlib.suppress(OSError):  # a read-only cache still serves hits
+        os.utime(meta_path)  # last use, for the least-recently-used pruning
+    return arr, ok, [SkippedFile(p, r) for p, r in skipped]
+
+
+def _metadata_problem(meta: object, n_files: int) -> str | None:
+    """What is wrong with an entry's metadata for ``n_files`` files, or None."""
+    if not isinstance(meta, dict):
+        return "metadata is not a JSON object"
+    ok, skipped = meta.get("ok"), meta.get("skipped")
+    if not isinstance(ok, list) or not all(type(i) is int for i in ok):
+        return "metadata 'ok' is not a list of file indices"
+    if not isinstance(skipped, list) or not all(
+        isinstance(s, list) and len(s) == 2 and all(isinstance(x, str) for x in s) for s in skipped
+    ):
+        return "metadata 'skipped' is not a list of [path, reason]"
+    in_range = not ok or (ok[0] >= 0 and ok[-1] < n_files)
+    if sorted(set(ok)) != ok or not in_range or len(ok) + len(skipped) != n_files:
+        return f"metadata lists {len(ok)} decoded and {len(skipped)} skipped of {n_files} files"
+    return None
+
+
+def _write_entry(npy: Path, meta_path: Path, arr: np.ndarray, ok: list[int], skipped: list[SkippedFile], *,
+                 size: tuple[int, int], mode: ImageMode) -> None:
+    """Write one cache entry, the array first: an entry only counts once its metadata exists."""
+    try:
+        with atomic_path(npy) as tmp:
+            np.save(tmp, arr)
+        write_json(meta_path, {"ok": ok, "skipped": [[s.path, s.reason] for s in skipped],
+                               "size": list(size), "mode": mode, "version": CACHE_VERSION})
+    except OSError:
+        with contextlib.suppress(OSError):
+            npy.unlink(missing_ok=True)  # a lone array is never read, but it takes the space
+        raise
+
+
+def _drop_entry(npy: Path, meta_path: Path) -> None:
+    for path in (meta_path, npy):  # the metadata first: a lone .npy is never read as an entry
+        with contextlib.suppress(OSError):
+            path.unlink(missing_ok=True)
