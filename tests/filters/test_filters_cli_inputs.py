@@ -77,6 +77,21 @@ def test_filters_on_a_folder_and_a_csv_round_robin_over_classes(tmp_path: Path):
         assert im.format == "PNG" and im.size[1] > 300  # three rows
 
 
+def test_filters_on_a_flat_folder_of_photos_takes_its_first_files(tmp_path: Path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for k, name in enumerate(["b.png", "a.png", "c.jpg", "notes.txt"]):
+        if name.endswith("txt"):
+            (folder / name).write_text("not an image")
+        else:
+            Image.fromarray(np.full((12 + k, 9), 50 * k, np.uint8)).save(folder / name)
+    code, output, info = _run(str(folder), "--bank", "sobel", "--max-images", "2", "--json",
+                              "--out", str(tmp_path / "f.png"))
+    assert code == 0, output
+    assert info["images"] == [{"source": "a.png", "shape": [1, 13, 9]},
+                              {"source": "b.png", "shape": [1, 12, 9]}]  # by name, native size
+
+
 def test_filters_haar_form_option(tmp_path: Path):
     code, output, info = _run("--bank", "haar", "--haar-form", "unbalanced", "--max-images", "1", "--json",
                               "--out", str(tmp_path / "h.png"))

@@ -156,10 +156,26 @@ def _spec_images(spec: str, n: int) -> tuple[list[torch.Tensor], list[str]]:
     return images, labels
 
 
+def _flat_folder_images(text: str, n: int) -> list[str] | None:
+    """The first ``n`` image files (by name) of a folder without sub-folders, else None (a data SPEC)."""
+    from ..data.folders import IMAGE_EXTENSIONS
+
+    path = Path(text).expanduser()
+    if not path.is_dir() or any(p.is_dir() for p in path.iterdir()):
+        return None
+    files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+    return [str(p) for p in files[:n]] or None
+
+
 def _inputs(inputs: Sequence[str], n: int) -> tuple[list[torch.Tensor], list[str]]:
-    """Image files (read as grey, each labelled with its name), or a few images per class of one SPEC."""
+    """Image files (read as grey, each labelled with its name), or a few images per class of one SPEC.
+
+    A folder of image files without class sub-folders counts as its first ``n`` image files.
+    """
     if not inputs:
         return _spec_images("sample", n)
+    flat = _flat_folder_images(inputs[0], n) if len(inputs) == 1 else None
+    inputs = flat or inputs
     specs = [t for t in inputs if _is_spec(t)]
     if specs and len(inputs) > 1:
         raise CnnlabError(f"INPUTS {' '.join(inputs)}: give one data SPEC ({specs[0]}) or image files, "
@@ -189,7 +205,7 @@ def _check_responses(fbank: FilterBank, images: Sequence[torch.Tensor], padding:
 @app.command()
 def filters(
     inputs: list[str] | None = typer.Argument(
-        None, metavar="[SPEC | IMAGE...]",
+        None, metavar="SPEC | IMAGE",
         help="a data SPEC (sample, mnist, fashion-mnist, a folder, a .csv: a few images per class) or image "
              "files (default: sample)",
     ),
