@@ -112,6 +112,7 @@ def test_filters_haar_form_option(tmp_path: Path):
     (["sample", "x.png"], "error: INPUTS sample x.png: give one data SPEC (sample) or image files, not both"),
     (["--max-images", "0"], "--max-images"),
     (["--max-images", "1000"], "--max-images"),
+    ([f"f{k}.png" for k in range(33)], "error: IMAGE: 33 files, but the response grid takes at most 32"),
 ])
 def test_filters_bad_input_is_one_line_exit_2(tmp_path: Path, args: list[str], needle: str):
     code, output, _ = _run(*args, "--out", str(tmp_path / "o.png"))

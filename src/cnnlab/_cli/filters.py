@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 
     from ..filters import FilterBank
 
+#: The most images (rows) and responses (columns) one response grid draws.
+MAX_ROWS, MAX_COLUMNS = 32, 64
 #: Options that belong to one bank: option -> (bank, parameter).
 _BANK_OPTIONS = {"--frequencies": ("gabor", "frequencies"), "--thetas": ("gabor", "thetas"),
                  "--sigmas": ("gabor", "sigmas"), "--phases": ("gabor", "phases"),
@@ -183,6 +185,9 @@ def _inputs(inputs: Sequence[str], n: int) -> tuple[list[torch.Tensor], list[str
     only = inputs[0]
     if specs or (len(inputs) == 1 and not Path(only).suffix and not Path(only).exists()):
         return _spec_images(only, n)  # a mistyped SPEC gets load_data's one-line error with the names
+    if len(inputs) > MAX_ROWS:
+        raise CnnlabError(f"IMAGE: {len(inputs)} files, but the response grid takes at most {MAX_ROWS} "
+                          "images; pass fewer files, or a folder/SPEC with --max-images")
     from ..images import read_image
 
     return [read_image(p, mode="L") for p in inputs], [Path(p).name for p in inputs]
@@ -230,9 +235,10 @@ def filters(
     ),
     param: list[str] = typer.Option([], "--param", help="other bank parameters, KEY=VALUE (e.g. sigmas=1,2)"),
     padding: str = typer.Option("same", "--padding", help="same (keep H x W) or valid (no padding)"),
-    max_images: int = typer.Option(4, "--max-images", min=1, max=32,
-                                   help="images picked from a SPEC (round-robin over classes)"),
-    max_filters: int = typer.Option(16, "--max-filters", min=1, max=64, help="response columns in the grid"),
+    max_images: int = typer.Option(4, "--max-images", min=1, max=MAX_ROWS,
+                                   help="images picked from a SPEC (round-robin over classes) or folder"),
+    max_filters: int = typer.Option(16, "--max-filters", min=1, max=MAX_COLUMNS,
+                                    help="response columns in the grid"),
 ) -> None:
     """Run a classical filter bank over images: kernel grid and response grid (images x filters).
 
