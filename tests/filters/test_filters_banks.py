@@ -149,10 +149,11 @@ def tiles_window(rects, size: int) -> bool:
     return bool((points.min(0) == 0).all() and (points.max(0) == size - 1).all() and len(sizes) == 1)
 
 
-def test_filters_haar_like_equals_skimage_haar_like_feature():
+def test_filters_haar_unbalanced_equals_skimage_haar_like_feature():
+    """The "unbalanced" form is the Viola-Jones paper's, as scikit-image computes it."""
     size = 6
     img = np.random.default_rng(4).random((14, 15))
-    bank = make_bank("haar", dtype=F64, size=size)
+    bank = make_bank("haar", dtype=F64, size=size, form="unbalanced")
     r = apply_bank(img, bank, padding="valid")[0].numpy()  # r[:, i, j] = window with top-left (i, j)
     for f, p in enumerate(bank.params):
         coords, types = haar_like_feature_coord(size, size, p["type"])
@@ -165,6 +166,62 @@ def test_filters_haar_like_equals_skimage_haar_like_feature():
             ref = haar_like_feature(ii, 0, 0, size, size, feature_type=types[whole],
                                     feature_coord=coords[whole])[0]
             assert r[f, i, j] == pytest.approx(ref, abs=1e-9), (p["type"], i, j)
+
+
+# OpenCV's upright Haar features (apps/traincascade/haarfeatures.cpp, CvHaarEvaluator::generateFeatures),
+# transcribed as data for a window of side s: rectangles (x, y, width, height, weight) whose weighted sums
+# make one feature. The three-rectangle ones are "whole window -1, centre +3".
+def opencv_haar_rects(s: int) -> dict[str, list[tuple[int, int, int, int, float]]]:
+    h, t = s // 2, s // 3
+    return {
+        "haar_x2": [(0, 0, 2 * h, s, -1), (h, 0, h, s, +2)],
+        "haar_y2": [(0, 0, s, 2 * h, -1), (0, h, s, h, +2)],
+        "haar_x3": [(0, 0, 3 * t, s, -1), (t, 0, t, s, +3)],
+        "haar_y3": [(0, 0, s, 3 * t, -1), (0, t, s, t, +3)],
+        "x2_y2": [(0, 0, 2 * h, 2 * h, -1), (0, 0, h, h, +2), (h, h, h, h, +2)],
+    }
+
+
+#: cnnlab type -> (OpenCV feature, sign): OpenCV's x2_y2 weights the main diagonal, type-4 the other one.
+OPENCV_OF = {"type-2-x": ("haar_x2", 1), "type-2-y": ("haar_y2", 1), "type-3-x": ("haar_x3", 1),
+             "type-3-y": ("haar_y3", 1), "type-4": ("x2_y2", -1)}
+
+
+@pytest.mark.parametrize("size", [6, 12])
+def test_filters_haar_default_is_zero_mean_and_equals_opencv_cascade_features(size):
+    img = np.random.default_rng(5).random((20, 17))
+    bank = make_bank("haar", dtype=F64, size=size)
+    assert [p["form"] for p in bank.params] == ["zero-mean"] * 5
+    r = apply_bank(img, bank, padding="valid")[0].numpy()
+    ii = cv2.integral(img)  # OpenCV's own summed-area table, [H+1, W+1]
+
+    def rect_sum(i: int, j: int, x: int, y: int, w: int, h: int) -> float:
+        r0, c0 = i + y, j + x
+        return ii[r0 + h, c0 + w] - ii[r0, c0 + w] - ii[r0 + h, c0] + ii[r0, c0]
+
+    rects = opencv_haar_rects(size)
+    for f, p in enumerate(bank.params):
+        feature, sign = OPENCV_OF[p["type"]]
+        for i, j in [(0, 0), (4, 3), (20 - size, 17 - size)]:
+            ref = sum(wt * rect_sum(i, j, x, y, w, h) for x, y, w, h, wt in rects[feature])
+            assert r[f, i, j] == pytest.approx(sign * ref, abs=1e-9), (p["type"], i, j)
+    # Every kernel sums to 0, so a flat image gives no response anywhere (padding "valid": no border).
+    np.testing.assert_allclose(bank.weight.sum(dim=(1, 2, 3)).numpy(), 0.0, atol=1e-12)
+    flat = apply_bank(np.full((20, 17), 0.7), bank, padding="valid")[0].numpy()
+    np.testing.assert_allclose(flat, 0.0, atol=1e-12)
+
+
+def test_filters_haar_unbalanced_three_rect_sums_to_minus_a_third_of_the_window():
+    """The paper's form: centre minus both sides, so a flat region of value v gives -v·s²/3 (-12·v at 6x6)."""
+    bank = make_bank("haar", dtype=F64, form="unbalanced")
+    sums = dict(zip([p["type"] for p in bank.params], bank.weight.sum(dim=(1, 2, 3)).tolist(), strict=True))
+    assert sums == {"type-2-x": 0.0, "type-2-y": 0.0, "type-3-x": -12.0, "type-3-y": -12.0, "type-4": 0.0}
+    flat = apply_bank(np.full((9, 9), 0.5), bank, padding="valid")[0].numpy()
+    np.testing.assert_allclose(flat[2:4], -6.0, atol=1e-12)
+    three = [n for n in bank.names if "three" in n]
+    assert three == ["three-rect x 6px unbalanced", "three-rect y 6px unbalanced"]
+    with pytest.raises(CnnlabError, match="form='paper': choose zero-mean or unbalanced"):
+        make_bank("haar", form="paper")
 
 
 # ---- apply_bank ------------------------------------------------------------------------------------

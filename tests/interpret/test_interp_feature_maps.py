@@ -7,7 +7,15 @@ import torch
 from _interp_models import TinyGapNet, all_hook_dicts_empty
 
 from cnnlab.errors import CnnlabError
-from cnnlab.interpret.feature_maps import channel_across_images, dead_filters, feature_maps, layer_activations
+from cnnlab.interpret.feature_maps import (
+    FeatureMaps,
+    channel_across_images,
+    dead_filters,
+    feature_maps,
+    layer_activations,
+    normalise_maps,
+    resolve_feature_layer,
+)
 
 
 def _model_with_dead_channels() -> TinyGapNet:
@@ -54,3 +62,85 @@ def test_channel_across_images_and_truncation() -> None:
     assert layer_activations(model, images, "features.2").shape == (3, 16, 5, 5)
     with pytest.raises(CnnlabError, match="--channel 99"):
         channel_across_images(model, images, "features.2", 99)
+
+
+# ---- the default layer: the first post-activation map ------------------------------------------------
+
+
+class _LateReluFirst(torch.nn.Module):
+    """Defines a ReLU first but runs it last, on a vector; the first spatial activation is ``act`` (SiLU)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.late = torch.nn.ReLU()
+        self.conv = torch.nn.Conv2d(1, 3, 3, padding=1)
+        self.act = torch.nn.SiLU()
+        self.fc = torch.nn.Linear(3, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.late(self.fc(self.act(self.conv(x)).mean((2, 3))))
+
+
+class _FunctionalRelu(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.BatchNorm2d(2))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.relu(self.stem(x))
+
+
+def test_auto_layer_is_the_first_post_activation_map() -> None:
+    model = _model_with_dead_channels()
+    x = torch.rand(1, 12, 12)
+    assert resolve_feature_layer(model, x) == "features.1"  # the ReLU after the first conv
+    fm = feature_maps(model, x)  # default layer "auto"
+    assert fm.layer == "features.1"
+    torch.testing.assert_close(fm.maps, torch.relu(model.features[0](x[None]))[0])
+    assert (fm.maps >= 0).all() and fm.dead.tolist()[1:3] == [True, True]
+    assert all_hook_dicts_empty(model)
+    # execution order, spatial outputs only: the ReLU defined first runs last, on a vector
+    assert resolve_feature_layer(_LateReluFirst(), torch.rand(2, 1, 8, 8)) == "act"
+    # no activation module (F.relu in forward): the first convolution
+    assert resolve_feature_layer(_FunctionalRelu(), torch.rand(1, 1, 8, 8)) == "stem.0"
+    # explicit specs resolve as in hooks
+    assert resolve_feature_layer(model, x, "Conv2d:-1") == "features.2"
+
+
+def test_auto_layer_on_registry_and_torchvision_models() -> None:
+    import torchvision
+
+    from cnnlab.models import create_model
+
+    mnist = create_model("mnist_cnn", num_classes=10)
+    assert resolve_feature_layer(mnist, torch.rand(1, 1, 28, 28)) == "features.block1.relu"
+    resnet = torchvision.models.resnet18(weights=None).eval()
+    assert resolve_feature_layer(resnet, torch.rand(1, 3, 64, 64)) == "relu"  # conv1 -> bn1 -> relu
+    x = torch.rand(3, 3, 64, 64)
+    ref = resnet.relu(resnet.bn1(resnet.conv1(x)))
+    torch.testing.assert_close(dead_filters(resnet, x).active_fraction, (ref > 0).float().mean((0, 2, 3)))
+
+
+# ---- normalisation for drawing ----------------------------------------------------------------------
+
+
+def _known_maps() -> FeatureMaps:
+    ramp = torch.linspace(0, 1, 16).reshape(4, 4)
+    maps = torch.stack([ramp, 0.1 * ramp, -ramp - 0.5])  # strong, weak, dead (<= 0 everywhere, varying)
+    flat = maps.flatten(1)
+    return FeatureMaps("x", maps, flat.amax(1) <= 0, flat.abs().amax(1) == 0)
+
+
+def test_normalise_maps_per_channel_and_across_the_layer() -> None:
+    fm = _known_maps()
+    ramp = fm.maps[0]
+    per_channel = normalise_maps(fm, "channel")
+    torch.testing.assert_close(per_channel[0], ramp)
+    torch.testing.assert_close(per_channel[1], ramp)  # the weak channel stretched to full contrast
+    assert (per_channel[2] == 0).all()  # dead: flat, not stretched
+    layer = normalise_maps(fm, "layer")  # one scale: layer min -1.5 -> 0, max 1 -> 1
+    torch.testing.assert_close(layer[0], (ramp + 1.5) / 2.5)
+    torch.testing.assert_close(layer[1], (0.1 * ramp + 1.5) / 2.5)  # the weak channel stays weak
+    torch.testing.assert_close(layer[2], torch.full((4, 4), 1.5 / 2.5))  # dead: flat at the level of 0
+    with pytest.raises(CnnlabError, match="scale='global'"):
+        normalise_maps(fm, "global")  # type: ignore[arg-type]

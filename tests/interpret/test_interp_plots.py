@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from _interp_models import TinyGapNet, seeded
 from PIL import Image
@@ -18,6 +19,7 @@ from cnnlab.interpret import (
     visualize_filters,
 )
 from cnnlab.report import interpret_plots as plots
+from cnnlab.report.grids import title_overlaps
 
 
 def _titles(fig) -> list[str]:
@@ -59,3 +61,65 @@ def test_overlay_blends_the_heatmap_colour() -> None:
     assert out[0, :4].mean() > 100 and out[2, :4].mean() < 10
     assert out[2, 4:].mean() > 100 and out[0, 4:].mean() < 10
     assert np.array_equal(out.shape, (3, 8, 8))
+
+
+def _model_with_a_varying_dead_channel() -> TinyGapNet:
+    """Channel 1 of the first conv: varying values, all far below 0 -> dead; the old figure stretched it."""
+    model = seeded(TinyGapNet(in_chans=1, width=4))
+    with torch.no_grad():
+        model.features[0].bias[1] = -100.0
+    return model
+
+
+def _tile_pixels(png: Path, fig, ax) -> np.ndarray:
+    """The RGB pixels of one tile's image area in a PNG saved at the figure's dpi (no tight bbox)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(fig).draw()
+    box = ax.get_window_extent()
+    height = fig.bbox.height
+    with Image.open(png) as im:
+        arr = np.asarray(im.convert("RGB"))
+    top, bottom = int(height - box.y1) + 3, int(height - box.y0) - 3  # inside the frame
+    return arr[top:bottom, int(box.x0) + 3: int(box.x1) - 3]
+
+
+def test_dead_channel_is_drawn_flat_and_live_channels_are_not(tmp_path: Path) -> None:
+    model = _model_with_a_varying_dead_channel()
+    fm = feature_maps(model, torch.rand(1, 12, 12), "features.0")  # raw conv: channel 1 varies below 0
+    assert fm.dead.tolist()[1] and float(fm.maps[1].std()) > 0
+    fig = plots.feature_map_figure(fm)
+    path = tmp_path / "fm.png"
+    fig.savefig(path, dpi=fig.dpi)
+    live, dead = fig.axes[fm.dead.tolist().index(False)], fig.axes[1]
+    assert dead.get_title() == "1 dead"
+    assert np.ptp(np.asarray(dead.images[0].get_array())) == 0  # the drawn data is flat ...
+    assert dead.images[0].norm.vmin == 0.0 and dead.images[0].norm.vmax == 1.0  # ... on a fixed scale
+    dead_px, live_px = _tile_pixels(path, fig, dead), _tile_pixels(path, fig, live)
+    assert dead_px.size and (dead_px == dead_px[0, 0]).all()  # one colour in the PNG
+    assert len(np.unique(live_px.reshape(-1, 3), axis=0)) > 10
+
+
+def test_feature_map_figure_layer_scale_keeps_channels_comparable() -> None:
+    model = seeded(TinyGapNet(in_chans=1, width=4))
+    fm = feature_maps(model, torch.rand(1, 12, 12))  # default: the first ReLU
+    fig = plots.feature_map_figure(fm, scale="layer")
+    drawn = np.stack([np.asarray(ax.images[0].get_array()) for ax in fig.axes[:4]])
+    ref = (fm.maps - fm.maps.min()) / (fm.maps.max() - fm.maps.min())
+    np.testing.assert_allclose(drawn, ref.numpy(), atol=1e-6)
+    title = " ".join(fig.get_suptitle().split())  # wrapped to the figure width
+    assert title == "features.1: 4 channels, 1 dead for this input, scaled per layer"
+    assert drawn.max() == pytest.approx(1.0) and sum(d.max() == pytest.approx(1.0) for d in drawn) == 1
+
+
+@pytest.mark.parametrize("n", [1, 2, 4, 16])
+def test_feature_map_and_channel_figures_titles_never_overlap_a_tile(n: int) -> None:
+    model = seeded(TinyGapNet(in_chans=1, width=n))
+    x = torch.rand(max(1, n // 4), 1, 12, 12)
+    fig = plots.feature_map_figure(feature_maps(model, x[0], "features.0"), cols=8)
+    assert title_overlaps(fig) == []
+    raw = (x * 255).to(torch.uint8)
+    across = plots.channel_across_figure(raw, torch.zeros(len(x), 12, 12), channel=0, layer="features.1")
+    assert title_overlaps(across) == []
+    tile = across.axes[len(x)].images[0]
+    assert np.ptp(np.asarray(tile.get_array())) == 0 and tile.norm.vmax > tile.norm.vmin  # dead: flat

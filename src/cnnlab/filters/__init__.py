@@ -5,11 +5,21 @@
 * :class:`FixedFilterConv2d` — a conv layer initialised from a bank, frozen or trainable.
 """
 
-from .banks import DerivedResponse, FilterBank, apply_bank, list_banks, make_bank, register_bank
+from ._limits import BankParamError
+from .banks import (
+    DerivedResponse,
+    FilterBank,
+    apply_bank,
+    list_banks,
+    make_bank,
+    register_bank,
+    response_shape,
+)
 from .convolve import Boundary, Method, Padding, convolve2d, output_size
 from .layers import FixedFilterConv2d
 
 __all__ = [
+    "BankParamError",
     "Boundary",
     "DerivedResponse",
     "FilterBank",
@@ -22,4 +32,5 @@ __all__ = [
     "make_bank",
     "output_size",
     "register_bank",
+    "response_shape",
 ]

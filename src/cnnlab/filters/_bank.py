@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -12,6 +13,7 @@ import numpy as np
 import torch
 
 from ..errors import CnnlabError
+from ._limits import BankParamError, check_memory
 
 ParamValue = float | int | str | list[int] | list[float]
 
@@ -79,6 +81,16 @@ class FilterBank:
         """What :func:`cnnlab.filters.apply_bank` returns, in order: filters, then derived responses."""
         return [*self.names, *(d.name for d in self.derived)]
 
+    @property
+    def nonnegative_responses(self) -> list[bool]:
+        """Per response name: True when it is >= 0 for every non-negative image.
+
+        That is a kernel without negative weights (a blur) or a derived magnitude; figures draw those on a
+        sequential colour scale from 0, and the others (signed) on a diverging scale centred on 0.
+        """
+        kernels = [bool((k >= 0).all()) for k in self.weight]
+        return [*kernels, *(d.op == "magnitude" for d in self.derived)]
+
     def to(self, dtype: torch.dtype) -> FilterBank:
         """The same bank with weights cast to ``dtype``."""
         weight = self.weight.to(dtype)
@@ -132,9 +144,15 @@ def build_bank(name: str, **params: Any) -> FilterBank:
 
 def stack(name: str, kernels: Sequence[np.ndarray], names: list[str], params: list[dict[str, ParamValue]],
           *, stride: int = 1, derived: tuple[DerivedResponse, ...] = ()) -> FilterBank:
-    """Zero-pad 2-D kernels to a common (centred) size and stack them as ``[out, 1, kh, kw]`` float64."""
+    """Zero-pad 2-D kernels to a common (centred) size and stack them as ``[out, 1, kh, kw]`` float64.
+
+    Raises:
+        CnnlabError: when the stack would exceed the filters memory budget (see ``_limits``).
+    """
     kh = max(k.shape[0] for k in kernels)
     kw = max(k.shape[1] for k in kernels)
+    check_memory(8 * len(kernels) * kh * kw, f"the {name} bank ({len(kernels)} kernels of {kh}x{kw} float64)",
+                 "use fewer or smaller kernels")
     out = np.zeros((len(kernels), 1, kh, kw))
     for i, k in enumerate(kernels):
         top, left = (kh - k.shape[0]) // 2, (kw - k.shape[1]) // 2
@@ -143,8 +161,12 @@ def stack(name: str, kernels: Sequence[np.ndarray], names: list[str], params: li
 
 
 def positive(name: str, values: Sequence[float] | float) -> list[float]:
-    """A list of positive numbers from a scalar or sequence, or a one-line error naming ``name``."""
+    """A list of positive finite numbers from a scalar or sequence, or a one-line error naming ``name``.
+
+    Raises:
+        BankParamError: naming ``name`` (a subclass of CnnlabError).
+    """
     seq = [values] if isinstance(values, (int, float)) else list(values)
-    if not seq or any(not isinstance(v, (int, float)) or not v > 0 for v in seq):
-        raise CnnlabError(f"{name}={values!r}: give one or more positive numbers")
+    if not seq or any(not isinstance(v, (int, float)) or not 0 < v < math.inf for v in seq):
+        raise BankParamError(name, values, "give one or more positive (finite) numbers")
     return [float(v) for v in seq]

@@ -16,8 +16,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ..errors import CnnlabError
 from ._bank import DerivedResponse, FilterBank, ParamValue, positive, register_bank, stack
+from ._limits import BankParamError, check_filter_count, check_kernel_side
 
 
 def _gradient_bank(name: str, smooth: Sequence[float]) -> FilterBank:
@@ -55,7 +55,7 @@ def laplacian(neighbours: int = 4) -> FilterBank:
         k = np.ones((3, 3))
         k[1, 1] = -8.0
     else:
-        raise CnnlabError(f"neighbours={neighbours}: the Laplacian bank takes 4 or 8")
+        raise BankParamError("neighbours", neighbours, "the Laplacian bank takes 4 or 8")
     return stack("laplacian", [k], [f"laplacian {neighbours}-nb"], [{"neighbours": neighbours}])
 
 
@@ -76,10 +76,27 @@ def gaussian_1d(sigma: float, *, order: int = 0, truncate: float = 4.0) -> np.nd
     raise ValueError(f"order {order} not supported")
 
 
+def _sigma_list(sigmas: Sequence[float] | float, truncate: float, *, scale: float = 1.0,
+                scale_name: str = "") -> list[float]:
+    """Validated sigmas: positive, at most the kernel-count limit, kernels (of ``scale`` x σ) not too large.
+
+    The side of a Gaussian kernel is ``2 int(truncate σ + 0.5) + 1`` (scipy.ndimage's radius).
+    """
+    sig = positive("sigmas", sigmas)
+    (truncate,) = positive("truncate", truncate)
+    check_filter_count("sigmas", sigmas, len(sig))
+    check_kernel_side("sigmas", sigmas, 2 * int(truncate * max(sig) + 0.5) + 1,
+                      "use smaller sigmas (or a smaller truncate)")
+    if scale_name:
+        check_kernel_side(scale_name, scale, 2 * int(truncate * scale * max(sig) + 0.5) + 1,
+                          f"use a smaller {scale_name}")
+    return sig
+
+
 @register_bank("gaussian")
 def gaussian(sigmas: Sequence[float] | float = (1.0, 2.0), truncate: float = 4.0) -> FilterBank:
     """Gaussian blurs, one per sigma (``ndimage.gaussian_filter``)."""
-    sig = positive("sigmas", sigmas)
+    sig = _sigma_list(sigmas, truncate)
     ks = [np.outer(gaussian_1d(s, truncate=truncate), gaussian_1d(s, truncate=truncate)) for s in sig]
     return stack("gaussian", ks, [f"gaussian σ={s:g}" for s in sig],
                  [{"sigma": s, "truncate": truncate} for s in sig])
@@ -88,7 +105,7 @@ def gaussian(sigmas: Sequence[float] | float = (1.0, 2.0), truncate: float = 4.0
 @register_bank("log")
 def log(sigmas: Sequence[float] | float = (1.0, 2.0), truncate: float = 4.0) -> FilterBank:
     """Laplacian of Gaussian, one per sigma (``ndimage.gaussian_laplace``): blob/edge detector."""
-    sig = positive("sigmas", sigmas)
+    sig = _sigma_list(sigmas, truncate)
     ks = []
     for s in sig:
         g, d2 = gaussian_1d(s, truncate=truncate), gaussian_1d(s, order=2, truncate=truncate)
@@ -100,8 +117,8 @@ def log(sigmas: Sequence[float] | float = (1.0, 2.0), truncate: float = 4.0) -> 
 def dog(sigmas: Sequence[float] | float = (1.0, 2.0), ratio: float = 1.6,
         truncate: float = 4.0) -> FilterBank:
     """Difference of Gaussians ``G(σ) - G(ratio·σ)``, one per sigma (an approximation of -LoG)."""
-    sig = positive("sigmas", sigmas)
     (ratio,) = positive("ratio", ratio)
+    sig = _sigma_list(sigmas, truncate, scale=ratio, scale_name="ratio")
     ks = []
     for s in sig:
         narrow = np.outer(gaussian_1d(s, truncate=truncate), gaussian_1d(s, truncate=truncate))
@@ -117,7 +134,9 @@ def box(sizes: Sequence[int] | int = (3, 5)) -> FilterBank:
     """Box (mean) blurs, one per size."""
     sz = [sizes] if isinstance(sizes, int) else list(sizes)
     if not sz or any(not isinstance(s, int) or s < 1 for s in sz):
-        raise CnnlabError(f"sizes={sizes!r}: give one or more kernel sizes >= 1")
+        raise BankParamError("sizes", sizes, "give one or more kernel sizes >= 1")
+    check_filter_count("sizes", sizes, len(sz))
+    check_kernel_side("sizes", sizes, max(sz), "use smaller sizes")
     return stack("box", [np.full((s, s), 1.0 / (s * s)) for s in sz], [f"box {s}x{s}" for s in sz],
                  [{"size": s} for s in sz])
 

@@ -23,14 +23,22 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ..errors import CnnlabError
 from ._bank import FilterBank, ParamValue, positive, register_bank, stack
+from ._limits import BankParamError, check_filter_count, check_kernel_side
 
 
 def sigma_from_bandwidth(frequency: float, bandwidth: float = 1.0) -> float:
     """scikit-image's default Gaussian width for a Gabor of ``frequency`` and ``bandwidth`` (octaves)."""
     b = bandwidth
     return 1.0 / math.pi * math.sqrt(math.log(2) / 2.0) * (2.0**b + 1) / (2.0**b - 1) / frequency
+
+
+def half_size(theta: float, sigma_x: float, sigma_y: float, n_stds: float) -> tuple[int, int]:
+    """``(x0, y0)``: the kernel spans ``[-x0, x0]`` columns and ``[-y0, y0]`` rows (scikit-image's rule)."""
+    ct, st = math.cos(theta), math.sin(theta)
+    x0 = math.ceil(max(abs(n_stds * sigma_x * ct), abs(n_stds * sigma_y * st), 1))
+    y0 = math.ceil(max(abs(n_stds * sigma_y * ct), abs(n_stds * sigma_x * st), 1))
+    return x0, y0
 
 
 def gabor_kernel(frequency: float, theta: float = 0.0, *, sigma_x: float, sigma_y: float, phase: float = 0.0,
@@ -52,8 +60,7 @@ def gabor_kernel(frequency: float, theta: float = 0.0, *, sigma_x: float, sigma_
         ``(2 y0 + 1) x (2 x0 + 1)`` array.
     """
     ct, st = math.cos(theta), math.sin(theta)
-    x0 = math.ceil(max(abs(n_stds * sigma_x * ct), abs(n_stds * sigma_y * st), 1))
-    y0 = math.ceil(max(abs(n_stds * sigma_y * ct), abs(n_stds * sigma_x * st), 1))
+    x0, y0 = half_size(theta, sigma_x, sigma_y, n_stds)
     y, x = np.meshgrid(np.arange(-y0, y0 + 1), np.arange(-x0, x0 + 1), indexing="ij", sparse=True)
     rotx = x * ct + y * st
     roty = -x * st + y * ct
@@ -87,20 +94,32 @@ def gabor(
         largest (the zeros do not change the response).
     """
     freqs = positive("frequencies", frequencies)
-    if isinstance(thetas, int) and not isinstance(thetas, bool):
-        if thetas < 1:
-            raise CnnlabError(f"thetas={thetas}: give a number of orientations >= 1 or a list of angles")
-        angles = [k * math.pi / thetas for k in range(thetas)]
-    else:
-        angles = [float(t) for t in thetas]  # type: ignore[union-attr]
-    if not angles:
-        raise CnnlabError("thetas: give a number of orientations >= 1 or a list of angles")
+    counted = isinstance(thetas, int) and not isinstance(thetas, bool)
+    if not counted and not isinstance(thetas, Sequence):
+        raise BankParamError("thetas", thetas, "give a whole number of orientations or a list of angles")
+    n_thetas = int(thetas) if counted else len(thetas)  # type: ignore[arg-type]
+    if n_thetas < 1:
+        raise BankParamError("thetas", thetas, "give a number of orientations >= 1 or a list of angles")
     sig: list[float | None] = [None] if sigmas is None else list(positive("sigmas", sigmas))
     phs = [float(phases)] if isinstance(phases, (int, float)) else [float(p) for p in phases]
     if not phs:
-        raise CnnlabError("phases: give one or more phase offsets in radians (e.g. 0 or 0,1.5708)")
+        raise BankParamError("phases", phases, "give one or more phase offsets in radians, e.g. 0,1.5708")
     for label, value in (("bandwidth", bandwidth), ("gamma", gamma), ("n_stds", n_stds)):
         positive(label, value)
+    factors = {"frequencies": (frequencies, len(freqs)), "thetas": (thetas, n_thetas),
+               "sigmas": (sigmas, len(sig)), "phases": (phases, len(phs))}
+    largest = max(factors, key=lambda k: factors[k][1])
+    check_filter_count(largest, factors[largest][0], math.prod(n for _, n in factors.values()),
+                       " x ".join(f"{n} {k}" for k, (_, n) in factors.items()))
+    sx = max(sigma_from_bandwidth(f, bandwidth) if s is None else s for f in freqs for s in sig)
+    side = 2 * max(half_size(0.0, sx, sx / gamma, n_stds)) + 1  # the largest over all angles (at θ = 0)
+    if sigmas is None:
+        check_kernel_side("frequencies", frequencies, side, "use higher frequencies (σ ∝ 1/f), a wider "
+                          "bandwidth or gamma nearer 1")
+    else:
+        check_kernel_side("sigmas", sigmas, side, "use smaller sigmas, a smaller n_stds or gamma nearer 1")
+    angles = ([k * math.pi / n_thetas for k in range(n_thetas)] if counted
+              else [float(t) for t in thetas])  # type: ignore[union-attr]
     kernels, names, params = [], [], []
     for f in freqs:
         for theta in angles:

@@ -16,9 +16,11 @@ import torch
 from ..errors import CnnlabError
 from . import _classic, _gabor, _haar  # noqa: F401  (importing them registers the built-in banks)
 from ._bank import DerivedResponse, FilterBank, build_bank, register_bank, registered_banks
-from .convolve import Boundary, Padding, convolve2d
+from ._limits import check_memory
+from .convolve import Boundary, Padding, convolve2d, output_size, resolve_padding
 
-__all__ = ["DerivedResponse", "FilterBank", "apply_bank", "list_banks", "make_bank", "register_bank"]
+__all__ = ["DerivedResponse", "FilterBank", "apply_bank", "list_banks", "make_bank", "register_bank",
+           "response_shape"]
 
 
 def list_banks() -> list[str]:
@@ -54,6 +56,20 @@ def _as_float_batch(images: Any) -> torch.Tensor:
     return x if x.is_floating_point() else x.to(torch.float32)
 
 
+def response_shape(bank: FilterBank, height: int, width: int, *, padding: Padding = "same",
+                   derived: bool = True) -> tuple[int, int, int]:
+    """The ``(responses, H', W')`` that :func:`apply_bank` returns for one ``height x width`` image.
+
+    Lets a caller check the memory a run will need before running it (see ``cnnlab.filters._limits``).
+    """
+    (top, bottom), (left, right) = resolve_padding(padding, bank.kernel_size, (1, 1))
+    kh, kw = bank.kernel_size
+    n = bank.out_channels + (len(bank.derived) if derived else 0)
+    h = output_size(height, kh, pad=(top, bottom), stride=bank.stride)
+    w = output_size(width, kw, pad=(left, right), stride=bank.stride)
+    return n, max(h, 0), max(w, 0)
+
+
 def apply_bank(images: Any, bank: FilterBank, *, padding: Padding = "same", boundary: Boundary = "zeros",
                derived: bool = True) -> torch.Tensor:
     """Run every filter of ``bank`` over every image in one batched convolution.
@@ -70,8 +86,15 @@ def apply_bank(images: Any, bank: FilterBank, *, padding: Padding = "same", boun
     Returns:
         Float Tensor ``[N, out (+ derived), H', W']`` in the order of ``bank.response_names``; the bank's
         stride applies (Haar wavelet: H' = ceil(H / 2) with "same").
+
+    Raises:
+        CnnlabError: when the responses would exceed the filters memory budget (``CNNLAB_FILTERS_MAX_MB``).
     """
     x = _as_float_batch(images)
+    r, h, w_ = response_shape(bank, int(x.shape[2]), int(x.shape[3]), padding=padding, derived=derived)
+    size = 8 if x.dtype == torch.float64 else 4
+    what = f"{bank.name} responses ({x.shape[0]} image(s) x {r} x {h}x{w_})"
+    check_memory(size * x.shape[0] * r * h * w_, what, "use fewer kernels or images")
     if x.shape[1] != bank.in_channels:
         if bank.in_channels != 1:
             raise CnnlabError(

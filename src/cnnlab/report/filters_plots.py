@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from .grids import finish_grid
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
@@ -20,6 +22,14 @@ if TYPE_CHECKING:
 
 #: Signed responses and kernels: diverging map centred on zero (red positive, blue negative).
 SIGNED_CMAP = "RdBu_r"
+#: Non-negative responses (e.g. a gradient magnitude): a sequential map from 0.
+NONNEGATIVE_CMAP = "magma"
+#: The colour limit of a response is this percentile of its |values| (robust: a few outliers saturate
+#: instead of washing out the rest); kernels use their exact maximum.
+RESPONSE_PERCENTILE = 99.0
+#: Colour limits never go below this: a response smaller than it everywhere is float rounding noise of a
+#: zero response (a zero-mean kernel on a flat image) and is drawn neutral, not stretched to full contrast.
+MIN_COLOUR_LIMIT = 1e-6
 
 
 def _title(text: str, width: int = 14) -> str:
@@ -32,20 +42,32 @@ def _off(ax: Any) -> None:
     ax.set_yticks([])
 
 
-def _signed(ax: Any, arr: np.ndarray) -> Any:
-    lim = float(np.abs(arr).max()) or 1.0
-    return ax.imshow(arr, cmap=SIGNED_CMAP, vmin=-lim, vmax=lim, interpolation="nearest")
+def colour_limit(arr: np.ndarray, percentile: float = RESPONSE_PERCENTILE) -> float:
+    """A colour limit: the ``percentile`` of ``|arr|``, at least :data:`MIN_COLOUR_LIMIT`."""
+    return max(float(np.percentile(np.abs(arr), percentile)), MIN_COLOUR_LIMIT)
 
 
-def kernel_grid_figure(bank: FilterBank, *, cols: int = 8, title: str = "") -> Figure:
-    """Every kernel of ``bank`` as a small image, titled with its parameters.
+def _draw(ax: Any, arr: np.ndarray, *, signed: bool, percentile: float) -> Any:
+    """imshow ``arr``: signed with a CenteredNorm (symmetric about 0), else a Normalize from 0."""
+    from matplotlib.colors import CenteredNorm, Normalize
 
-    Kernels are drawn with a diverging colour map centred on zero; multi-channel kernels show their
-    channel mean.
+    lim = colour_limit(arr, percentile)
+    if signed:
+        return ax.imshow(arr, cmap=SIGNED_CMAP, norm=CenteredNorm(vcenter=0.0, halfrange=lim),
+                         interpolation="nearest")
+    return ax.imshow(arr, cmap=NONNEGATIVE_CMAP, norm=Normalize(0.0, lim), interpolation="nearest")
+
+
+def kernel_grid_figure(bank: FilterBank, *, cols: int = 8, max_kernels: int = 64, title: str = "") -> Figure:
+    """The kernels of ``bank`` as small images, titled with their parameters.
+
+    Kernels are drawn with a diverging colour map centred on zero (limit: the kernel's largest |weight|);
+    multi-channel kernels show their channel mean.
 
     Args:
         bank: The bank to draw.
         cols: Panels per row.
+        max_kernels: Draw at most this many (the first ones); the title says how many were left out.
         title: Figure title (default: the bank name, kernel count and size).
 
     Returns:
@@ -53,24 +75,24 @@ def kernel_grid_figure(bank: FilterBank, *, cols: int = 8, title: str = "") -> F
     """
     from matplotlib.figure import Figure
 
-    kernels = bank.weight.detach().to(torch.float64).mean(dim=1).cpu().numpy()
-    n = len(kernels)
+    n_all = bank.out_channels
+    n = min(n_all, max_kernels)
+    kernels = bank.weight[:n].detach().to(torch.float64).mean(dim=1).cpu().numpy()
     cols = max(1, min(cols, n))
     rows = -(-n // cols)
     fig = Figure(figsize=(1.5 * cols, 1.75 * rows + 0.4))
     axes = fig.subplots(rows, cols, squeeze=False)
     for k, ax in enumerate(axes.flat):
         if k < n:
-            _signed(ax, kernels[k])
+            _draw(ax, kernels[k], signed=True, percentile=100.0)
             ax.set_title(_title(bank.names[k]), fontsize=7)
             _off(ax)
         else:
             ax.axis("off")
     kh, kw = bank.kernel_size
     stride = f", stride {bank.stride}" if bank.stride != 1 else ""
-    fig.suptitle(title or f"{bank.name}: {n} kernels, {kh}x{kw}{stride}", fontsize=10)
-    fig.tight_layout()
-    return fig
+    shown = f" (first {n} shown)" if n < n_all else ""
+    return finish_grid(fig, title or f"{bank.name}: {n_all} kernels, {kh}x{kw}{stride}{shown}")
 
 
 def _image_panel(image: torch.Tensor) -> tuple[np.ndarray, dict[str, Any]]:
@@ -91,19 +113,28 @@ def response_grid_figure(
     max_filters: int = 16,
     row_labels: Sequence[str] | None = None,
     nonnegative: Sequence[bool] | None = None,
+    percentile: float = RESPONSE_PERCENTILE,
     title: str = "",
 ) -> Figure:
     """A grid of images x filters: each row one image, then its response to every filter.
 
+    Signed responses use a diverging map centred on 0 (``CenteredNorm``: symmetric limits); non-negative
+    ones a sequential map from 0. Each panel's limit is the ``percentile`` of its |values| (see
+    :func:`colour_limit`), so a few extreme pixels (e.g. zero padding around a bright photo) saturate
+    instead of washing the rest out.
+
     Args:
         images: The input images, ``[N, C, H, W]`` or a list of ``[C, H, W]`` (sizes may differ).
         responses: Per image ``[out, H', W']`` (a list, or one ``[N, out, H', W']`` tensor), in the order
-            of ``names`` (e.g. ``bank.response_names`` from :func:`cnnlab.filters.apply_bank`).
+            of ``names`` (e.g. ``bank.response_names`` from :func:`cnnlab.filters.apply_bank`); only the
+            first ``max_filters`` are drawn, so a caller may pass just those.
         names: One title per response (the filter parameters).
         max_filters: At most this many response columns (the first ones).
         row_labels: One label per image (e.g. its class or file name).
         nonnegative: Per response, True to draw it with a sequential map from 0 (e.g. a gradient
-            magnitude); default: responses with no negative values in any image.
+            magnitude; ``bank.nonnegative_responses`` says which); default: responses with no negative
+            and some positive values (an all-zero response stays on the signed scale: neutral).
+        percentile: Percentile of |response| that sets each panel's colour limit (100: the maximum).
         title: Figure title.
 
     Returns:
@@ -112,9 +143,10 @@ def response_grid_figure(
     from matplotlib.figure import Figure
 
     n_img = len(images)
-    n_resp = min(len(names), max_filters)
+    n_resp = min(len(names), max_filters, *(len(r) for r in responses))
     if nonnegative is None:
-        nonnegative = [all(bool((r[j] >= 0).all()) for r in responses) for j in range(n_resp)]
+        nonnegative = [all(bool((r[j] >= 0).all()) for r in responses)
+                       and any(bool((r[j] > 0).any()) for r in responses) for j in range(n_resp)]
     cols = n_resp + 1
     fig = Figure(figsize=(1.45 * cols, 1.55 * n_img + 0.7))
     axes = fig.subplots(n_img, cols, squeeze=False)
@@ -124,19 +156,12 @@ def response_grid_figure(
         _off(axes[i, 0])
         if row_labels is not None:
             axes[i, 0].set_ylabel(_title(str(row_labels[i]), 16), fontsize=7)
-        resp = responses[i].detach().cpu().to(torch.float64).numpy()
+        resp = responses[i][:n_resp].detach().cpu().to(torch.float64).numpy()
         for j in range(n_resp):
-            ax = axes[i, j + 1]
-            if nonnegative[j]:
-                ax.imshow(resp[j], cmap="magma", vmin=0.0, vmax=float(resp[j].max()) or 1.0,
-                          interpolation="nearest")
-            else:
-                _signed(ax, resp[j])
-            _off(ax)
+            _draw(axes[i, j + 1], resp[j], signed=not nonnegative[j], percentile=percentile)
+            _off(axes[i, j + 1])
     axes[0, 0].set_title("image", fontsize=7)
     for j in range(n_resp):
         axes[0, j + 1].set_title(_title(names[j]), fontsize=7)
     shown = f" (first {n_resp} of {len(names)})" if n_resp < len(names) else ""
-    fig.suptitle((title or "filter responses") + shown, fontsize=10)
-    fig.tight_layout()
-    return fig
+    return finish_grid(fig, (title or "filter responses") + shown)

@@ -1,4 +1,5 @@
-"""Image grids: sample images per class, and the same images augmented several times.
+"""Image grids: sample images per class, and the same images augmented several times; and
+:func:`finish_grid`, the layout step every grid of tiles ends with (the figure title never overlaps a tile).
 
 Figures are built with ``matplotlib.figure.Figure`` directly (no pyplot, no global state); save them
 with :func:`cnnlab._io.save_figure`, or use :func:`save_sample_grid`.
@@ -7,6 +8,7 @@ with :func:`cnnlab._io.save_figure`, or use :func:`save_sample_grid`.
 from __future__ import annotations
 
 import os
+import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,6 +31,54 @@ def pick_per_class(labels: torch.Tensor, n: int, num_classes: int) -> torch.Tens
         picked += [p[depth] for p in per_class if depth < len(p)][: n - len(picked)]
         depth += 1
     return torch.tensor(picked, dtype=torch.int64)
+
+
+def finish_grid(fig: Figure, title: str, *, fontsize: float = 10) -> Figure:
+    """Give a grid of tiles its title and lay it out so that no title overlaps a tile.
+
+    The title is wrapped to the figure's width (a grid of one or two tiles is narrower than its title), and
+    the figure uses matplotlib's constrained layout, which reserves room for the figure title and for every
+    tile's own (possibly multi-line) title. Call it once, instead of ``suptitle`` + ``tight_layout``.
+
+    Args:
+        fig: The figure, with its tiles drawn.
+        title: The figure title ("" for none).
+        fontsize: Title font size in points.
+
+    Returns:
+        ``fig``.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    fig.set_layout_engine("constrained")
+    if title:
+        text = fig.suptitle(title, fontsize=fontsize)
+        renderer = FigureCanvasAgg(fig).get_renderer()
+        width, room = text.get_window_extent(renderer).width, 0.95 * fig.bbox.width
+        if width > room:
+            text.set_text("\n".join(textwrap.wrap(title, max(8, int(len(title) * room / width)))))
+    return fig
+
+
+def title_overlaps(fig: Figure) -> list[int]:
+    """Indices (in ``fig.axes``) of the visible tiles that the figure title overlaps, once drawn.
+
+    A tile counts with its own title and labels (matplotlib's tight bounding box). An empty list means the
+    layout is clean; it is what the figure tests assert for every grid :func:`finish_grid` lays out.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    title = fig.get_suptitle()
+    if not title:
+        return []
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    (text,) = [t for t in fig.texts if t.get_text() == title]  # suptitle() adds one Text to fig.texts
+    box = text.get_window_extent(renderer)
+    shown = [(i, ax) for i, ax in enumerate(fig.axes) if ax.get_visible() and ax.axison]
+    tiles = [(i, ax.get_tightbbox(renderer)) for i, ax in shown]
+    return [i for i, tile in tiles if tile is not None and box.overlaps(tile)]
 
 
 def _show(ax: object, image: torch.Tensor) -> None:
@@ -57,10 +107,7 @@ def sample_grid_figure(dataset: ImageTensorDataset, *, n: int = 32, cols: int = 
             ax.set_title(dataset.classes[int(labels[k])], fontsize=8)
         else:
             ax.axis("off")
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    return fig
+    return finish_grid(fig, title, fontsize=12)
 
 
 def augment_grid_figure(
@@ -85,10 +132,7 @@ def augment_grid_figure(
     axes[0, 0].set_title("original", fontsize=8)
     for c in range(1, copies + 1):
         axes[0, c].set_title(f"augmented {c}", fontsize=8)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    return fig
+    return finish_grid(fig, title, fontsize=12)
 
 
 def save_sample_grid(

@@ -14,11 +14,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from .grids import finish_grid
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
     from ..interpret.cam import CamResult, TopChannels
-    from ..interpret.feature_maps import FeatureMaps
+    from ..interpret.feature_maps import FeatureMaps, MapScale
     from ..interpret.filter_vis import FilterVisResult
     from ..interpret.metrics import FaithfulnessCurves
 
@@ -66,32 +68,51 @@ def overlays(images: torch.Tensor, maps: torch.Tensor, *, alpha: float = 0.5) ->
     return torch.stack([overlay_heatmap(img, m, alpha=alpha) for img, m in zip(images, maps, strict=True)])
 
 
-def feature_map_figure(fm: FeatureMaps, *, max_channels: int = 64, cols: int = 8, title: str = "") -> Figure:
-    """All channels of one layer for one image (each scaled to its own range; dead ones marked)."""
+def feature_map_figure(fm: FeatureMaps, *, max_channels: int = 64, cols: int = 8, scale: MapScale = "channel",
+                       title: str = "") -> Figure:
+    """All channels of one layer for one image; dead channels are drawn flat and marked.
+
+    Args:
+        fm: From :func:`cnnlab.interpret.feature_maps`.
+        max_channels: Draw the first this many channels.
+        cols: Tiles per row.
+        scale: "channel" (each channel stretched to its own range) or "layer" (one scale for the layer,
+            so channels compare); see :func:`cnnlab.interpret.feature_maps.normalise_maps`.
+        title: Figure title (default: layer, channel count, dead count and the scale).
+
+    Returns:
+        The figure; every tile is drawn with ``vmin=0, vmax=1`` from the normalised maps.
+    """
+    from ..interpret.feature_maps import normalise_maps
+
     k = min(max_channels, fm.maps.shape[0])
+    shown_maps = normalise_maps(fm, scale)[:k].cpu().numpy()
     fig, axes = _grid(k, cols, cell=1.2)
     for c, ax in zip(range(k), axes, strict=False):
-        ax.imshow(fm.maps[c].cpu().numpy(), cmap="viridis")
+        ax.imshow(shown_maps[c], cmap="viridis", vmin=0.0, vmax=1.0, interpolation="nearest")
         dead = bool(fm.dead[c])
         ax.set_title(f"{c}{' dead' if dead else ''}", fontsize=7, color="red" if dead else "black")
     n_dead = int(fm.dead.sum())
     shown = f" (first {k} of {fm.maps.shape[0]})" if k < fm.maps.shape[0] else ""
-    fig.suptitle(title or f"{fm.layer}: {fm.maps.shape[0]} channels{shown}, {n_dead} dead for this input")
-    fig.tight_layout()
-    return fig
+    default = (f"{fm.layer}: {fm.maps.shape[0]} channels{shown}, {n_dead} dead for this input, "
+               f"scaled per {scale}")
+    return finish_grid(fig, title or default, fontsize=11)
 
 
 def channel_across_figure(images: torch.Tensor, maps: torch.Tensor, *, channel: int, layer: str) -> Figure:
-    """One channel for several images: the image above, its activation below (shared colour scale)."""
+    """One channel for several images: the image above, its activation below (one colour scale for all).
+
+    A channel that is constant (e.g. 0 everywhere: dead) is drawn flat, at the bottom of the scale.
+    """
     n = len(images)
     fig, axes = _grid(2 * n, n, cell=1.6)
     vmin, vmax = float(maps.min()), float(maps.max())
+    vmax = vmax if vmax > vmin else vmin + 1.0
     for i in range(n):
         _show(axes[i], images[i])
-        axes[n + i].imshow(maps[i].cpu().numpy(), cmap="viridis", vmin=vmin, vmax=vmax)
-    fig.suptitle(f"{layer}, channel {channel}")
-    fig.tight_layout()
-    return fig
+        axes[n + i].imshow(maps[i].cpu().numpy(), cmap="viridis", vmin=vmin, vmax=vmax,
+                           interpolation="nearest")
+    return finish_grid(fig, f"{layer}, channel {channel}", fontsize=11)
 
 
 def filter_vis_figure(res: FilterVisResult, *, cols: int = 8) -> Figure:

@@ -1,0 +1,125 @@
+"""Limits that keep a filter bank and its responses in memory, checked before anything is allocated.
+
+* At most ``CNNLAB_MAX_FILTERS`` kernels in one bank (default 1024).
+* Kernels at most :data:`MAX_KERNEL_SIDE` pixels a side: a larger sigma or window is not a filter for an
+  image (and a 257x257 kernel already costs 66,049 multiply-adds per output pixel).
+* Kernels plus responses at most ``CNNLAB_FILTERS_MAX_MB`` MiB (default 1024).
+
+A refused request raises :class:`BankParamError` (for a bank parameter: it names the parameter, so the
+CLI can name its own option) or :class:`cnnlab.errors.CnnlabError`, one line with the limit and how to
+raise it. Before these limits, ``--thetas 1000000`` allocated 5.3 GB (issue 12).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import reprlib
+
+from ..errors import CnnlabError
+
+#: Environment variable: the most kernels one bank may hold.
+ENV_MAX_FILTERS = "CNNLAB_MAX_FILTERS"
+DEFAULT_MAX_FILTERS = 1024
+#: Environment variable: the memory budget (MiB) for a bank's kernels and its responses.
+ENV_MAX_MB = "CNNLAB_FILTERS_MAX_MB"
+DEFAULT_MAX_MB = 1024
+#: The largest kernel side in pixels.
+MAX_KERNEL_SIDE = 257
+
+
+class BankParamError(CnnlabError):
+    """A bad value of one bank parameter.
+
+    Attributes:
+        param: The parameter's name (e.g. "thetas").
+        value: The value given.
+        reason: What is wrong and the fix, without the parameter's name.
+    """
+
+    def __init__(self, param: str, value: object, reason: str) -> None:
+        self.param = param
+        self.value = value
+        self.reason = reason
+        super().__init__(f"{param}={reprlib.repr(value)}: {reason}")
+
+
+def _env_limit(name: str, default: int) -> int:
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise CnnlabError(f"{name}={text!r}: expected a positive whole number (default {default})")
+    return value
+
+
+def max_filters() -> int:
+    """The kernel-count limit: ``$CNNLAB_MAX_FILTERS`` or 1024."""
+    return _env_limit(ENV_MAX_FILTERS, DEFAULT_MAX_FILTERS)
+
+
+def max_bytes() -> int:
+    """The memory budget in bytes: ``$CNNLAB_FILTERS_MAX_MB`` MiB, or 1024 MiB."""
+    return _env_limit(ENV_MAX_MB, DEFAULT_MAX_MB) * 2**20
+
+
+def check_filter_count(param: str, value: object, count: int, detail: str = "") -> None:
+    """Refuse a bank of more than :func:`max_filters` kernels.
+
+    Args:
+        param: The parameter that sets the count (the largest factor of it).
+        value: Its value, as given.
+        count: The number of kernels the bank would hold.
+        detail: How the count comes about, e.g. "3 frequencies x 1000000 thetas".
+
+    Raises:
+        BankParamError: over the limit.
+    """
+    limit = max_filters()
+    if count > limit:
+        how = f"{detail} = " if detail else ""
+        raise BankParamError(param, value, f"{how}{count:,} kernels, over the limit of {limit:,}; "
+                                           f"give fewer, or raise the limit with {ENV_MAX_FILTERS}={count}")
+
+
+def check_kernel_side(param: str, value: object, side: int, fix: str) -> None:
+    """Refuse a kernel more than :data:`MAX_KERNEL_SIDE` pixels a side.
+
+    Args:
+        param: The parameter that sets the size.
+        value: Its value, as given.
+        side: The side the kernel would get.
+        fix: What to change, e.g. "use smaller sigmas".
+
+    Raises:
+        BankParamError: naming ``param``.
+    """
+    if side > MAX_KERNEL_SIDE:
+        raise BankParamError(param, value, f"needs a {side:,}x{side:,} kernel, over the largest allowed "
+                                           f"({MAX_KERNEL_SIDE}x{MAX_KERNEL_SIDE}); {fix}")
+
+
+def _mib(nbytes: int) -> str:
+    return f"{nbytes / 2**20:,.0f} MiB" if nbytes >= 2**20 else f"{nbytes / 2**10:,.0f} KiB"
+
+
+def check_memory(nbytes: int, what: str, fix: str) -> None:
+    """Refuse an allocation of ``nbytes`` above :func:`max_bytes`.
+
+    Args:
+        nbytes: Bytes the tensors would take.
+        what: What they are, e.g. "responses (4 images x 3000 x 150x150 float32)".
+        fix: How to need less, e.g. "use fewer kernels or images".
+
+    Raises:
+        CnnlabError: one line with the size, the budget and the environment variable that raises it.
+    """
+    limit = max_bytes()
+    if nbytes > limit:
+        need = math.ceil(nbytes / 2**20)
+        raise CnnlabError(f"{what} would take {_mib(nbytes)}, over the filters memory budget of "
+                          f"{_mib(limit)}; {fix}, or raise the budget with {ENV_MAX_MB}={need}")
