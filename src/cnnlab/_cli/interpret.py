@@ -170,10 +170,14 @@ def features(
     inputs: list[str] = typer.Argument(..., metavar="RUN|IMAGE IMAGE...",
                                        help="A run folder then image(s), or image(s) with --model."),
     model: str | None = typer.Option(None, "--model", help="A registry model (pretrained when offline)."),
-    layer: str = typer.Option("Conv2d:0", "--layer", help="Dotted name, Type:index (Conv2d:-1) or auto."),
+    layer: str = typer.Option(
+        "auto", "--layer", help="auto (the first post-activation map), a dotted name or Type:index."
+    ),
     channel: int | None = typer.Option(None, "--channel",
                                        help="Show this one channel across all the images instead."),
     max_channels: int = typer.Option(64, "--max-channels", help="Channels drawn in the grid."),
+    scale: str = typer.Option("channel", "--scale",
+                              help="channel (each tile its own range) or layer (one range: tiles compare)."),
     out: Path = typer.Option(Path("features.png"), "--out", help="Figure file."),
     as_json: bool = typer.Option(False, "--json", help="Print paths and numbers as JSON."),
 ) -> None:
@@ -207,7 +211,7 @@ def features(
         message = f"{flags.layer} channel {channel} across {len(paths)} images -> {out}"
     else:
         fm = feature_maps(src.model, x[0], layer)
-        save_figure(out, plots.feature_map_figure(fm, max_channels=max_channels))
+        save_figure(out, plots.feature_map_figure(fm, max_channels=max_channels, scale=scale))  # type: ignore[arg-type]
         dead = [int(i) for i in fm.dead.nonzero().flatten()]
         summary = {
             "source": src.label, "image": str(paths[0]), "layer": fm.layer, "shape": list(fm.maps.shape),
