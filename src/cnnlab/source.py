@@ -23,9 +23,12 @@ if TYPE_CHECKING:
     from .data.transforms import Preprocess
     from .train.runfolder import LoadedRun
 
-__all__ = ["ModelSource", "is_spec", "resolve_model"]
+__all__ = ["RANDOM_WEIGHTS", "ModelSource", "is_spec", "resolve_model"]
 
 WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".ckpt", ".bin")
+
+#: What figures and messages made with a random initialisation say (``ModelSource.weights == "random"``).
+RANDOM_WEIGHTS = "random weights"
 
 
 @dataclass
@@ -41,6 +44,10 @@ class ModelSource:
         num_classes: Outputs of the model (1 for a one-logit binary model).
         run: The run folder read back, when the source is one.
         notices: One-line notices for the user (e.g. weights not available offline).
+        weights: Where the weights come from: ``"trained"`` (a run folder, or cnnlab's own exported
+            ``model.safetensors``), ``"pretrained"`` (released or other local weights) or ``"random"``
+            (an initialisation: every figure and ``--json`` made with it says so). Default: from
+            ``learned``.
     """
 
     model: nn.Module
@@ -51,6 +58,17 @@ class ModelSource:
     num_classes: int
     run: LoadedRun | None = None
     notices: list[str] = field(default_factory=list)
+    weights: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.weights:
+            self.weights = "trained" if self.learned else "random"
+        self.learned = self.weights != "random"
+
+    @property
+    def random_note(self) -> str:
+        """``" (random weights)"`` for a random initialisation, else ``""``: for titles and messages."""
+        return f" ({RANDOM_WEIGHTS})" if self.weights == "random" else ""
 
     @property
     def binary(self) -> bool:
@@ -103,7 +121,9 @@ def resolve_model(
         return _from_run(path)
     text = str(source)
     if path.is_file() and path.suffix.lower() in WEIGHT_SUFFIXES:
-        return _from_registry(_architecture_of(path), weights=path, pretrained=None, num_classes=num_classes)
+        src = _from_registry(_architecture_of(path), weights=path, pretrained=None, num_classes=num_classes)
+        src.weights = "trained"  # a cnnlab export (the file records its architecture): a trained run's
+        return src
     if is_spec(text):
         return _from_spec(text, num_classes=num_classes, input_size=input_size)
     if not path.exists() and (os.sep in text or "/" in text) and ":" not in text.split("/", 1)[0]:
@@ -191,7 +211,9 @@ def _from_registry(
         preprocess = Preprocess(size, (0.0,) * size[0], (1.0,) * size[0])
     n_out = _outputs(model)
     label = name if weights is None else f"{name} ({weights})"
-    return ModelSource(model, _classes(model, n_out), preprocess, label, bool(source), n_out, notices=notices)
+    kind = "pretrained" if source else "random"
+    return ModelSource(model, _classes(model, n_out), preprocess, label, bool(source), n_out, notices=notices,
+                       weights=kind)
 
 
 def _from_spec(text: str, *, num_classes: int | None, input_size: tuple[int, int, int] | None) -> ModelSource:

@@ -52,7 +52,8 @@ def test_evaluate_json_shape(trained_run):
     proc = _cnnlab("evaluate", str(trained_run), "--json")
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
-    assert set(doc) == {"accuracy", "loss", "per_class", "confusion", "top_losses"}
+    assert set(doc) == {"accuracy", "loss", "per_class", "confusion", "top_losses", "weights"}
+    assert doc["weights"] == "trained"
     classes = json.loads((trained_run / "classes.json").read_text())
     assert list(doc["per_class"]) == classes
     assert all(set(v) == {"precision", "recall", "f1", "support"} for v in doc["per_class"].values())

@@ -17,8 +17,25 @@ from cnnlab.train.run import fit
 BASE = {"data": "sample", "model": "mnist_cnn", "limit": 120, "batch_size": 32, "progress": False, "seed": 0}
 
 
+def _start_weights(tmp_path: Path, model: str) -> Path:
+    """A local weights file to start from (as a user fine-tunes their own net): ``features`` and
+    ``partial`` freeze the backbone, so fit refuses them on a random one."""
+    from safetensors.torch import save_file
+
+    from cnnlab.models import create_model
+
+    path = tmp_path / f"{model}-start.safetensors"
+    if not path.is_file():
+        torch.manual_seed(1)
+        save_file(create_model(model).state_dict(), str(path))
+    return path
+
+
 def _cfg(tmp_path: Path, name: str, **kw: Any) -> TrainConfig:
-    return TrainConfig(**{**BASE, "out": str(tmp_path / name), "cache_dir": str(tmp_path / "cache"), **kw})
+    values = {**BASE, "out": str(tmp_path / name), "cache_dir": str(tmp_path / "cache"), **kw}
+    if values.get("transfer") in ("features", "partial") and not values.get("pretrained"):
+        values["weights"] = str(_start_weights(tmp_path, values["model"]))
+    return TrainConfig(**values)
 
 
 def _files(run: Path) -> tuple[str, dict[str, torch.Tensor]]:
@@ -109,7 +126,8 @@ def test_partial_on_model_without_blocks_names_unfreeze_layers(tmp_path: Path) -
     with pytest.raises(ModelError, match="unfreeze_layers"):
         fit(_cfg(tmp_path, "p", model=BLOCKLESS, transfer="partial", epochs=1))
     code, text = _cli(["train", "--data", "sample", "--model", BLOCKLESS, "--transfer", "partial", "--limit",
-                       "40", "--epochs", "1", "--out", str(tmp_path / "cli"), "--no-progress"])
+                       "40", "--epochs", "1", "--out", str(tmp_path / "cli"), "--no-progress",
+                       "--weights", str(_start_weights(tmp_path, BLOCKLESS))])
     assert code == 2 and "error:" in text and "--unfreeze-layers" in text and "Traceback" not in text
     named = fit(_cfg(tmp_path, "named", model=BLOCKLESS, transfer="partial", epochs=1,
                      unfreeze_layers=("features.s3",)))

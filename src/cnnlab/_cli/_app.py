@@ -1,7 +1,8 @@
 """The Typer application and the helpers every command shares.
 
-User errors (:class:`cnnlab.errors.CnnlabError`) become one line on stderr and exit status 2,
-with no traceback; everything else is a bug and keeps its traceback.
+User errors (:class:`cnnlab.errors.CnnlabError`) and click's usage errors (an unknown option, a value
+of the wrong type, a missing argument) become one line on stderr and exit status 2, with no traceback;
+everything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -19,13 +20,15 @@ from ..errors import CnnlabError
 if TYPE_CHECKING:
     from typer._click import ClickException as _ClickException
     from typer._click import Context, echo
+    from typer._click.exceptions import UsageError
 else:
     try:  # typer >= 0.2x runs its own vendored click: its exceptions are the ones typer's main() handles
         from typer._click import ClickException as _ClickException
         from typer._click import Context, echo
+        from typer._click.exceptions import UsageError
     except ImportError:  # pragma: no cover - older typer uses click itself
         from click import ClickException as _ClickException
-        from click import Context, echo
+        from click import Context, UsageError, echo
 
 #: Progress bars, tables and messages go to stderr so that ``--json`` stdout stays machine-readable.
 console = Console(stderr=True)
@@ -40,7 +43,21 @@ class UserError(_ClickException):
         echo(f"error: {self.format_message()}", err=True)
 
 
+def usage_line(exc: Any) -> str:
+    """Click's usage error in one line (click prints usage, a hint and the error on three)."""
+    text = " ".join(str(exc.format_message()).split()).rstrip(".").replace(": Value error, ", ": ")
+    text = text[:1].lower() + text[1:]
+    ctx = getattr(exc, "ctx", None)
+    return f"{text} (see `{ctx.command_path} --help`)" if ctx is not None else text
+
+
 class _Group(TyperGroup):
+    def parse_args(self, ctx: Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except UsageError as exc:  # `cnnlab --bad`: the group's own options
+            raise UserError(usage_line(exc)) from None
+
     def invoke(self, ctx: Context) -> Any:
         from .._perf import tune_allocator
 
@@ -49,6 +66,8 @@ class _Group(TyperGroup):
             return super().invoke(ctx)
         except CnnlabError as exc:
             raise UserError(exc.cli_message()) from None
+        except UsageError as exc:  # a command's options: parsed here, when the command is invoked
+            raise UserError(usage_line(exc)) from None
 
 
 app = typer.Typer(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -27,6 +28,16 @@ def _parse_input(text: str) -> tuple[int, ...]:
     return dims
 
 
+def _check_summary_memory(model: Any, dims: tuple[int, ...], name: str) -> None:
+    """The summary runs the model once on a zero image: refuse one over the memory budget first."""
+    from ..memory import check_memory, dry_forward
+
+    probe = dry_forward(model, dims)
+    size = "x".join(map(str, dims))
+    check_memory(probe.activation_bytes + 4 * math.prod(dims), f"summarising {name} on a {size} input",
+                 "use a smaller `input_size`")
+
+
 @app.command()
 def summary(
     target: str = typer.Argument(
@@ -43,9 +54,14 @@ def summary(
     from ..source import resolve_model
     from ..summary import summarize, summary_table
 
+    if num_classes is not None and num_classes < 1:
+        raise ModelArgumentError(f"{num_classes}: a classifier needs at least 1 output", param="num_classes")
+    if depth is not None and depth < 0:
+        raise ModelArgumentError(f"{depth}: must be 0 or more (0 shows the top-level layers)", param="depth")
     dims = _parse_input(input_size) if input_size else None
     src = resolve_model(target, pretrained=False, num_classes=num_classes, input_size=dims)  # type: ignore[arg-type]
     name = f"{src.run.config.model} ({src.label})" if src.run is not None else src.label
+    _check_summary_memory(src.model, dims or src.image_size, name)
     result = summarize(src.model, dims or src.image_size, model_name=name)
     if json_out:
         print_json(result.to_dict())

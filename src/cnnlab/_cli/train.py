@@ -7,14 +7,16 @@ names are checked against their registries there, so the choices are never liste
 from __future__ import annotations
 
 import logging
+import os
 import warnings
 from pathlib import Path
 from typing import Any
 
 import typer
 
+from ..errors import CnnlabError, DataError
 from ..models.surgery import HeadKind
-from ..train.config import Optimizer, Schedule, Strategy, TrainConfig, Transfer
+from ..train.config import Accelerator, Optimizer, Schedule, Strategy, TrainConfig, Transfer
 from ._app import app, console, print_json
 
 
@@ -37,6 +39,24 @@ def _check_registries(model: str, augment: str) -> None:
     get_preset(augment)
 
 
+def check_data_exists(spec: str) -> None:
+    """A data SPEC that names a path must exist: said at once, before the slow imports.
+
+    Dataset names (``sample``, ``mnist``) are checked by the data layer; this only catches a folder or
+    file that is not there, the commonest mistake, in the time ``cnnlab --help`` takes.
+    """
+    path = Path(spec).expanduser()
+    looks_like_path = os.sep in spec or "/" in spec or spec.startswith((".", "~")) or path.suffix != ""
+    if looks_like_path and not path.exists():
+        raise DataError(f"{spec}: no such folder or file; pass an existing image folder or .csv file, or a "
+                        "dataset name such as sample", param="data")
+
+
+def cli_text(text: str) -> str:
+    """A library message (options in backticks, ``lower `lr```) as the CLI says it (``lower --lr``)."""
+    return CnnlabError(text).cli_message()
+
+
 def _explicit(ctx: typer.Context) -> set[str]:
     """Parameters the user typed (not defaults)."""
     # Compared by name: typer may run its own vendored copy of click's ParameterSource enum.
@@ -48,7 +68,11 @@ def _explicit(ctx: typer.Context) -> set[str]:
 def train(
     ctx: typer.Context,
     data: str = typer.Option("sample", "--data", help="sample | mnist | fashion-mnist | FOLDER | CSV"),
-    model: str = typer.Option("mnist_cnn", "--model", help="a name from `cnnlab models`, or timm:<name>"),
+    model: str | None = typer.Option(
+        None, "--model", show_default=False,
+        help="a name from `cnnlab models`, or timm:<name> [default: one that fits the data: mnist_cnn for "
+             "sample, mnist, fashion-mnist; cats_cnn for photo folders and CSVs]",
+    ),
     pretrained: bool = typer.Option(False, "--pretrained", help="start from the model's pretrained weights"),
     weights: Path | None = typer.Option(
         None, "--weights", help="local .pth/.safetensors weights (implies --pretrained)"
@@ -58,7 +82,11 @@ def train(
     ),
     epochs: int = typer.Option(10, "--epochs"),
     batch_size: int = typer.Option(64, "--batch-size"),
-    lr: float = typer.Option(1e-3, "--lr", help="learning rate (of the head when transferring)"),
+    lr: float | None = typer.Option(
+        None, "--lr", show_default=False,
+        help="learning rate (of the head when transferring) [default: the model's recommended one "
+             "(cats_cnn: 3e-4), else 1e-3]",
+    ),
     backbone_lr_mult: float = typer.Option(0.1, "--backbone-lr-mult", help="backbone lr = lr x this"),
     weight_decay: float = typer.Option(0.0, "--weight-decay"),
     optimizer: Optimizer = typer.Option(Optimizer.ADAM, "--optimizer"),
@@ -73,7 +101,7 @@ def train(
     devices: str = typer.Option("1", "--devices", help="devices per node (a number or 'auto')"),
     num_nodes: int = typer.Option(1, "--num-nodes"),
     strategy: Strategy = typer.Option(Strategy.AUTO, "--strategy"),
-    accelerator: str = typer.Option("auto", "--accelerator", help="auto | cpu | gpu"),
+    accelerator: Accelerator = typer.Option(Accelerator.AUTO, "--accelerator"),
     out: Path | None = typer.Option(None, "--out", help="run folder (default runs/<model>-<data>)"),
     resume: bool = typer.Option(
         False, "--resume", help="continue the run in --out from checkpoints/last.ckpt"
@@ -107,14 +135,17 @@ def train(
     explicit = _explicit(ctx)
     if "fine_tune_schedule" in explicit:
         explicit.add("fine_tune_epochs")
+    check_data_exists(options["data"])  # before any slow import: as fast as `cnnlab --help`
+    from ..train.preflight import check_transfer
     from ..train.runfolder import resume_config
 
     # With --resume, the run continues as configured; only options typed now override it (fit checks).
     cfg = resume_config(TrainConfig(**options), explicit)
+    check_transfer(cfg)
     from .._io import ensure_writable_dir
 
     ensure_writable_dir(cfg.run_dir, option="--out")  # before any slow import
-    _check_registries(cfg.model, cfg.augment)
+    _check_registries(cfg.model_name, cfg.augment)
     quiet_lightning()
     from ..train.run import fit
 
@@ -125,12 +156,14 @@ def train(
             f"input {'x'.join(map(str, info['image_size']))}; parameters trainable {p['trainable']:,}, "
             f"frozen {p['frozen']:,} ({cfg.transfer.value}); run folder {cfg.run_dir}"
         )
+        if "model" not in explicit and not cfg.resume:
+            console.print(f"note: model {cfg.model}, chosen to fit this data; choose another with --model")
         for notice in info.get("notices", []):
-            console.print(f"note: {notice}")
+            console.print(f"note: {cli_text(notice)}", markup=False, highlight=False)
 
     result = fit(cfg, on_setup=on_setup)
     if result.global_rank == 0:
-        console.print(result.summary())
+        console.print(result.summary(), markup=False, highlight=False)
 
 
 @app.command()
@@ -153,7 +186,7 @@ def evaluate(
     loaded = load_run(run)
     dataset, spec = load_eval_data(loaded, data)
     result = run_evaluate(loaded, dataset, spec=spec, batch_size=batch_size, top_losses=top_losses)
-    doc = result.to_dict()
+    doc = {**result.to_dict(), "weights": "trained"}  # a run folder: the weights it learned
     try:
         write_json(run / "evaluation.json", {"data": spec, **doc})
         save_figure(run / "confusion.png", confusion_figure(result.confusion, result.classes))
@@ -207,7 +240,7 @@ def predict(
     if not preds:
         raise CnnlabError(f"no readable image among {len(files)} file(s); see the skipped files above")
     if json_out:
-        print_json([p.to_dict() for p in preds])
+        print_json([{**p.to_dict(), "weights": src.weights} for p in preds])
         return
     for p in preds:
         ranked = ", ".join(f"{c} {prob:.1%}" for c, prob in p.top_k)

@@ -31,7 +31,7 @@ def weights_preprocessing(cfg: TrainConfig) -> PretrainedCfg | None:
         return None
     from ..models._registry import get_entry
 
-    entry = get_entry(cfg.model)
+    entry = get_entry(cfg.model_name)
     return entry.weights_cfg() if entry.weights_cfg is not None else None
 
 
@@ -43,7 +43,7 @@ def output_count(cfg: TrainConfig, n_classes: int) -> int:
     """
     from ..models._registry import get_entry
 
-    return 1 if (get_entry(cfg.model).num_classes == 1 and n_classes == 2) else n_classes
+    return 1 if (get_entry(cfg.model_name).num_classes == 1 and n_classes == 2) else n_classes
 
 
 def build_model(

@@ -24,7 +24,7 @@ from lightning.pytorch.callbacks import RichProgressBar
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from .._io import save_figure, save_torch, write_text
-from ..errors import TrainingError
+from ..errors import CnnlabError, TrainingError
 
 METRIC_COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr")
 TIMING_COLUMNS = ("epoch", "seconds", "train_images_per_s")
@@ -40,11 +40,33 @@ def _csv_text(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> str:
 
 
 def read_metrics(path: str | Path) -> list[dict[str, float]]:
-    """Read a ``metrics.csv`` written by :class:`MetricsHistory` (``epoch`` as int, the rest floats)."""
-    with open(path, newline="") as fh:
-        return [
-            {k: (int(v) if k == "epoch" else float(v)) for k, v in row.items()} for row in csv.DictReader(fh)
-        ]
+    """Read a ``metrics.csv`` written by :class:`MetricsHistory` (``epoch`` as int, the rest floats).
+
+    Raises:
+        CnnlabError: A missing file, a missing column, or a value that is not a number (naming the file,
+            the line and the column).
+    """
+    path = Path(path)
+    fix = "train the run again or restore the file"
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            missing = [c for c in METRIC_COLUMNS if c not in (reader.fieldnames or [])]
+            if missing:
+                raise CnnlabError(f"{path}: column {missing[0]!r} is missing; {fix}")
+            rows = []
+            for line, row in enumerate(reader, start=2):
+                values: dict[str, float] = {}
+                for k in METRIC_COLUMNS:
+                    try:
+                        values[k] = int(row[k]) if k == "epoch" else float(row[k])
+                    except (TypeError, ValueError):
+                        raise CnnlabError(f"{path}: line {line}, column {k!r} is {row[k]!r}, not a number; "
+                                          f"{fix}") from None
+                rows.append(values)
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise CnnlabError(f"{path}: cannot be read ({exc}); {fix}") from None
+    return rows
 
 
 class MetricsHistory(L.Callback):

@@ -7,10 +7,12 @@ back, so a run folder holds everything needed to reproduce the run.
 from __future__ import annotations
 
 import dataclasses
+import math
+import types
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Union, get_args, get_origin, get_type_hints
 
 from ..errors import ArgumentError, CnnlabError
 from ..models.surgery import HeadKind
@@ -48,13 +50,89 @@ class Strategy(StrEnum):
     DDP = "ddp"
 
 
+class Accelerator(StrEnum):
+    """Lightning accelerators ``--accelerator`` accepts (``gpu`` is CUDA or Apple's MPS)."""
+
+    AUTO = "auto"
+    CPU = "cpu"
+    GPU = "gpu"
+    CUDA = "cuda"
+    MPS = "mps"
+
+
 _ENUMS: dict[str, type[StrEnum]] = {
     "optimizer": Optimizer,
     "schedule": Schedule,
     "transfer": Transfer,
     "head": HeadKind,
     "strategy": Strategy,
+    "accelerator": Accelerator,
 }
+
+#: The learning rate of a run whose model recommends none (``TrainConfig.lr`` None).
+DEFAULT_LR = 1e-3
+_SEED_MAX = 2**32 - 1  # numpy's seed range, which Lightning's seed_everything enforces
+
+
+def default_model(data: str, img_size: int | None = None) -> str:
+    """The model a run gets when none is named: one that fits the data's images.
+
+    A data SPEC that is a folder or a CSV (photos, decoded to 3x150x150 unless ``img_size`` says
+    otherwise) gets ``cats_cnn``, whose global-pooling head takes any size; a dataset name (``sample``,
+    ``mnist``, ``fashion-mnist``: 1x28x28 digits and clothes) gets ``mnist_cnn`` at its native 28 px,
+    ``mnist_cnn_gap`` (any size) when ``img_size`` resizes them.
+
+    Args:
+        data: The data SPEC.
+        img_size: The run's ``img_size`` (None keeps the data's own).
+
+    Returns:
+        A registry name.
+    """
+    from ..data.datasets import list_datasets  # the registered names: all 1x28x28 IDX data
+
+    if data not in list_datasets():
+        return "cats_cnn"
+    return "mnist_cnn" if img_size in (None, 28) else "mnist_cnn_gap"
+
+
+def _accepts(hint: Any, value: Any) -> bool:
+    """Does ``value`` (as YAML reads it) fit the type ``hint`` of a :class:`TrainConfig` field?"""
+    origin = get_origin(hint)
+    if origin in (Union, types.UnionType):
+        return any(_accepts(arg, value) for arg in get_args(hint))
+    if origin is tuple:
+        return isinstance(value, (list, tuple)) and all(_accepts(get_args(hint)[0], v) for v in value)
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is str or (isinstance(hint, type) and issubclass(hint, StrEnum)):
+        return isinstance(value, str)
+    return True
+
+
+def _refuse_unknown(values: dict[str, Any], source: str) -> None:
+    unknown = sorted(set(values) - {f.name for f in fields(TrainConfig)})
+    if unknown:
+        names = ", ".join(unknown)
+        raise ArgumentError(f"{source}: unknown option(s) {names}; remove them from config.yaml")
+
+
+def _type_text(hint: Any) -> str:
+    if get_origin(hint) in (Union, types.UnionType):
+        return " or ".join(_type_text(a) for a in get_args(hint))
+    if get_origin(hint) is tuple:
+        return "a list of strings"
+    if hint is type(None):
+        return "null"
+    if isinstance(hint, type) and issubclass(hint, StrEnum):
+        return "one of " + ", ".join(e.value for e in hint)
+    return getattr(hint, "__name__", str(hint))
 
 
 @dataclass
@@ -63,30 +141,34 @@ class TrainConfig:
 
     Attributes:
         data: Data SPEC: ``sample``, ``mnist``, ``fashion-mnist``, a folder or a CSV.
-        model: Model name from the registry (``cnnlab models``).
+        model: Model name from the registry (``cnnlab models``); ``None`` picks one that fits the data
+            (:func:`default_model`: ``mnist_cnn`` for the 28x28 datasets, ``cats_cnn`` for photos).
         out: Run folder; ``None`` means ``runs/<model>-<data name>``.
         epochs: Number of epochs (total, including ``fine_tune_epochs``).
         batch_size: Images per optimisation step (per device).
-        lr: Learning rate (of the head when transferring).
+        lr: Learning rate (of the head when transferring); ``None`` means the model's recommended rate
+            (``ModelEntry.defaults``, e.g. 3e-4 for ``cats_cnn``), else 1e-3; ``fit`` fills it in.
         weight_decay: Weight decay (decoupled for adamw, L2 otherwise).
         optimizer: ``adam``, ``adamw`` or ``sgd`` (momentum 0.9).
         schedule: ``none``, ``onecycle`` (max lr = ``lr``) or ``cosine`` (to zero over ``epochs``).
         augment: Augmentation preset (``cnnlab.data.transforms.AUGMENT_PRESETS``).
         img_size: Resize images to this square size; ``None`` keeps the data's or the weights' size.
         val_split: Fraction held out for validation when the data has no ``val`` split.
-        seed: Seed for weights, shuffling, augmentation and dropout.
+        seed: Seed for weights, shuffling, augmentation and dropout (0 to 2**32 - 1).
         deterministic: Use deterministic algorithms (identical ``metrics.csv`` for the same seed).
         devices: Devices per node (an int, or ``"auto"``).
         num_nodes: Number of machines.
         strategy: ``auto`` or ``ddp``.
-        accelerator: Lightning accelerator (``auto``, ``cpu``, ``gpu``).
+        accelerator: Lightning accelerator (``auto``, ``cpu``, ``gpu``, ``cuda``, ``mps``).
         resume: Continue from ``<out>/checkpoints/last.ckpt``.
         data_dir: Folder holding the IDX files of ``mnist``/``fashion-mnist``.
         limit: Use only the first (stratified) ``limit`` images of each split (quick runs, tests).
         workers: DataLoader worker processes.
         pretrained: Start from pretrained weights (the model's default source).
         weights: A local weights file (``.pth``/``.safetensors``) to start from; implies ``pretrained``.
-        transfer: ``scratch``, ``features``, ``partial`` or ``full``.
+        transfer: ``scratch``, ``features``, ``partial`` or ``full``; ``features`` and ``partial`` freeze
+            the backbone, so ``fit`` refuses them without ``pretrained`` or ``weights`` (a frozen random
+            backbone learns nothing).
         backbone_lr_mult: Backbone learning rate = ``lr * backbone_lr_mult`` (``full``/``partial``).
         unfreeze: Number of last backbone blocks trained in ``partial``.
         unfreeze_layers: Explicit block names to train in ``partial`` (overrides ``unfreeze``).
@@ -102,11 +184,11 @@ class TrainConfig:
     """
 
     data: str = "sample"
-    model: str = "mnist_cnn"
+    model: str | None = None
     out: str | None = None
     epochs: int = 10
     batch_size: int = 64
-    lr: float = 1e-3
+    lr: float | None = None
     weight_decay: float = 0.0
     optimizer: Optimizer = Optimizer.ADAM
     schedule: Schedule = Schedule.NONE
@@ -118,7 +200,7 @@ class TrainConfig:
     devices: int | str = 1
     num_nodes: int = 1
     strategy: Strategy = Strategy.AUTO
-    accelerator: str = "auto"
+    accelerator: Accelerator = Accelerator.AUTO
     resume: bool = False
     data_dir: str | None = None
     limit: int | None = None
@@ -145,17 +227,23 @@ class TrainConfig:
                 choices = ", ".join(e.value for e in enum)
                 raise ArgumentError(f"{value!r}: unknown; choose one of {choices}", param=name) from None
         self.unfreeze_layers = tuple(self.unfreeze_layers)
+        if self.model is None:
+            self.model = default_model(self.data, self.img_size)
         checks = [
             ("epochs", self.epochs >= 1, "must be at least 1"),
             ("batch_size", self.batch_size >= 1, "must be at least 1"),
-            ("lr", self.lr > 0, "must be positive"),
-            ("weight_decay", self.weight_decay >= 0, "must be >= 0"),
+            ("lr", self.lr is None or (math.isfinite(self.lr) and self.lr > 0), "must be a positive number"),
+            ("weight_decay", math.isfinite(self.weight_decay) and self.weight_decay >= 0,
+             "must be a number >= 0"),
+            ("seed", 0 <= self.seed <= _SEED_MAX, f"must be between 0 and {_SEED_MAX}"),
             ("val_split", 0.0 <= self.val_split < 1.0, "must be in [0, 1)"),
             ("num_nodes", self.num_nodes >= 1, "must be at least 1"),
             ("limit", self.limit is None or self.limit >= 1, "must be at least 1"),
             ("img_size", self.img_size is None or self.img_size >= 8, "must be at least 8 pixels"),
             ("workers", self.workers >= 0, "must be >= 0"),
-            ("backbone_lr_mult", self.backbone_lr_mult >= 0, "must be >= 0"),
+            ("backbone_lr_mult", math.isfinite(self.backbone_lr_mult) and self.backbone_lr_mult >= 0,
+             "must be a number >= 0"),
+            ("unfreeze", self.unfreeze >= 1, "must be at least 1"),
             (
                 "fine_tune_epochs",
                 0 <= self.fine_tune_epochs < self.epochs or self.fine_tune_epochs == 0,
@@ -181,7 +269,17 @@ class TrainConfig:
         if self.out is not None:
             return Path(self.out)
         data_name = Path(self.data).name or "data"
-        return Path("runs") / f"{self.model.replace(':', '-')}-{data_name}"
+        return Path("runs") / f"{str(self.model).replace(':', '-')}-{data_name}"
+
+    @property
+    def model_name(self) -> str:
+        """``model`` (always set once the config exists: :func:`default_model` fills it in)."""
+        return str(self.model)
+
+    @property
+    def learning_rate(self) -> float:
+        """``lr``, or :data:`DEFAULT_LR` while it is open (``fit`` fills in the model's recommendation)."""
+        return self.lr if self.lr is not None else DEFAULT_LR
 
     def to_dict(self) -> dict[str, Any]:
         """Plain types only (enums as strings, tuples as lists): safe for YAML/JSON."""
@@ -196,13 +294,24 @@ class TrainConfig:
         return out
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
-        """Build a config from :meth:`to_dict` output; unknown keys raise a :class:`CnnlabError`."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            names = ", ".join(unknown)
-            raise ArgumentError(f"config: unknown option(s) {names}; remove them from config.yaml")
+    def from_dict(cls, values: dict[str, Any], *, source: str = "config") -> TrainConfig:
+        """Build a config from :meth:`to_dict` output.
+
+        Args:
+            values: Option names to values (plain types, as YAML reads them).
+            source: What to name in messages (the file the values come from).
+
+        Raises:
+            ArgumentError: An unknown option, or a value of the wrong type (naming the key).
+        """
+        _refuse_unknown(values, source)
+        hints = get_type_hints(cls)
+        for key, value in values.items():
+            if not _accepts(hints[key], value):
+                raise ArgumentError(
+                    f"{source}: key {key!r} must be {_type_text(hints[key])}, not {value!r}; fix the file "
+                    "or train the run again"
+                )
         return cls(**values)
 
     def to_yaml(self) -> str:
@@ -223,7 +332,18 @@ class TrainConfig:
             raise CnnlabError(f"{path}: cannot read the run config ({exc}); is this a run folder?") from None
         if not isinstance(values, dict):
             raise CnnlabError(f"{path}: not a cnnlab config (expected a mapping)")
-        return cls.from_dict(values)
+        _refuse_unknown(values, str(path))
+        missing = [k for k in ("data", "model") if k not in values]
+        if missing:
+            raise CnnlabError(f"{path}: key {missing[0]!r} is missing; fix the file or train the run again")
+        try:
+            return cls.from_dict(values, source=str(path))
+        except ArgumentError as exc:
+            if exc.param is None:
+                raise
+            raise CnnlabError(
+                f"{path}: key {exc.param!r} {exc.message.strip()}; fix the file or train the run again"
+            ) from None
 
     def replace(self, **changes: Any) -> TrainConfig:
         """A copy with ``changes`` applied (validated again)."""

@@ -157,7 +157,8 @@ class ClassifierModule(L.LightningModule):
         cfg = self.config
         if self._param_groups_fn is not None:
             return self._param_groups_fn(self.model)
-        return [{"params": list(self.model.parameters()), "lr": cfg.lr, "weight_decay": cfg.weight_decay}]
+        lr, decay = cfg.learning_rate, cfg.weight_decay
+        return [{"params": list(self.model.parameters()), "lr": lr, "weight_decay": decay}]
 
     def configure_optimizers(self) -> Any:
         cfg = self.config
@@ -165,11 +166,12 @@ class ClassifierModule(L.LightningModule):
         # One fused kernel for all parameters instead of a Python loop over them (CPU and CUDA).
         fused = _can_fuse(groups)
         if cfg.optimizer is Optimizer.SGD:
-            opt: torch.optim.Optimizer = torch.optim.SGD(groups, lr=cfg.lr, momentum=0.9, fused=fused)
+            opt: torch.optim.Optimizer = torch.optim.SGD(groups, lr=cfg.learning_rate, momentum=0.9,
+                                                         fused=fused)
         elif cfg.optimizer is Optimizer.ADAMW:
-            opt = torch.optim.AdamW(groups, lr=cfg.lr, fused=fused)
+            opt = torch.optim.AdamW(groups, lr=cfg.learning_rate, fused=fused)
         else:
-            opt = torch.optim.Adam(groups, lr=cfg.lr, fused=fused)
+            opt = torch.optim.Adam(groups, lr=cfg.learning_rate, fused=fused)
         if cfg.schedule is Schedule.NONE:
             return opt
         total = int(self.trainer.estimated_stepping_batches)

@@ -1,11 +1,14 @@
 """``fit(config)``: a dataset and a model in, a complete run folder out (:mod:`.runfolder` lists it).
 
-:func:`fit` is a short sequence of named steps, each a function that can be read alone:
-:func:`prepare_run_dir` (an unwritable ``--out`` or a bad ``--resume`` fails before any work),
+:func:`fit` is a short sequence of named steps, each a function that can be read alone: the checks of
+:mod:`.preflight` (the model's recommended options, devices, a frozen random backbone, whether the
+model fits the data's images and the memory budget), :func:`prepare_run_dir` (an unwritable ``--out``
+or a bad ``--resume`` fails before any work; what a killed run left half-written is removed),
 :func:`load_training_data` (sized for the starting weights), :func:`~cnnlab.train.build.build_model`
 (the same recipe ``load_run`` uses), :func:`training_setup` (freezing policy, normalisation, the data
 module: images, or cached embeddings for ``--transfer features``, and the Lightning module),
-:func:`build_trainer`, :func:`run_trainer` and :func:`finish_run` (export of the best weights).
+:func:`build_trainer`, :func:`run_trainer` and :func:`finish_run` (export of the best weights). A run
+stopped by a NaN loss or a full disk still exports its best checkpoint (:func:`keep_best`).
 
 Only global rank 0 writes (DDP); every file is written atomically.
 """
@@ -14,16 +17,24 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .._io import ensure_writable_dir, write_json
+from .._io import ensure_writable_dir, remove_orphan_temps, write_json
 from .._perf import tune_allocator
-from ..errors import DataError, TrainingError
+from ..errors import DataError, DiskFullError, TrainingError
 from .build import build_model, normalization, output_count, weights_preprocessing
 from .config import TrainConfig
-from .runfolder import check_resume, export_best, write_setup
+from .outcome import RunResult, extend_error, keep_best, nothing_to_do
+from .preflight import (
+    apply_model_defaults,
+    check_devices,
+    check_model_fits,
+    check_transfer,
+    expected_image_shape,
+)
+from .runfolder import check_resume, export_best, finished_run, write_setup
 
 if TYPE_CHECKING:
     import lightning as L
@@ -31,46 +42,6 @@ if TYPE_CHECKING:
 
     from ..data import DataBundle
     from .transfer import FreezePolicy
-
-
-@dataclass
-class RunResult:
-    """What :func:`fit` produced.
-
-    Attributes:
-        run_dir: The run folder.
-        best_val_loss: Lowest validation loss over the epochs.
-        best_epoch: 1-based epoch of ``best_val_loss``.
-        metrics: One dict per epoch (the rows of ``metrics.csv``).
-        params: Trainable/frozen/total parameter counts.
-        num_classes: Model outputs (1 for a binary model).
-        notices: One-line notices raised while setting up (e.g. an adapted input layer).
-        global_rank: The process's rank (only rank 0 wrote the folder).
-    """
-
-    run_dir: Path
-    best_val_loss: float
-    metrics: list[dict[str, Any]]
-    best_epoch: int = 0
-    params: dict[str, int] = field(default_factory=dict)
-    num_classes: int = 0
-    notices: list[str] = field(default_factory=list)
-    global_rank: int = 0
-
-    def summary(self) -> str:
-        """One paragraph for the terminal: what was trained, how well, and where everything is."""
-        last = self.metrics[-1] if self.metrics else {}
-        best = next((m for m in self.metrics if m.get("epoch") == self.best_epoch), last)
-        nan = float("nan")
-        return (
-            f"Trained {len(self.metrics)} epoch(s); best validation loss {self.best_val_loss:.4f} at epoch "
-            f"{self.best_epoch} (validation accuracy {best.get('val_acc', nan):.2%}; last epoch "
-            f"{last.get('val_acc', nan):.2%}). Trainable parameters {self.params.get('trainable', 0):,} "
-            f"of {self.params.get('total', 0):,}. The run folder is {self.run_dir}: config.yaml, "
-            "metrics.csv, curves.png, checkpoints/best.ckpt and last.ckpt, model.safetensors, classes.json. "
-            f"Evaluate it with `cnnlab evaluate {self.run_dir}`; continue it with "
-            f"`--out {self.run_dir} --resume`."
-        )
 
 
 @dataclass
@@ -106,11 +77,16 @@ def _env_global_rank() -> int:
 def prepare_run_dir(cfg: TrainConfig, rank: int) -> Path | None:
     """Check the run folder before anything slow: writable ``out``; with ``resume``, its checkpoint.
 
+    The temporary files a killed writer left (``kill -9`` in the middle of a checkpoint) are removed
+    first, from the run folder and its ``checkpoints/`` (not deeper: ``out`` may be a big folder).
+
     Returns:
         The checkpoint to resume from, or None.
     """
     if rank == 0:
         ensure_writable_dir(cfg.run_dir, option="--out")
+        for folder in (cfg.run_dir, cfg.run_dir / "checkpoints"):
+            remove_orphan_temps(folder, recursive=False)
     return check_resume(cfg, cfg.run_dir) if cfg.resume else None
 
 
@@ -195,7 +171,7 @@ def training_setup(
         )
 
     def groups(_: nn.Module) -> list[dict[str, Any]]:
-        return policy.param_groups(model, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        return policy.param_groups(model, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
 
     module = ClassifierModule(trained, num_classes=num_classes, config=cfg, param_groups=groups)
     info = {
@@ -278,7 +254,11 @@ def run_trainer(trainer: L.Trainer, setup: TrainingSetup, last: Path | None, run
 def finish_run(
     trainer: L.Trainer, setup: TrainingSetup, model: nn.Module, rows: list[dict[str, Any]], run_dir: Path
 ) -> RunResult:
-    """The run's result; on rank 0 the best weights go to ``model.safetensors`` and ``run.json``."""
+    """The run's result; on rank 0 the best weights go to ``model.safetensors`` and ``run.json``.
+
+    Raises:
+        DiskFullError: No room for the export; the message says how to finish it once there is.
+    """
     if not rows:
         raise TrainingError("training produced no epoch; check `epochs` and `limit`")
     best = min(rows, key=lambda r: r["val_loss"])
@@ -292,12 +272,18 @@ def finish_run(
         num_classes=int(info["num_classes"]),
         notices=list(info["notices"]),
         global_rank=trainer.global_rank,
+        epochs=int(trainer.max_epochs or 0),
     )
     if trainer.is_global_zero:
         best_ckpt = run_dir / "checkpoints" / "best.ckpt"
-        export_best(setup.module, model, best_ckpt, run_dir / "model.safetensors", info)
-        info.update(best_epoch=result.best_epoch, best_val_loss=result.best_val_loss)
-        write_json(run_dir / "run.json", info)
+        try:
+            export_best(setup.module, model, best_ckpt, run_dir / "model.safetensors", info)
+            info.update(best_epoch=result.best_epoch, best_val_loss=result.best_val_loss)
+            write_json(run_dir / "run.json", info)
+        except DiskFullError as exc:
+            more = (f"training finished and its best weights are in {best_ckpt}: free space, then resume the "
+                    f"run (`out` {run_dir} `resume`) to export them")
+            raise extend_error(exc, more) from None
     return result
 
 
@@ -326,12 +312,20 @@ def fit(
 
     from .callbacks import MetricsHistory, NonFiniteGuard
 
-    cfg, rank = config, _env_global_rank()
+    rank = _env_global_rank()
+    check_transfer(config)
+    cfg, notices = apply_model_defaults(config)
+    check_devices(cfg)
     last = prepare_run_dir(cfg, rank)
+    done = finished_run(cfg, last) if last is not None else None
+    if done is not None:
+        return nothing_to_do(cfg, done, rank=rank)
+    check_model_fits(cfg, expected_image_shape(cfg), images=cfg.limit)  # before decoding anything
     bundle = load_training_data(cfg)
-    num_classes, notices = output_count(cfg, len(bundle.classes)), list[str]()
+    num_classes = output_count(cfg, len(bundle.classes))
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     model = build_model(cfg, in_chans=int(bundle.image_shape[0]), num_classes=num_classes, notices=notices)
+    check_model_fits(cfg, bundle.image_shape, model=model, images=len(bundle.train))
     setup = training_setup(cfg, bundle, model, num_classes=num_classes, notices=notices)
     history = MetricsHistory(cfg.run_dir, title=f"{cfg.model} on {cfg.data}")
     trainer = build_trainer(cfg, cfg.run_dir, [history, NonFiniteGuard(), *setup.callbacks, *callbacks])
@@ -339,7 +333,13 @@ def fit(
         write_setup(cfg.run_dir, cfg, list(bundle.classes), setup.info)
         if on_setup is not None:
             on_setup(setup.info)
-    run_trainer(trainer, setup, last, cfg.run_dir)
+    try:
+        run_trainer(trainer, setup, last, cfg.run_dir)
+    except (TrainingError, DiskFullError) as exc:  # a NaN loss or a full disk: keep the best epoch
+        if not trainer.is_global_zero:
+            raise
+        raise keep_best(exc, module=setup.module, model=model, info=setup.info, rows=history.rows,
+                        run_dir=cfg.run_dir) from None
     return finish_run(trainer, setup, model, history.rows, cfg.run_dir)
 
 

@@ -19,7 +19,6 @@ what ``--resume`` continues. Every file is written atomically.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,13 +26,23 @@ from typing import TYPE_CHECKING, Any
 from .._io import save_safetensors, write_json, write_text
 from ..errors import CnnlabError, TrainingError
 from .config import TrainConfig
+from .runschema import RunFileError, check_checkpoint, read_classes, read_info
 
 if TYPE_CHECKING:
     from torch import nn
 
     from ..data.transforms import Preprocess
 
-__all__ = ["LoadedRun", "check_resume", "export_best", "load_run", "resume_config", "write_setup"]
+__all__ = [
+    "LoadedRun",
+    "check_resume",
+    "epochs_done",
+    "export_best",
+    "finished_run",
+    "load_run",
+    "resume_config",
+    "write_setup",
+]
 
 #: Options that may differ between a run and its ``--resume`` (they do not change the numbers).
 RESUME_FREE = {
@@ -113,24 +122,37 @@ def resume_config(cfg: TrainConfig, typed: set[str]) -> TrainConfig:
     return TrainConfig.from_dict(base)
 
 
+def _resume_error(exc: RunFileError) -> TrainingError:
+    return TrainingError(f": {exc.message}", param="resume")
+
+
 def check_resume(cfg: TrainConfig, run_dir: Path) -> Path:
     """The checkpoint ``--resume`` continues from, checked before any work.
 
-    Raises:
-        TrainingError: No or a damaged ``last.ckpt``, or options that differ from the run's.
-    """
-    last = run_dir / "checkpoints" / "last.ckpt"
-    if not last.is_file():
-        raise TrainingError(f": no checkpoint at {last}; start the run without `resume`", param="resume")
-    import torch
+    That is ``last.ckpt`` (the end of the last finished epoch), or ``best.ckpt`` when it is newer: a
+    run killed after writing ``best.ckpt`` and before ``last.ckpt`` (in its first epoch there is no
+    ``last.ckpt`` yet) continues from it. Both are loaded with ``weights_only=True``.
 
-    try:  # memory-mapped: checks the file without reading the tensors
-        torch.load(last, map_location="cpu", weights_only=True, mmap=True)
-    except Exception as exc:  # truncated or not a checkpoint: say so before any work
-        first = str(exc).splitlines()[0].split(". ")[0] if str(exc) else type(exc).__name__
-        raise TrainingError(
-            f": {last} is damaged ({first}); restore it, or start again without `resume`", param="resume"
-        ) from None
+    Raises:
+        TrainingError: No checkpoint, a damaged one, or options that differ from the run's.
+    """
+    folder = run_dir / "checkpoints"
+    last, best = folder / "last.ckpt", folder / "best.ckpt"
+    if not last.is_file() and not best.is_file():
+        state = "the run stopped before its first epoch ended" if (run_dir / "config.yaml").is_file() else (
+            "no run there")
+        raise TrainingError(f": no checkpoint in {folder} ({state}); start the run without `resume`",
+                            param="resume")
+    fix = "restore it, or start again without `resume`"
+    found: list[tuple[int, int, Path]] = []
+    for rank, path in enumerate((last, best)):  # at equal steps last.ckpt wins
+        if path.is_file():
+            try:
+                ckpt = check_checkpoint(path, fix=fix)
+            except RunFileError as exc:
+                raise _resume_error(exc) from None
+            found.append((int(ckpt["global_step"]), -rank, path))
+    chosen = max(found)[2]
     saved_path = run_dir / "config.yaml"
     if saved_path.is_file():
         saved = TrainConfig.from_yaml(saved_path).to_dict()
@@ -142,36 +164,66 @@ def check_resume(cfg: TrainConfig, run_dir: Path) -> Path:
                 f": options differ from {saved_path}: {detail}; use the run's options or a new `out`",
                 param="resume",
             )
-    return last
+    return chosen
+
+
+def epochs_done(ckpt: Path) -> int:
+    """Epochs a (checked) Lightning checkpoint has finished."""
+    import torch
+
+    return int(torch.load(ckpt, map_location="cpu", weights_only=True, mmap=True)["epoch"]) + 1
+
+
+def finished_run(cfg: TrainConfig, ckpt: Path) -> dict[str, Any] | None:
+    """``run.json`` of a run ``--resume`` has nothing left to do for, else None.
+
+    A run is finished when ``ckpt`` holds ``cfg.epochs`` epochs and the run folder was completed:
+    ``model.safetensors`` exported and ``run.json`` naming the best epoch. A run whose epochs are done
+    but whose export did not happen (a full disk, a kill) is not: resuming it exports the weights.
+    """
+    run_dir = cfg.run_dir
+    if epochs_done(ckpt) < cfg.epochs or not (run_dir / "model.safetensors").is_file():
+        return None
+    try:
+        info = read_info(run_dir / "run.json", read_classes(run_dir / "classes.json"))
+    except RunFileError:
+        return None
+    return info if "best_epoch" in info and "best_val_loss" in info else None
 
 
 def export_best(
     module: nn.Module, model: nn.Module, best_ckpt: Path, dest: Path, info: dict[str, Any]
-) -> None:
-    """Load the best checkpoint's weights into ``model`` and write them as safetensors."""
-    import torch
+) -> int:
+    """Load the best checkpoint's weights into ``model`` and write them as safetensors.
 
-    state = torch.load(best_ckpt, map_location="cpu", weights_only=True)["state_dict"]
-    module.load_state_dict(state)
+    Returns:
+        The 1-based epoch of the checkpoint.
+
+    Raises:
+        RunFileError: The checkpoint is missing or damaged.
+        DiskFullError: No room for ``dest`` (the old file, if any, is kept).
+    """
+    ckpt = check_checkpoint(best_ckpt, fix="train the run again")
+    module.load_state_dict(ckpt["state_dict"])
     tensors = {k: v.detach().clone() for k, v in model.state_dict().items()}
     save_safetensors(
         dest, tensors, metadata={"model": str(info["model"]), "num_classes": str(info["num_classes"])}
     )
+    return int(ckpt["epoch"]) + 1
 
 
 def _read_info(run_dir: Path) -> tuple[dict[str, Any], list[str]]:
-    try:
-        info = json.loads((run_dir / "run.json").read_text())
-        classes = json.loads((run_dir / "classes.json").read_text())
-        absent = [k for k in ("in_chans", "mean", "std") if k not in info]
-        if absent:
-            raise KeyError(", ".join(absent))
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise CnnlabError(
-            f"{run_dir}: run.json or classes.json is damaged ({type(exc).__name__}: {exc}); "
-            "train the run again or restore the files"
-        ) from None
-    return info, classes
+    classes = read_classes(run_dir / "classes.json")
+    return read_info(run_dir / "run.json", classes), classes
+
+
+def _check_weights(path: Path, state: dict[str, Any]) -> None:
+    import torch
+
+    for key, value in state.items():
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise CnnlabError(f"{path}: tensor {key!r} holds NaN or infinite values; restore the file or "
+                              "train the run again")
 
 
 def load_run(path: str | Path) -> LoadedRun:
@@ -211,6 +263,7 @@ def load_run(path: str | Path) -> LoadedRun:
             f"{run_dir / 'model.safetensors'}: damaged, cannot be read ({exc}); restore the file or "
             "train the run again"
         ) from None
+    _check_weights(run_dir / "model.safetensors", state)
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
