@@ -48,7 +48,8 @@ def test_channels_last_and_fused_adam_learn_what_the_plain_path_learns():
         module.setup("fit")
         opt = module.configure_optimizers()
         if not fast:
-            opt = torch.optim.Adam(module.model.parameters(), lr=module.config.learning_rate)  # the for-loop Adam
+            # the for-loop Adam
+            opt = torch.optim.Adam(module.model.parameters(), lr=module.config.learning_rate)
         for _ in range(10):
             loss = torch.nn.functional.cross_entropy(module(x), y)
             opt.zero_grad()

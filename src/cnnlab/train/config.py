@@ -326,24 +326,28 @@ class TrainConfig:
         import yaml
 
         path = Path(path)
+        fix = "fix the file or train the run again"
         try:
-            values = yaml.safe_load(path.read_text())
-        except (OSError, yaml.YAMLError) as exc:
+            values = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError) as exc:
             raise CnnlabError(f"{path}: cannot read the run config ({exc}); is this a run folder?") from None
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 1}" if mark is not None else ""
+            what = getattr(exc, "problem", None) or type(exc).__name__
+            raise CnnlabError(f"{path}: cannot read the run config (YAML: {what}{where}); {fix}") from None
         if not isinstance(values, dict):
-            raise CnnlabError(f"{path}: not a cnnlab config (expected a mapping)")
+            raise CnnlabError(f"{path}: not a cnnlab config (expected a mapping of options); {fix}")
         _refuse_unknown(values, str(path))
         missing = [k for k in ("data", "model") if k not in values]
         if missing:
-            raise CnnlabError(f"{path}: key {missing[0]!r} is missing; fix the file or train the run again")
+            raise CnnlabError(f"{path}: key {missing[0]!r} is missing; {fix}")
         try:
             return cls.from_dict(values, source=str(path))
         except ArgumentError as exc:
             if exc.param is None:
                 raise
-            raise CnnlabError(
-                f"{path}: key {exc.param!r} {exc.message.strip()}; fix the file or train the run again"
-            ) from None
+            raise CnnlabError(f"{path}: key {exc.param!r} {exc.message.strip()}; {fix}") from None
 
     def replace(self, **changes: Any) -> TrainConfig:
         """A copy with ``changes`` applied (validated again)."""
