@@ -52,7 +52,8 @@ def _readable(run: Path) -> None:
     if (run / "metrics.csv").exists():
         read_metrics(run / "metrics.csv")
     for ckpt in (run / "checkpoints").glob("*.ckpt"):
-        check_checkpoint(ckpt, fix="-")
+        if not _TEMP_NAME.match(ckpt.name):  # a killed writer's temporary file: removed at the next start
+            check_checkpoint(ckpt, fix="-")
     if (run / "model.safetensors").exists():
         load_file(str(run / "model.safetensors"))
     if (run / "curves.png").exists():

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from ..errors import CnnlabError
+from ..train.config import MAX_LR  # the same bound as training: --lr 3.4e37 overflowed Adam's step
 from ._app import app, console, print_json
 
 if TYPE_CHECKING:
@@ -345,8 +346,8 @@ def dream(
 
     if param not in ("fft", "pixel"):
         raise CnnlabError(f"--param {param!r}: use fft or pixel")
-    if not (math.isfinite(lr) and lr > 0):
-        raise CnnlabError(f"--lr {lr}: must be a positive number, e.g. 0.05")
+    if not (math.isfinite(lr) and 0 < lr <= MAX_LR):
+        raise CnnlabError(f"--lr {lr}: must be a positive number up to {MAX_LR:g}, e.g. 0.05")
     at_least(steps, 1, "--steps")
     if size is not None:
         at_least(size, 8, "--size")

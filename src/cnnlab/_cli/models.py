@@ -38,6 +38,29 @@ def _check_summary_memory(model: Any, dims: tuple[int, ...], name: str) -> None:
                  "use a smaller `input_size`")
 
 
+def _check_head_memory(target: str, num_classes: int, dims: tuple[int, ...] | None) -> None:
+    """``--num-classes 1000000000`` would allocate the classifier: build it on the meta device first."""
+    from pathlib import Path
+
+    import torch
+
+    from ..memory import check_memory
+    from ..models import create_model
+    from ..models.spec import build_from_spec
+    from ..source import is_spec
+
+    if Path(target).exists():  # a run folder or weights file: its own outputs
+        return
+    with torch.device("meta"):  # the architecture alone: no memory, no class names
+        if is_spec(target):
+            size = dims or (3, 224, 224)
+            model = build_from_spec(target, head="gap", input_size=size, num_classes=num_classes)  # type: ignore[arg-type]
+        else:
+            model = create_model(target, num_classes=num_classes)
+    nbytes = sum(p.numel() * p.element_size() for p in model.parameters())
+    check_memory(nbytes, f"{target} with {num_classes:,} outputs", "give fewer `num_classes`")
+
+
 @app.command()
 def summary(
     target: str = typer.Argument(
@@ -59,6 +82,8 @@ def summary(
     if depth is not None and depth < 0:
         raise ModelArgumentError(f"{depth}: must be 0 or more (0 shows the top-level layers)", param="depth")
     dims = _parse_input(input_size) if input_size else None
+    if num_classes is not None:
+        _check_head_memory(target, num_classes, dims)
     src = resolve_model(target, pretrained=False, num_classes=num_classes, input_size=dims)  # type: ignore[arg-type]
     name = f"{src.run.config.model} ({src.label})" if src.run is not None else src.label
     _check_summary_memory(src.model, dims or src.image_size, name)

@@ -76,12 +76,26 @@ def list_datasets() -> list[str]:
 # ---------------------------------------------------------------- IDX (MNIST-style) data
 
 
+def _check_decoded_memory(n: int, channels: int, side: int, *, resized_in_chunks: int = 0) -> None:
+    """Refuse to hold ``n`` images of ``channels`` x ``side`` x ``side`` over the memory budget.
+
+    ``resized_in_chunks``: images resized at a time in float32 (input and output), on top of the uint8s.
+    """
+    from ..memory import check_memory
+
+    floats = 2 * 4 * min(n, resized_in_chunks) * channels * side * side
+    check_memory(n * channels * side * side + floats, f"{n:,} images at {channels}x{side}x{side}",
+                 "use a smaller `img_size`, or fewer images with `limit`")
+
+
 def _idx_split(x: np.ndarray, y: np.ndarray, opts: LoadOptions, classes: list[str]) -> ImageTensorDataset:
     if opts.limit is not None:
         keep = stratified_take(y, opts.limit)
         x, y = x[keep], y[keep]
     images = torch.from_numpy(np.ascontiguousarray(x)).unsqueeze(1)  # [N, 1, H, W]
     if opts.img_size is not None and opts.img_size != images.shape[-1]:
+        _check_decoded_memory(len(images), 3 if opts.grayscale is False else 1, opts.img_size,
+                              resized_in_chunks=4096)
         import torch.nn.functional as F
 
         chunks = [
@@ -220,6 +234,7 @@ def _files_bundle(spec: str, fl: FileList, opts: LoadOptions) -> DataBundle:
         train_items = _take(train_items, opts.limit)
         val_items = _take(val_items, opts.limit)
     total = len(train_items) + len(val_items)
+    _check_decoded_memory(total, 1 if opts.grayscale else 3, opts.img_size or DEFAULT_FOLDER_SIZE)
     train, sk1 = _decode_split(train_items, fl.classes, opts, done=0, total=total)
     val, sk2 = _decode_split(val_items, fl.classes, opts, done=len(train_items), total=total)
     skipped = fl.skipped + sk1 + sk2

@@ -123,8 +123,12 @@ def read_state_dict(path: Path) -> dict[str, Any]:
         else:
             sd = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # any reader failure is a bad file for the user: say which and why
+        text = str(exc).strip()
+        # torch's refusal of pickled code goes on for lines, ending in "weights_only=False": the first
+        # sentence says it all (and that advice, for a file of unknown origin, is not cnnlab's to give)
+        first = text.splitlines()[0].split(". ")[0] if text else ""
         raise ModelError(
-            f"{path}: cannot read it as a state dict ({type(exc).__name__}: {exc})", param="weights"
+            f"{path}: cannot read it as a state dict ({type(exc).__name__}: {first})", param="weights"
         ) from None
     if isinstance(sd, Mapping) and "state_dict" in sd and isinstance(sd["state_dict"], Mapping):
         sd = sd["state_dict"]

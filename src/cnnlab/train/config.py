@@ -71,6 +71,8 @@ _ENUMS: dict[str, type[StrEnum]] = {
 
 #: The learning rate of a run whose model recommends none (``TrainConfig.lr`` None).
 DEFAULT_LR = 1e-3
+#: The largest learning rate: far above any useful one, below those whose Adam step overflows float32.
+MAX_LR = 1000.0
 _SEED_MAX = 2**32 - 1  # numpy's seed range, which Lightning's seed_everything enforces
 
 
@@ -232,7 +234,8 @@ class TrainConfig:
         checks = [
             ("epochs", self.epochs >= 1, "must be at least 1"),
             ("batch_size", self.batch_size >= 1, "must be at least 1"),
-            ("lr", self.lr is None or (math.isfinite(self.lr) and self.lr > 0), "must be a positive number"),
+            ("lr", self.lr is None or (math.isfinite(self.lr) and 0 < self.lr <= MAX_LR),
+             f"must be a positive number up to {MAX_LR:g}"),
             ("weight_decay", math.isfinite(self.weight_decay) and self.weight_decay >= 0,
              "must be a number >= 0"),
             ("seed", 0 <= self.seed <= _SEED_MAX, f"must be between 0 and {_SEED_MAX}"),
