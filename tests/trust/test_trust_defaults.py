@@ -73,15 +73,23 @@ def test_a_model_too_big_for_the_images_names_the_layer(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_cats_cnn_from_scratch_learns_at_its_default_learning_rate(data_dir: Path, tmp_path: Path) -> None:
-    """Real cats-vs-dogs photos, the defaults a new user gets: validation accuracy well above chance."""
+def test_cats_cnn_from_scratch_learns_at_its_default_learning_rate(
+    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Real cats-vs-dogs photos (800 + 200), every default a new user gets: well above chance in 8 epochs.
+
+    Recorded on the 2 shared CPU cores (seed 0, deterministic): validation accuracy 50.5, 55.0, 51.5, 50.0,
+    52.5, 71.5, 71.0, 56.5% and validation loss down to 0.641 at epoch 8. At Adam's 1e-3 the same net stays
+    at chance for 6+ epochs (BENCHMARKS.md, accuracy).
+    """
     from cnnlab.train.callbacks import read_metrics
 
-    result = fit(TrainConfig(data=str(data_dir / "cats-vs-dogs"), epochs=8, batch_size=16, progress=False,
-                             out=str(tmp_path / "cats"), cache_dir=str(tmp_path / "cache")))
+    monkeypatch.setenv("CNNLAB_CACHE_DIR", str(tmp_path / "cache"))
+    result = fit(TrainConfig(data=str(data_dir / "cats-vs-dogs"), epochs=8, progress=False,
+                             out=str(tmp_path / "cats")))
     saved = TrainConfig.from_yaml(tmp_path / "cats" / "config.yaml")
-    assert saved.model == "cats_cnn" and saved.lr == 3e-4
+    assert saved.model == "cats_cnn" and saved.lr == 3e-4 and saved.batch_size == 64
     accs = [r["val_acc"] for r in read_metrics(tmp_path / "cats" / "metrics.csv")]
     # 200 validation photos, 100 per class: chance is 50% (+-7% at two standard deviations)
     assert max(accs) >= 0.62, accs
-    assert result.best_val_loss < 0.66  # ln 2 = 0.693 is a coin flip
+    assert result.best_val_loss < 0.66, result.best_val_loss  # ln 2 = 0.693 is a coin flip

@@ -188,7 +188,7 @@ def explain(
 
     Writes --out (one row per image: image and overlay) and, beside it, one overlay PNG per image
     (plus a top-channels figure with --channels, a curves figure with --faithfulness). --json prints
-    {source, method, layer, figure, images: [{image, overlay, target, class, probability, peak_yx,
+    {source, weights, method, layer, figure, images: [{image, overlay, target, class, probability, peak_yx,
     [top_channels: [{channel, weight}], channels_figure], [deletion_auc, insertion_auc]}],
     [faithfulness_figure]}.
     """
@@ -267,9 +267,9 @@ def features(
 ) -> None:
     """Feature maps: every channel of a layer for one image, or one channel across images (--channel).
 
-    --json prints {source, image, layer, shape, figure, dead_channels, channel_mean, channel_max}, or
-    with --channel {source, images, layer, channel, figure, dead, active_fraction, image_max}. A channel
-    is dead when it is <= 0 everywhere for the input(s) (nothing passes a following ReLU).
+    --json prints {source, weights, image, layer, shape, figure, dead_channels, channel_mean, channel_max},
+    or with --channel {source, weights, images, layer, channel, figure, dead, active_fraction, image_max}.
+    A channel is dead when it is <= 0 everywhere for the input(s) (nothing passes a following ReLU).
     """
     from .._io import save_figure
     from ..interpret.feature_maps import channel_across_images, dead_filters, feature_maps
@@ -333,8 +333,9 @@ def dream(
 ) -> None:
     """Filter visualisation: the input each filter of a layer responds to most (gradient ascent).
 
-    --json prints {source, layer, figure, steps, filters: [{filter, start, end}]}: the filter's mean
-    activation on the random start image and on the final image.
+    --json prints {source, weights, layer, figure, steps, filters: [{filter, start, end}]}: the filter's
+    mean activation on the random start image and on the final image. weights is trained, pretrained or
+    random (then the figure title says so too).
     """
     import math
 

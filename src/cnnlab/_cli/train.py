@@ -224,7 +224,11 @@ def predict(
     json_out: bool = typer.Option(False, "--json", help="print the predictions as JSON"),
     batch_size: int = typer.Option(64, "--batch-size", min=1),
 ) -> None:
-    """Top-k classes of images (files or folders), batched, preprocessed as the model's own data."""
+    """Top-k classes of images (files or folders), batched, preprocessed as the model's own data.
+
+    --json prints [{path, predictions: [{class, probability}], weights}]; weights is trained, pretrained or
+    random (a model with random weights also gets a warning: its predictions mean nothing).
+    """
     from ..errors import CnnlabError
     from ..train.evaluate import image_files
     from ..train.evaluate import predict as run_predict
