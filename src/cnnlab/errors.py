@@ -28,7 +28,7 @@ class CnnlabError(Exception):
     Args:
         message: What is wrong and how to fix it; when ``param`` is given, the text that follows its
             name (``"must be at least 1"``, ``"'x.pth': no such file"``, ``": no checkpoint"``; a
-            leading ``:``, ``,`` or ``;`` follows the name without a space).
+            leading ``:``, ``,``, ``;`` or ``=`` follows the name without a space).
         param: The argument at fault, as the library names it (a keyword argument or a
             ``TrainConfig`` field), or None.
     """
@@ -48,7 +48,7 @@ class CnnlabError(Exception):
 
 
 def _sep(message: str) -> str:
-    return "" if message[:1] in (":", ",", ";") else " "
+    return "" if message[:1] in (":", ",", ";", "=") else " "
 
 
 class ArgumentError(CnnlabError, ValueError):
