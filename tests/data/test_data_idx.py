@@ -109,10 +109,10 @@ def test_not_found_names_where_and_the_fix(tmp_path: Path, monkeypatch: pytest.M
     with pytest.raises(DataError) as info:
         load_data("fashion-mnist", data_dir=tmp_path)
     msg = str(info.value)
-    assert "--data-dir" in msg and "CNNLAB_DATA_DIR" in msg and str(tmp_path / "fashion-mnist") in msg
-    assert "\n" not in msg
+    assert "`data_dir`" in msg and "CNNLAB_DATA_DIR" in msg and str(tmp_path / "fashion-mnist") in msg
+    assert "--data-dir DIR" in info.value.cli_message() and "\n" not in msg  # the CLI names its flag
     monkeypatch.delenv("CNNLAB_DATA_DIR")
-    with pytest.raises(DataError, match="neither --data-dir nor CNNLAB_DATA_DIR"):
+    with pytest.raises(DataError, match="neither `data_dir` nor CNNLAB_DATA_DIR"):
         load_data("mnist")
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import DataError
+from ..errors import DataArgumentError, DataError, did_you_mean
 from ..images import ImageMode
 from .cache import ProgressFn, decode_files
 from .core import DataBundle, ImageTensorDataset, SkippedFile, stratified_split, stratified_take
@@ -103,10 +103,10 @@ def _idx_bundle(spec: str, classes: list[str], train: tuple[np.ndarray, np.ndarr
 
 
 def _not_found(name: str, folders: list[Path], stems: dict[str, str]) -> DataError:
-    where = ", ".join(str(f) for f in folders) or "nowhere (neither --data-dir nor CNNLAB_DATA_DIR is set)"
+    where = ", ".join(str(f) for f in folders) or "nowhere (neither `data_dir` nor CNNLAB_DATA_DIR is set)"
     return DataError(
         f"{name} IDX files ({', '.join(s + '[.gz]' for s in stems.values())}) not found; looked in {where}; "
-        f"pass --data-dir DIR or set CNNLAB_DATA_DIR to the folder holding {name}/, or add --download"
+        f"pass `data_dir` DIR or set CNNLAB_DATA_DIR to the folder holding {name}/, or add `download`"
     )
 
 
@@ -123,7 +123,7 @@ def _download(tv_name: str, opts: LoadOptions) -> Path:
     except Exception as exc:  # torchvision raises RuntimeError/URLError/OSError variants when offline
         raise DataError(
             f"downloading {tv_name} failed ({type(exc).__name__}: {exc}); "
-            "copy the IDX files and pass --data-dir"
+            "copy the IDX files and pass `data_dir`"
         ) from None
     return root / tv_name / "raw"
 
@@ -267,11 +267,11 @@ def load_data(
         DataError: one line naming the problem and the fix (unknown SPEC, missing/empty folder, ...).
     """
     if not 0.0 <= val_split < 1.0:
-        raise DataError(f"--val-split {val_split}: must be at least 0 and below 1, e.g. 0.2")
+        raise DataArgumentError(f"{val_split}: must be at least 0 and below 1, e.g. 0.2", param="val_split")
     if img_size is not None and not 8 <= img_size <= 4096:
-        raise DataError(f"--img-size {img_size}: must be between 8 and 4096 pixels")
+        raise DataArgumentError(f"{img_size}: must be between 8 and 4096 pixels", param="img_size")
     if limit is not None and limit < 1:
-        raise DataError(f"limit={limit}: must be a positive number of samples per split")
+        raise DataArgumentError(f"{limit}: must be a positive number of samples per split", param="limit")
     opts = LoadOptions(data_dir, img_size, val_split, seed, limit, cache_dir, grayscale, progress, download,
                        use_cache)
     if spec in DATASETS:
@@ -286,7 +286,8 @@ def load_data(
         raise DataError(
             f"folder {spec} does not exist; pass an existing image folder, a .csv file or one of: {names}"
         )
-    raise DataError(
+    raise DataArgumentError(
         f"unknown data SPEC {spec!r}: not a dataset name nor an existing folder or .csv; "
-        f"use one of: {names}, a folder of class sub-folders, or a .csv of path,label rows"
+        f"{did_you_mean(spec, DATASETS)}use one of: {names}, a folder of class sub-folders, or a .csv of "
+        "path,label rows"
     )

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import ArgumentError, CnnlabError, ModelError
+from ..errors import ArgumentError, CnnlabError, ModelError, did_you_mean
 from ..models.surgery import gap_linear_head
 from .hooks import leaf_capture, resolve_layer
 
@@ -294,8 +294,9 @@ def _method(method: str) -> CamMethod:
     try:
         return CAM_METHODS[method]()
     except KeyError:
-        choices = ", ".join(CAM_METHODS)
-        raise ArgumentError(f"{method!r}: unknown CAM method; use one of {choices}", param="method") from None
+        choices, hint = ", ".join(CAM_METHODS), did_you_mean(method, CAM_METHODS)
+        message = f"{method!r}: unknown CAM method; {hint}use one of {choices}"
+        raise ArgumentError(message, param="method") from None
 
 
 def explain(

@@ -12,7 +12,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from ..errors import ArgumentError, CnnlabError
+from ..errors import ArgumentError, CnnlabError, did_you_mean
 from ..models.surgery import HeadKind
 
 
@@ -142,8 +142,11 @@ class TrainConfig:
             try:
                 setattr(self, name, enum(value))
             except ValueError:
-                choices = ", ".join(e.value for e in enum)
-                raise ArgumentError(f"{value!r}: unknown; choose one of {choices}", param=name) from None
+                values = [e.value for e in enum]
+                hint = did_you_mean(str(value), values)
+                raise ArgumentError(
+                    f"{value!r}: unknown; {hint}choose one of {', '.join(values)}", param=name
+                ) from None
         self.unfreeze_layers = tuple(self.unfreeze_layers)
         checks = [
             ("epochs", self.epochs >= 1, "must be at least 1"),
