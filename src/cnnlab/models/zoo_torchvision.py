@@ -239,7 +239,7 @@ _INCEPTION_FEATURES = [
     pretrained=_DOWNLOAD,
     offline=lambda: _cached("inception_v3"),
     weights_cfg=lambda: _default_cfg("inception_v3"),
-    description="Inception v3 (27.2M params, 299x299, no aux logits)",
+    description="Inception v3, 299x299, without the auxiliary head: 23.8M params (27.2M with it)",
 )
 def inception_v3(*, num_classes: int = 1000, in_chans: int = 3, pretrained: bool = False) -> TorchvisionNet:
     """torchvision Inception v3 without the auxiliary classifier; input 3x299x299."""
