@@ -324,7 +324,7 @@ def fit(
     """
     import lightning as L
 
-    from .callbacks import MetricsHistory, NonFiniteGuard
+    from .callbacks import EpochLines, MetricsHistory, NonFiniteGuard
 
     cfg, rank = config, _env_global_rank()
     last = prepare_run_dir(cfg, rank)
@@ -334,7 +334,9 @@ def fit(
     model = build_model(cfg, in_chans=int(bundle.image_shape[0]), num_classes=num_classes, notices=notices)
     setup = training_setup(cfg, bundle, model, num_classes=num_classes, notices=notices)
     history = MetricsHistory(cfg.run_dir, title=f"{cfg.model} on {cfg.data}")
-    trainer = build_trainer(cfg, cfg.run_dir, [history, NonFiniteGuard(), *setup.callbacks, *callbacks])
+    lines = [] if cfg.progress else [EpochLines(history)]  # without the bar: one line per epoch
+    ours = [history, *lines, NonFiniteGuard(), *setup.callbacks]
+    trainer = build_trainer(cfg, cfg.run_dir, [*ours, *callbacks])
     if rank == 0:
         write_setup(cfg.run_dir, cfg, list(bundle.classes), setup.info)
         if on_setup is not None:
