@@ -32,8 +32,12 @@ def _check_registries(model: str, augment: str) -> None:
     """Unknown model or augmentation names fail here, before the training imports."""
     from ..data.transforms import get_preset
     from ..models._registry import get_entry
+    from ..models.spec import is_spec, parse_spec
 
-    get_entry(model)
+    if is_spec(model):
+        parse_spec(model)  # a malformed spec fails here, naming the token
+    else:
+        get_entry(model)
     get_preset(augment)
 
 
@@ -48,7 +52,9 @@ def _explicit(ctx: typer.Context) -> set[str]:
 def train(
     ctx: typer.Context,
     data: str = typer.Option("sample", "--data", help="sample | mnist | fashion-mnist | FOLDER | CSV"),
-    model: str = typer.Option("mnist_cnn", "--model", help="a name from `cnnlab models`, or timm:<name>"),
+    model: str = typer.Option(
+        "mnist_cnn", "--model", help="a name from `cnnlab models`, timm:<name>, or a layer spec string"
+    ),
     pretrained: bool = typer.Option(False, "--pretrained", help="start from the model's pretrained weights"),
     weights: Path | None = typer.Option(
         None, "--weights", help="local .pth/.safetensors weights (implies --pretrained)"

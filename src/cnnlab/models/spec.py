@@ -297,6 +297,15 @@ def parse_spec(spec: str | Sequence[Any]) -> list[Any]:
     return list(spec)
 
 
+def is_spec(text: str) -> bool:
+    """Does ``text`` read as a layer spec string (``"conv:32:3 relu"``) rather than a model name or a path?"""
+    from pathlib import Path
+
+    first = text.strip().split(None, 1)[0] if text.strip() else ""
+    kind = first.split(":", 1)[0].split("(", 1)[0]
+    return kind in SPEC_LAYERS and not Path(text).exists()
+
+
 # ----------------------------------------------------------------------------------------------- building
 
 

@@ -184,7 +184,13 @@ class TrainConfig:
         if self.out is not None:
             return Path(self.out)
         data_name = Path(self.data).name or "data"
-        return Path("runs") / f"{self.model.replace(':', '-')}-{data_name}"
+        if len(self.model.split()) > 1:  # a layer spec string: a short stable name instead of the text
+            import hashlib
+
+            name = "spec-" + hashlib.sha1(self.model.encode()).hexdigest()[:8]
+        else:
+            name = self.model.replace(":", "-")
+        return Path("runs") / f"{name}-{data_name}"
 
     def to_dict(self) -> dict[str, Any]:
         """Plain types only (enums as strings, tuples as lists): safe for YAML/JSON."""
