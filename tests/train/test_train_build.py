@@ -99,5 +99,6 @@ def test_a_layer_spec_string_trains_and_reloads_like_a_registry_model(tmp_path: 
     assert run.config.model == spec and run.num_classes == 10
     x = run.preprocess.normalize(torch.zeros(2, 1, 28, 28, dtype=torch.uint8))
     assert run.model(x).shape == (2, 10)
-    bad = CliRunner().invoke(app, ["train", "--model", "conv:8:3 relu maxpoool:2", "--out", str(tmp_path / "b")])
+    args = ["train", "--model", "conv:8:3 relu maxpoool:2", "--out", str(tmp_path / "b")]
+    bad = CliRunner().invoke(app, args)
     assert bad.exit_code == 2 and "maxpoool" in bad.output + str(getattr(bad, "stderr", ""))
