@@ -16,7 +16,7 @@ import torch
 from cnnlab.train import TrainConfig, fit, load_run
 from cnnlab.train import build as build_module
 from cnnlab.train import run as run_module
-from cnnlab.train.transfer import count_params, requires_grad_map
+from cnnlab.train.freezing import count_params, requires_grad_map
 
 
 class _KeepModel(L.Callback):

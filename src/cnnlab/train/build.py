@@ -3,8 +3,9 @@
 A run's network is the registry's model (pretrained when the config says so), its head configured for
 the data (:func:`~cnnlab.models.surgery.configure_head`), its stem adapted to the data's channels
 (:func:`~cnnlab.models.surgery.adapt_in_chans`) and its parameters frozen as the transfer mode leaves
-them at the end of training (:class:`~cnnlab.train.transfer.FreezePolicy`). Training builds it with the
-weights; ``load_run`` builds the same architecture without them and loads ``model.safetensors``.
+them at the end of training (:mod:`cnnlab.train.freezing`: loading a run needs no Lightning). Training
+builds it with the weights; ``load_run`` builds the same architecture without them and loads
+``model.safetensors``.
 """
 
 from __future__ import annotations
@@ -74,7 +75,7 @@ def build_model(
     from ..models import create_model
     from ..models.spec import build_from_spec, is_spec
     from ..models.surgery import adapt_in_chans, classifier_layer, configure_head
-    from .transfer import FreezePolicy
+    from .freezing import apply_transfer, mode_at
 
     pretrained: bool | str = cfg.weights or cfg.pretrained
     if is_spec(cfg.model):  # a layer spec string: GAP head, any input size
@@ -92,7 +93,9 @@ def build_model(
     notice = adapt_in_chans(model, in_chans)
     if notice and notices is not None:
         notices.append(notice)
-    FreezePolicy.from_config(cfg).apply(model, epoch=cfg.epochs - 1)
+    last = mode_at(cfg.transfer, cfg.epochs - 1, cfg.fine_tune_epochs)  # the freezing training ends with
+    apply_transfer(model, mode=last, unfreeze=cfg.unfreeze, unfreeze_layers=cfg.unfreeze_layers,
+                   train_bn=cfg.train_bn)
     return model
 
 
