@@ -84,8 +84,10 @@ def rf(
     sb = view.support_box()
     effective = (f"gradient non-zero on rows {sb[0]}..{sb[2]}, cols {sb[1]}..{sb[3]} "
                  f"({'inside' if view.support_inside() else 'OUTSIDE'} the field)") if sb else "gradient zero"
+    jump = view.field.jump or (0.0, 0.0)
+    jump_text = f"{jump[0]:g}" if jump[0] == jump[1] else f"{jump[0]:g}x{jump[1]:g}"
     console.print(f"{view.layer}: unit {view.unit} sees {view.field.rf[0]}x{view.field.rf[1]} px "
-                  f"(rows {top}..{bottom}, cols {left}..{right}), jump {view.field.jump}; {effective} "
+                  f"(rows {top}..{bottom}, cols {left}..{right}), jump {jump_text} px; {effective} "
                   f"over {label} -> {out}", markup=False, highlight=False)
 
 

@@ -115,7 +115,9 @@ def invariance_figure(curves: Sequence[InvarianceCurve], *, title: str = "") -> 
     ax_shift, ax_rot = fig.subplots(1, 2)
     for curve in curves:
         label = f"{curve.model} ({curve.label})"
-        (line,) = ax_shift.plot(curve.shifts, curve.shift_accuracy, "o-", label=label)
+        kept = curve.shift_accuracy[-1] / curve.shift_accuracy[0] if curve.shift_accuracy[0] else 0.0
+        shift_label = f"{label}: keeps {kept:.0%} at {curve.shifts[-1]} px"
+        (line,) = ax_shift.plot(curve.shifts, curve.shift_accuracy, "o-", label=shift_label)
         ax_rot.plot(curve.angles, curve.rotation_accuracy, "o-", color=line.get_color(), label=label)
     chance = max((c.chance for c in curves), default=0.0)
     for ax, xlabel in ((ax_shift, "shift (pixels; mean of left, right, up, down)"),
@@ -129,6 +131,7 @@ def invariance_figure(curves: Sequence[InvarianceCurve], *, title: str = "") -> 
         ax_shift.set_xticks(curves[0].shifts)
     ax_shift.set_title("translation", fontsize=9)
     ax_rot.set_title("rotation", fontsize=9)
+    ax_shift.legend(fontsize=8, loc="lower left")
     ax_rot.legend(fontsize=8, loc="lower left")
     images = sorted({c.images for c in curves})
     default = f"accuracy on moved validation images ({', '.join(map(str, images))} images per point)"

@@ -73,7 +73,7 @@ def loss_axis_limit(losses: Sequence[float], chance_loss: float | None = None) -
 
     A diverging first epoch (a loss of 40 beside losses of 0.5) would flatten the rest of the curve
     into the axis. The axis keeps every loss up to 2.5 x the upper quartile and always the loss of a
-    uniform guess (``chance_loss``, x 1.3); anything above is drawn at the top and marked.
+    uniform guess (``chance_loss``, x 1.5); anything above is drawn at the top and marked.
 
     Args:
         losses: Every loss drawn on the axis.
@@ -87,7 +87,7 @@ def loss_axis_limit(losses: Sequence[float], chance_loss: float | None = None) -
         return None
     ordered = sorted(finite)
     upper_quartile = ordered[min(len(ordered) - 1, (3 * len(ordered)) // 4)]
-    cap = max(2.5 * upper_quartile, 1.3 * chance_loss if chance_loss else 0.0)
+    cap = max(2.5 * upper_quartile, 1.5 * chance_loss if chance_loss else 0.0)
     return cap if max(finite) > cap else None
 
 
