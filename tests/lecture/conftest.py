@@ -30,7 +30,8 @@ def sample_run(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path
     def get(model: str) -> Path:
         if model not in done:
             out = root / model
-            fit(TrainConfig(data="sample", model=model, seed=0, out=str(out), progress=False, **RECIPES[model]))
+            cfg = TrainConfig(data="sample", model=model, seed=0, out=str(out), progress=False, **RECIPES[model])
+            fit(cfg)
             done[model] = out
         return done[model]
 

@@ -77,7 +77,8 @@ MODEL_LAYERS = [
 
 
 @pytest.mark.parametrize(("name", "size"), MODEL_LAYERS, ids=["mnist_cnn", "cats_cnn", "spec"])
-def test_every_conv_and_pool_of_a_model_matches_its_real_output(name: str, size: tuple[int, int, int]) -> None:
+def test_every_conv_and_pool_of_a_model_matches_its_real_output(name: str, size: tuple[int, int, int],
+                                                                ) -> None:
     model = create_model(name) if ":" not in name else build_from_spec(name, input_size=size)
     model.eval()
     outs: dict[str, tuple[int, int]] = {}

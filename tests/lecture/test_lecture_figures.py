@@ -19,8 +19,8 @@ from cnnlab.report.plots import curves_figure, loss_axis_limit
 
 
 def _rows(train_loss: list[float], val_loss: list[float]) -> list[dict[str, float]]:
-    return [{"epoch": i + 1, "train_loss": t, "train_acc": 0.5 + 0.04 * i, "val_loss": v, "val_acc": 0.5 + 0.03 * i}
-            for i, (t, v) in enumerate(zip(train_loss, val_loss, strict=True))]
+    return [{"epoch": i + 1, "train_loss": t, "train_acc": 0.5 + 0.04 * i, "val_loss": v,
+             "val_acc": 0.5 + 0.03 * i} for i, (t, v) in enumerate(zip(train_loss, val_loss, strict=True))]
 
 
 def _labels(ax) -> list[str]:

@@ -9,6 +9,7 @@ gradient to one element), nothing cancels, so the support of d unit / d input is
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 from pathlib import Path
 
@@ -107,7 +108,7 @@ def test_dilation_grows_the_field_exponentially_and_pooling_doubles_the_growth()
     assert [r.rf[0] for r in view.layers] == [3, 7, 15, 31]  # +2, +4, +8, +16
     assert [r.what for r in view.layers] == ["conv 3x3", "conv 3x3 d2", "conv 3x3 d4", "conv 3x3 d8"]
     mnist = receptive_field_view(create_model("mnist_cnn"), torch.rand(2, 1, 28, 28))
-    growth = [b.rf[0] - a.rf[0] for a, b in zip(mnist.layers, mnist.layers[1:], strict=False)]
+    growth = [b.rf[0] - a.rf[0] for a, b in itertools.pairwise(mnist.layers)]
     assert growth == [1, 4, 2, 8]  # conv +2 at jump 1, pool, conv +2x2 at jump 2, pool, conv +2x4
 
 

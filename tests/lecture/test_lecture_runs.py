@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -42,7 +43,7 @@ def test_probe_accuracy_rises_with_depth_and_both_figures_are_written(sample_run
     names = [s["name"] for s in doc["stages"]]
     assert names == ["input", "features.block1", "features.block2", "features.block3", "head.fc input"]
     acc = [s["val_accuracy"] for s in doc["stages"]]
-    assert all(a < b for a, b in zip(acc, acc[1:], strict=False)), acc  # deeper separates better
+    assert all(a < b for a, b in itertools.pairwise(acc)), acc  # deeper separates better
     assert acc[0] < 0.35 < 0.6 < acc[-1] and doc["chance"] == pytest.approx(0.1)
     assert [s["dim"] for s in doc["stages"]] == [1, 32, 64, 64, 64]
     assert _png(tmp_path / "probe.png")[0] > 500 and _png(tmp_path / "embedding_map.png")[0] > 800
