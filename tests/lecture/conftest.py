@@ -30,7 +30,8 @@ def sample_run(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path
     def get(model: str) -> Path:
         if model not in done:
             out = root / model
-            cfg = TrainConfig(data="sample", model=model, seed=0, out=str(out), progress=False, **RECIPES[model])
+            recipe = RECIPES[model]
+            cfg = TrainConfig(data="sample", model=model, seed=0, out=str(out), progress=False, **recipe)
             fit(cfg)
             done[model] = out
         return done[model]
