@@ -65,7 +65,7 @@ def _layer_plot(ax: Any, view: ReceptiveFieldView) -> None:
     ax.plot(x, rf, "o-", color="tab:red", label="field size (px)")
     for i in range(len(rows)):
         grow = rf[i] - (rf[i - 1] if i else 1)
-        ax.annotate(f"+{grow}", (x[i], rf[i]), textcoords="offset points", xytext=(0, 6), ha="center",
+        ax.annotate(f"+{grow}", (x[i], rf[i]), textcoords="offset points", xytext=(-4, 7), ha="right",
                     fontsize=7, color="tab:red")
     ax.set_ylabel("receptive field (input px)", color="tab:red")
     ax.set_ylim(0, max([*rf, 1]) * 1.18)
@@ -125,8 +125,9 @@ def receptive_field_figure(view: ReceptiveFieldView, image: torch.Tensor | None 
     fig.colorbar(im, ax=ax_erf, fraction=0.046, pad=0.04)
     _layer_plot(ax_layers, view)
     weights = "" if view.learned else " (random weights)"
-    return finish_grid(fig, f"{view.model_name}{weights}: receptive field of {view.layer}, "
-                            f"jump {view.field.jump[0] if view.field.jump else '-'} px", fontsize=11)
+    jump = view.field.jump[0] if view.field.jump else 0.0  # a view always has a spatial field
+    return finish_grid(fig, f"{view.model_name}{weights}: receptive field of {view.layer}, jump {jump:g} px",
+                       fontsize=11)
 
 
 def _shown(total: int, needed: int, cap: int = 16) -> int:
