@@ -30,7 +30,7 @@ from cnnlab.models.spec import (
     parse_spec,
 )
 
-COURSE = ["mnist_cnn", "mnist_cnn_gap", "cats_cnn", "cats_cnn_dropout"]
+COURSE = ["mnist_cnn", "mnist_cnn_gap", "cats_cnn", "cats_cnn_dropout", "mnist_mlp"]
 
 
 def test_list_and_info() -> None:

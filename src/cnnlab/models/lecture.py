@@ -9,6 +9,8 @@ All convolutions are 3x3, stride 1, "valid" padding, with ReLU; pools are 2x2 ma
 * ``cats_cnn``: 3x150x150, Conv32/64/128/128 each followed by a pool, GAP, Dense 512 (ReLU), Dense 1
   (one logit: cat vs dog): 307,393 params.
 * ``cats_cnn_dropout``: ``cats_cnn`` with Dropout(0.5) right before the output dense layer.
+* ``mnist_mlp``: the dense baseline the course sets against the convnet: Flatten + Dense 512 (ReLU) +
+  Dense 10 on 1x28x28, 407,050 params, no convolution (its ``features`` are empty).
 """
 
 from __future__ import annotations
@@ -53,6 +55,8 @@ COURSE_NETS = [
               "course cats-vs-dogs convnet 32-64-128-128, GAP, dense 512, 1 logit (307,393 params)"),
     CourseNet("cats_cnn_dropout", CATS_BASE, Head("gap", hidden=512, dropout=0.5), (3, 150, 150), 1,
               "cats_cnn with Dropout(0.5) before the dense output layer (307,393 params)"),
+    CourseNet("mnist_mlp", [], Head("flatten", hidden=512), (1, 28, 28), 10,
+              "course dense baseline: flatten + dense 512 + dense 10, no convolution (407,050 params)"),
 ]
 
 for _net in COURSE_NETS:

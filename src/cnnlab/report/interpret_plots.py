@@ -156,14 +156,37 @@ def cam_overlay_figure(
     return fig
 
 
-def top_channels_figure(image: torch.Tensor, result: CamResult, top: TopChannels, index: int = 0) -> Figure:
-    """The top-k channels view of one image: its overlay, then each top channel with its weight."""
+def _stretch(maps: torch.Tensor) -> torch.Tensor:
+    """Each map [h, w] of ``maps`` [k, h, w] min-max stretched to [0, 1] (a constant map becomes 0)."""
+    flat = maps.detach().float().flatten(1)
+    lo = flat.min(1).values[:, None, None]
+    span = (flat.max(1).values - flat.min(1).values)[:, None, None]
+    return torch.where(span > 0, (maps - lo) / span.clamp_min(1e-12), torch.zeros_like(maps))
+
+
+def top_channels_figure(image: torch.Tensor, result: CamResult, top: TopChannels, index: int = 0, *,
+                        class_names: Sequence[str] | None = None) -> Figure:
+    """The top-k channels view of one image: its CAM overlay, then each top channel overlaid on the image.
+
+    Args:
+        image: uint8 [C, H, W], the image drawn.
+        result: The CAM of a batch that holds the image.
+        top: From :func:`cnnlab.interpret.top_channels`.
+        index: The image's position in the batch.
+        class_names: Names of the classes (the explained class is named, else shown by its index).
+
+    Returns:
+        The figure; each channel's activation is stretched to its own range and upsampled onto the image.
+    """
     k = top.indices.shape[1]
     fig, axes = _grid(k + 1, min(k + 1, 5), cell=1.8)
     _show(axes[0], overlays(image[None], result.maps[index : index + 1])[0])
-    axes[0].set_title(f"{result.method}, class {int(result.targets[index])}", fontsize=8)
+    t = int(result.targets[index])
+    name = class_names[t] if class_names is not None and t < len(class_names) else f"class {t}"
+    axes[0].set_title(f"{result.method}: {name}", fontsize=8)
+    channel_overlays = overlays(image[None].expand(k, *image.shape), _stretch(top.activations[index]))
     for j in range(k):
-        axes[j + 1].imshow(top.activations[index, j].cpu().numpy(), cmap="viridis")
+        _show(axes[j + 1], channel_overlays[j])
         c, w = int(top.indices[index, j]), float(top.weights[index, j])
         axes[j + 1].set_title(f"channel {c}, w={w:.3g}", fontsize=8)
     fig.suptitle(f"top {k} channels of {result.layer}")

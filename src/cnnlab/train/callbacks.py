@@ -67,6 +67,7 @@ class MetricsHistory(L.Callback):
         self.run_dir = Path(run_dir)
         self.title = title
         self.plot = plot
+        self.num_classes: int | None = None  # the curves' chance level, read from the module
         self.rows: list[dict[str, Any]] = []
         self.timing: list[dict[str, Any]] = []
         self._t0 = self._t_train = 0.0
@@ -86,6 +87,7 @@ class MetricsHistory(L.Callback):
         if trainer.sanity_checking or trainer.state.fn != "fit":
             return
         metrics = dict(getattr(pl_module, "epoch_metrics", {}))
+        self.num_classes = getattr(pl_module, "num_classes", None)
         epoch = trainer.current_epoch + 1
         bad = [k for k in ("train_loss", "val_loss") if k in metrics and not math.isfinite(metrics[k])]
         if bad:
@@ -107,7 +109,8 @@ class MetricsHistory(L.Callback):
         if self.plot and self.rows:
             from ..report.plots import curves_figure
 
-            save_figure(self.run_dir / "curves.png", curves_figure(self.rows, title=self.title))
+            save_figure(self.run_dir / "curves.png", curves_figure(self.rows, title=self.title,
+                                                                    num_classes=self.num_classes))
 
     def state_dict(self) -> dict[str, Any]:
         return {"rows": [dict(r) for r in self.rows], "timing": [dict(r) for r in self.timing]}
