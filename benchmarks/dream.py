@@ -74,6 +74,37 @@ def course_loop(
     return torch.tensor(ends)
 
 
+def step_gflop(model: torch.nn.Module, layer: str, shape: tuple[int, int, int]) -> dict[str, float]:
+    """GFLOP of one filter's step (batch 1; forward, and backward to the image), counted by
+    ``torch.utils.flop_counter``: cnnlab stops the forward at the layer, the course runs the whole model."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from cnnlab.interpret.hooks import run_until, truncated_capture
+
+    frozen = [p for p in model.parameters() if p.requires_grad]
+    for p in frozen:
+        p.requires_grad_(False)  # count the image gradient only, as both loops compute
+    try:
+        x = torch.rand(1, *shape, requires_grad=True)
+        with FlopCounterMode(display=False) as ours:
+            with truncated_capture(model, layer) as cap:
+                run_until(model, x)
+            cap.activations[layer][0, 0].mean().backward()
+        captured: dict[str, torch.Tensor] = {}
+        module = model.get_submodule(layer)
+        handle = module.register_forward_hook(lambda m, i, o: captured.__setitem__("a", o))
+        try:
+            with FlopCounterMode(display=False) as course:
+                model(x)
+                captured["a"][0, 0].mean().backward()
+        finally:
+            handle.remove()
+    finally:
+        for p in frozen:
+            p.requires_grad_(True)
+    return {"cnnlab": ours.get_total_flops() / 1e9, "course": course.get_total_flops() / 1e9}
+
+
 def _timed(fn: Callable[[], torch.Tensor]) -> tuple[float, float, torch.Tensor]:
     w, c = time.perf_counter(), time.process_time()
     out = fn()
@@ -111,6 +142,7 @@ def bench(name: str, layer: str, n_filters: int, size: int, *, steps: int, repea
             wall, cpu, ends[label] = _timed(fn)
             rows[label].append((wall, cpu))
     model.zero_grad(set_to_none=True)
+    gflop = step_gflop(model, layer, shape)
     med = {k: (statistics.median(w for w, _ in v), statistics.median(c for _, c in v))
            for k, v in rows.items()}
     return {
@@ -120,6 +152,8 @@ def bench(name: str, layer: str, n_filters: int, size: int, *, steps: int, repea
         "course_filters_per_s": n_filters / med["course"][0],
         "speedup_wall": med["course"][0] / med["cnnlab"][0],
         "speedup_cpu": med["course"][1] / med["cnnlab"][1],
+        "gflop_per_filter_step": gflop,
+        "achieved_gflops": {k: gflop[k] * n_filters * steps / med[k][0] for k in gflop},
         "cnnlab_mean_final_activation": float(ends["cnnlab"].mean()),
         "course_mean_final_activation": float(ends["course"].mean()),
         "repeats_wall_s": {k: [round(w, 3) for w, _ in v] for k, v in rows.items()},
@@ -177,8 +211,9 @@ def _markdown(results: list[dict], meta: dict, repeats: int, cmd: str) -> str:
         f"filters, steps and size. Medians of {repeats} interleaved repeats after a warm-up, in one process.",
         "",
         "| model | layer | filters x size | steps | cnnlab filters/s | course filters/s | speed-up (wall) | "
-        "speed-up (CPU) | mean final activation cnnlab / course | target met |",
-        "|---|---|---|---:|---:|---:|---:|---:|---|---|",
+        "speed-up (CPU) | GFLOP per filter-step cnnlab / course | achieved GFLOP/s cnnlab / course | "
+        "mean final activation cnnlab / course | target met |",
+        "|---|---|---|---:|---:|---:|---:|---:|---|---|---|---|",
     ]
     for r in results:
         act_ok = r["cnnlab_mean_final_activation"] >= r["course_mean_final_activation"]
@@ -187,7 +222,9 @@ def _markdown(results: list[dict], meta: dict, repeats: int, cmd: str) -> str:
         lines.append(
             f"| {r['model']} ({weights}) | `{r['layer']}` | {r['filters']} x {r['size']} px | {r['steps']} | "
             f"{r['cnnlab_filters_per_s']:.2f} | {r['course_filters_per_s']:.2f} | {r['speedup_wall']:.2f}x | "
-            f"{r['speedup_cpu']:.2f}x | {r['cnnlab_mean_final_activation']:.3f} / "
+            f"{r['speedup_cpu']:.2f}x | {r['gflop_per_filter_step']['cnnlab']:.4f} / "
+            f"{r['gflop_per_filter_step']['course']:.4f} | {r['achieved_gflops']['cnnlab']:.1f} / "
+            f"{r['achieved_gflops']['course']:.1f} | {r['cnnlab_mean_final_activation']:.3f} / "
             f"{r['course_mean_final_activation']:.3f} | {met} (>= {TARGET:.0f}x, activation >= course) |"
         )
     lines += [
