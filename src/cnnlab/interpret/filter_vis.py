@@ -6,7 +6,8 @@ optimised together, ``batch_size`` at a time, one forward/backward pass per chun
 * the forward pass stops at the layer (its hook raises once it has run: nothing after it is computed);
 * ``torch.autograd.grad`` differentiates w.r.t. the image parameters alone (no parameter ``.grad``);
 * the step is ``torch.optim.adam.adam``, the functional form of ``torch.optim.Adam`` (the same update;
-  the class imports ``torch._dynamo`` on first use, 1.5 s warm and up to 12 s cold in a new process);
+  the class imports ``torch._dynamo`` on first use: 1.5 s of a new process here, more with a cold
+  file cache).
 
 All random numbers (start images, transforms) are drawn for the whole batch of filters and then split
 into chunks, so the result does not depend on ``batch_size`` (up to float rounding).
