@@ -299,6 +299,15 @@ def scorecam_main(names: list[str], *, batch: int, size: int, repeats: int) -> i
             f"{gf['pytorch-grad-cam']:.0f} | {r['pearson_r_min']:.6f} | {r['max_abs_diff']:.1e} | "
             f"{met} (>= {TARGET:.0f}x, r >= 0.99) |"
         )
+    lines.append("")
+    for r in results:
+        fw, gf = r["forward_images"], r["achieved_gflops"]
+        fewer, rate = fw["pytorch-grad-cam"] / fw["cnnlab"], gf["cnnlab"] / gf["pytorch-grad-cam"]
+        lines.append(
+            f"- {r['model']}: {fewer:.2f}x fewer images through the network x {rate:.2f}x "
+            f"the FLOP rate = {r['speedup_wall']:.2f}x; cnnlab's forward passes run at "
+            f"{gf['cnnlab'] / meta['matmul_peak_gflops']:.0%} of the measured matmul peak."
+        )
     lines += [
         "",
         "Where the speed-up comes from: fewer images through the network (channels with equal normalised "

@@ -227,12 +227,24 @@ def _markdown(results: list[dict], meta: dict, repeats: int, cmd: str) -> str:
             f"{r['achieved_gflops']['course']:.1f} | {r['cnnlab_mean_final_activation']:.3f} / "
             f"{r['course_mean_final_activation']:.3f} | {met} (>= {TARGET:.0f}x, activation >= course) |"
         )
+    lines.append("")
+    for r in results:
+        g, a = r["gflop_per_filter_step"], r["achieved_gflops"]
+        flops, rate = g["course"] / g["cnnlab"], a["cnnlab"] / a["course"]
+        lines.append(
+            f"- {r['model']}: per filter and step the course computes {flops:.2f}x the FLOPs of cnnlab "
+            "(its backward pass already ends at the layer: only the forward pass after the layer is saved), "
+            f"and cnnlab runs them at {rate:.2f}x the FLOP rate (batches of {r['filters']} filters): "
+            f"speed-up = {flops:.2f} x {rate:.2f} = {r['speedup_wall']:.2f}x."
+        )
     lines += [
         "",
         f"torch {meta['torch']} with {meta['threads']} thread(s), {meta['cpus']} CPUs shared with other work "
         f"(load average {meta['load_average_start']} at the start, {meta['load_average_end']} at the end). "
         f"Not in the timings: the first `torch.optim.Adam` of a process imports `torch._dynamo` "
-        f"({meta['first_adam_s']} s here), which cnnlab avoids (functional `torch.optim.adam.adam`).",
+        f"({meta['first_adam_s']} s here), which `visualize_filters` avoids (functional "
+        "`torch.optim.adam.adam`); a `cnnlab dream` process still imports it elsewhere for a run folder "
+        "or a timm model.",
         "",
         f"Command: `{cmd}`",
     ]
