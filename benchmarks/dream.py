@@ -125,20 +125,23 @@ def bench(name: str, layer: str, n_filters: int, size: int, *, steps: int, repea
     filters = list(range(n_filters))
     done: list[int] = []
 
-    def ours(n_steps: int = steps) -> torch.Tensor:  # the call cnnlab dream makes
+    def ours(n_steps: int = steps, transforms: bool = True) -> torch.Tensor:  # the call cnnlab dream makes
         res = visualize_filters(model, layer, filters=filters, image_size=shape, mean=mean, std=std,
-                                steps=n_steps, lr=0.05, param="fft", transforms=True, seed=0,
+                                steps=n_steps, lr=0.05, param="fft", transforms=transforms, seed=0,
                                 callback=lambda step, _v: done.append(step))
         return res.end
+
+    def ours_plain(n_steps: int = steps) -> torch.Tensor:  # cnnlab dream --no-transforms
+        return ours(n_steps, transforms=False)
 
     def reference(n_steps: int = steps) -> torch.Tensor:
         return course_loop(model, layer, filters, steps=n_steps, lr=0.05, shape=shape, mean=mean, std=std)
 
     ours(2), reference(2)  # warm-up: one-off kernel set-up and imports out of the timings
-    rows: dict[str, list[tuple[float, float]]] = {"cnnlab": [], "course": []}
+    rows: dict[str, list[tuple[float, float]]] = {"cnnlab": [], "cnnlab_no_transforms": [], "course": []}
     ends: dict[str, torch.Tensor] = {}
     for _ in range(repeats):
-        for label, fn in (("cnnlab", ours), ("course", reference)):
+        for label, fn in (("cnnlab", ours), ("cnnlab_no_transforms", ours_plain), ("course", reference)):
             wall, cpu, ends[label] = _timed(fn)
             rows[label].append((wall, cpu))
     model.zero_grad(set_to_none=True)
@@ -153,8 +156,10 @@ def bench(name: str, layer: str, n_filters: int, size: int, *, steps: int, repea
         "speedup_wall": med["course"][0] / med["cnnlab"][0],
         "speedup_cpu": med["course"][1] / med["cnnlab"][1],
         "gflop_per_filter_step": gflop,
-        "achieved_gflops": {k: gflop[k] * n_filters * steps / med[k][0] for k in gflop},
+        "achieved_gflops": {k: gflop[k] * n_filters * steps / med[k][0] for k in gflop},  # default cnnlab
         "cnnlab_mean_final_activation": float(ends["cnnlab"].mean()),
+        "cnnlab_no_transforms_mean_final_activation": float(ends["cnnlab_no_transforms"].mean()),
+        "speedup_wall_no_transforms": med["course"][0] / med["cnnlab_no_transforms"][0],
         "course_mean_final_activation": float(ends["course"].mean()),
         "repeats_wall_s": {k: [round(w, 3) for w, _ in v] for k, v in rows.items()},
         "repeats_cpu_s": {k: [round(c, 3) for _, c in v] for k, v in rows.items()},
@@ -231,11 +236,14 @@ def _markdown(results: list[dict], meta: dict, repeats: int, cmd: str) -> str:
     for r in results:
         g, a = r["gflop_per_filter_step"], r["achieved_gflops"]
         flops, rate = g["course"] / g["cnnlab"], a["cnnlab"] / a["course"]
+        plain = r["cnnlab_no_transforms_mean_final_activation"]
         lines.append(
             f"- {r['model']}: per filter and step the course computes {flops:.2f}x the FLOPs of cnnlab "
             "(its backward pass already ends at the layer: only the forward pass after the layer is saved), "
             f"and cnnlab runs them at {rate:.2f}x the FLOP rate (batches of {r['filters']} filters): "
-            f"speed-up = {flops:.2f} x {rate:.2f} = {r['speedup_wall']:.2f}x."
+            f"speed-up = {flops:.2f} x {rate:.2f} = {r['speedup_wall']:.2f}x. With `--no-transforms` (the "
+            f"course's objective: no random jitter/scale/rotation) cnnlab's mean final activation is "
+            f"{plain:.3f}, at {r['speedup_wall_no_transforms']:.2f}x the course's speed."
         )
     lines += [
         "",
