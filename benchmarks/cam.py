@@ -7,9 +7,11 @@ same layer (``model.default_cam_layer``) and the same targets (the predicted cla
 process CPU time. The maps are checked to agree (Pearson r per image).
 
 ``--method scorecam`` compares cnnlab's Score-CAM with pytorch-grad-cam's ``ScoreCAM`` (its default
-batch size of 16 masked images per forward pass) in the same way, on ``--batch`` images (default 2:
-both cost up to one forward pass of the whole network per channel and image), and also reports how
-many images each sends through the network and the achieved GFLOP/s against a measured matmul peak.
+batch size of 16 masked images per forward pass) on ``--batch`` images (default 2: both cost up to one
+forward pass of the whole network per channel and image); the warm-up is one forward pass of the batch
+(a whole Score-CAM run takes minutes), the agreement is checked on the last repeat's maps, and the
+number of images each sends through the network and the achieved GFLOP/s against a measured matmul
+peak are reported too.
 
 Usage:
     python benchmarks/cam.py [--repeats 3] [--batch 16] [--size 224] [--models resnet18,efficientnet_lite0]
