@@ -98,8 +98,8 @@ def filter_vis_figure(res: FilterVisResult, *, cols: int = 8) -> Figure:
     """The course's view: each filter's random start image (top row) above its image after N steps.
 
     Tiles are titled with the filter's mean activation on each image. A faded border (the pixels
-    that a "valid"-padding layer barely sees stay near their start value, e.g. 2-3 px of each side
-    for ``mnist_cnn``'s last convolution) would frame every tile: the outer rings whose contrast is
+    that a "valid"-padding layer barely sees stay near their start value, e.g. 4 of 28 px per side
+    for a trained ``mnist_cnn``'s last convolution) would frame every tile: the outer rings whose contrast is
     under 3/4 of the centre's are left out of the tiles, as the course's own ``deprocess_image``
     crops the border, and the title says how many pixels. The figure uses matplotlib's constrained
     layout, so the title never overlaps a tile.
