@@ -23,13 +23,17 @@ def _valid_padding_net() -> nn.Module:
 
 
 def _titles_clear_of_tiles(fig) -> int:
-    """Asserts that no title (the figure's or a tile's) overlaps any tile; returns how many were checked."""
+    """Asserts that every title (the figure's, each tile's) lies inside the figure and off every tile.
+
+    Returns how many titles were checked.
+    """
     FigureCanvasAgg(fig).draw()
     renderer = fig.canvas.get_renderer()
     tiles = [ax for ax in fig.axes if ax.get_visible()]
     texts = [ax.title for ax in tiles if ax.get_title()] + [fig._suptitle]
     for text in texts:
         box = text.get_window_extent(renderer)
+        assert fig.bbox.x0 <= box.x0 and box.x1 <= fig.bbox.x1 and box.y1 <= fig.bbox.y1, text.get_text()
         for ax in tiles:
             assert not box.overlaps(ax.get_window_extent(renderer)), (text.get_text(), ax.get_title())
     return len(texts)

@@ -131,8 +131,8 @@ def filter_vis_figure(res: FilterVisResult, *, cols: int = 8) -> Figure:
             _show(bottom, res.images[i, :, b : h - b, b : w - b])
             top.set_title(f"#{res.filters[i]}: {float(res.start[i]):.2f}", fontsize=7)
             bottom.set_title(f"{float(res.end[i]):.2f}", fontsize=7)
-    crop = f"; outer {b} px not shown (barely seen by the layer)" if b else ""
-    fig.suptitle(f"{res.layer}: inputs that maximise each filter, mean activation in the tile titles{crop}",
+    crop = f"\nouter {b} px not shown: the layer barely sees them" if b else ""
+    fig.suptitle(f"{res.layer}: inputs that maximise each filter\n(mean activation above each tile){crop}",
                  fontsize=9)
     return fig
 
