@@ -88,4 +88,5 @@ def report(
         f"{time.perf_counter() - start:.1f} s{note}",
         markup=False,
         highlight=False,
+        soft_wrap=True,
     )
