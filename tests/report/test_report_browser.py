@@ -9,8 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from browser import open_page
 
+from browser import open_page
 from cnnlab.report.build import SECTION_TITLES, make_report
 
 SIX = ["Run", "Data", "Model", "Training", "Evaluation", "Inside the network"]
@@ -48,20 +48,40 @@ def test_comparison_of_two_runs_in_the_browser(run_dir: Path, augmented_run: Pat
     url = path.resolve().as_uri()
     with open_page(url) as (page, log):
         runs = page.eval_on_selector_all("article.run > h2", "els => els.map(e => e.textContent)")
-        assert runs == [str(run_dir), str(augmented_run)]
+        assert runs == ["plain", "augmented"]
+        paths = page.eval_on_selector_all("article.run > p.path", "els => els.map(e => e.textContent)")
+        assert paths == [str(run_dir.resolve()), str(augmented_run.resolve())]
         headings = page.eval_on_selector_all("section.section > h3", "els => els.map(e => e.textContent)")
         assert headings == SIX + SIX
-        rows = page.eval_on_selector_all("#comparison tbody tr", "els => els.map(e => e.cells[0].textContent)")
-        assert rows == [str(run_dir), str(augmented_run)]
+        rows = page.eval_on_selector_all(
+            "#comparison tbody tr", "els => els.map(e => e.cells[0].textContent)"
+        )
+        assert rows == ["plain", "augmented"]
+        legend = page.eval_on_selector_all("#comparison img", "els => els.map(e => e.alt)")
+        assert legend == ["the learning curves of every run, overlaid"]
         _check_page(page, log, url, len(report.pictures()), tmp_path / "compare.png")
 
 
 @pytest.mark.parametrize("name", ["report.html"])
 def test_the_browser_helper_records_requests_and_errors(tmp_path: Path, name: str) -> None:
     """The helper itself: a page with a script error and a request to another file is caught."""
-    (tmp_path / name).write_text('<!DOCTYPE html><html><body><img src="other.png"><script>nope();</script></body></html>')
+    (tmp_path / name).write_text(
+        '<!DOCTYPE html><html><body><img src="other.png"><script>nope();</script></body></html>'
+    )
     url = (tmp_path / name).resolve().as_uri()
     with open_page(url) as (_page, log):
         pass
     assert log.requests[0] == url and (tmp_path / "other.png").as_uri() in log.requests
     assert log.errors and any("nope" in e for e in log.errors)
+
+
+def test_without_chromium_the_browser_tests_skip_or_fail_in_ci(monkeypatch: pytest.MonkeyPatch) -> None:
+    import browser
+
+    monkeypatch.setattr(browser.shutil, "which", lambda name: None)
+    monkeypatch.delenv("CNNLAB_REQUIRE_BROWSER", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="chromium is not installed"):
+        browser.chromium()
+    monkeypatch.setenv("CNNLAB_REQUIRE_BROWSER", "1")
+    with pytest.raises(pytest.fail.Exception, match="CNNLAB_REQUIRE_BROWSER=1"):
+        browser.chromium()

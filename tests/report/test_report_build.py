@@ -201,10 +201,11 @@ def test_without_data_the_evaluation_comes_from_evaluation_json(run_dir: Path, t
 
 def test_two_runs_are_compared(run_dir: Path, augmented_run: Path) -> None:
     rep = build_report([run_dir, augmented_run])
-    assert [r.name for r in rep.runs] == [str(run_dir), str(augmented_run)]
+    assert [r.name for r in rep.runs] == ["plain", "augmented"]  # the shortest names that differ
+    assert [r.path for r in rep.runs] == [str(run_dir.resolve()), str(augmented_run.resolve())]
     assert rep.comparison is not None
     table = _blocks(rep.comparison, Table)[0]
-    assert [r[0] for r in table.rows] == [str(run_dir), str(augmented_run)]
+    assert [r[0] for r in table.rows] == ["plain", "augmented"]
     assert [r[4] for r in table.rows] == ["none", "standard"]
     for row, run in zip(table.rows, (run_dir, augmented_run), strict=True):
         acc = [float(line.split(",")[4]) for line in (run / "metrics.csv").read_text().splitlines()[1:]]
@@ -219,3 +220,32 @@ def test_a_folder_that_is_not_a_run_fails_the_report(tmp_path: Path, run_dir: Pa
         build_report([tmp_path])
     with pytest.raises(CnnlabError, match="more than once"):
         build_report([run_dir, run_dir])
+
+
+def test_run_labels_are_the_shortest_names_that_differ(tmp_path: Path) -> None:
+    from cnnlab.report.build import run_labels
+
+    assert run_labels([tmp_path / "runs" / "a", tmp_path / "runs" / "b"]) == ["a", "b"]
+    assert run_labels([tmp_path / "x" / "run", tmp_path / "y" / "run"]) == ["x/run", "y/run"]
+    assert run_labels([Path("runs/demo/run")]) == ["runs/demo/run"]
+
+
+def test_skipped_files_are_listed_with_their_reason(run_dir: Path, tmp_path: Path) -> None:
+    from cnnlab.report.sec_data import data_section
+
+    folder = tmp_path / "shirts"
+    rng = np.random.default_rng(0)
+    for split in ("train", "val"):
+        for name in ("a", "b"):
+            (folder / split / name).mkdir(parents=True)
+            for i in range(3):
+                Image.fromarray(rng.integers(0, 255, (28, 28), dtype=np.uint8), mode="L").save(
+                    folder / split / name / f"{i}.png"
+                )
+    broken = folder / "train" / "a" / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    sec = data_section(RunContext(run_dir, data=str(folder)))
+    counts, skipped = _blocks(sec, Table)
+    assert counts.rows[-1] == ("total", 6, 6)
+    assert skipped.columns == ("skipped file", "reason") and len(skipped.rows) == 1
+    assert skipped.rows[0][0] == str(broken) and skipped.rows[0][1]

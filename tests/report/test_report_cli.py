@@ -18,18 +18,46 @@ runner = CliRunner()
 CONFIGS = [
     TrainConfig(),
     TrainConfig(data="sample", model="mnist_cnn", epochs=3, out="runs/demo/run"),
-    TrainConfig(data="data/cats dogs", model="efficientnet_lite0", pretrained=True, transfer="partial",
-                unfreeze_layers=("blocks.5", "blocks.6"), deterministic=False, channels_last=False, lr=3e-4,
-                augment="standard", img_size=64, head="mlp", epochs=5, fine_tune_epochs=2, data_dir="d",
-                limit=50, val_split=0.1, devices="auto", schedule="cosine", optimizer="sgd", weight_decay=1e-4,
-                cache_dir="c", workers=2, train_bn=True, backbone_lr_mult=0.5, num_nodes=2, strategy="ddp",
-                accelerator="cpu", batch_size=16, seed=7, out="o"),
+    TrainConfig(
+        data="data/cats dogs",
+        model="efficientnet_lite0",
+        pretrained=True,
+        transfer="partial",
+        unfreeze_layers=("blocks.5", "blocks.6"),
+        deterministic=False,
+        channels_last=False,
+        lr=3e-4,
+        augment="standard",
+        img_size=64,
+        head="mlp",
+        epochs=5,
+        fine_tune_epochs=2,
+        data_dir="d",
+        limit=50,
+        val_split=0.1,
+        devices="auto",
+        schedule="cosine",
+        optimizer="sgd",
+        weight_decay=1e-4,
+        cache_dir="c",
+        workers=2,
+        train_bn=True,
+        backbone_lr_mult=0.5,
+        num_nodes=2,
+        strategy="ddp",
+        accelerator="cpu",
+        batch_size=16,
+        seed=7,
+        out="o",
+    ),
     TrainConfig(model="efficientnet_lite0", weights="w.safetensors", transfer="full", channels_last=True),
 ]
 
 
 @pytest.mark.parametrize("cfg", CONFIGS, ids=["defaults", "demo", "every-option", "weights"])
-def test_the_command_in_the_header_trains_the_same_config(cfg: TrainConfig, monkeypatch, tmp_path: Path) -> None:
+def test_the_command_in_the_header_trains_the_same_config(
+    cfg: TrainConfig, monkeypatch, tmp_path: Path
+) -> None:
     """The command is parsed by the real `cnnlab train` (fit replaced): it must give back the same config."""
     seen: list[TrainConfig] = []
 
@@ -68,6 +96,7 @@ def test_report_of_a_folder_that_is_not_a_run_is_one_error_line(tmp_path: Path) 
     result = runner.invoke(app, ["report", str(tmp_path)])
     assert result.exit_code == 2
     lines = [line for line in result.output.splitlines() if line.strip()]
-    assert lines == [f"error: {tmp_path}: not a cnnlab run folder (no config.yaml); give a folder `cnnlab train` "
-                     "wrote"]
+    assert lines == [
+        f"error: {tmp_path}: not a cnnlab run folder (no config.yaml); give a folder `cnnlab train` wrote"
+    ]
     assert not (tmp_path / "report.html").exists()

@@ -43,11 +43,19 @@ def _tags(html: str) -> list[tuple[str, dict[str, str | None]]]:
 
 def _evil_report() -> Report:
     pic = image_picture(torch.zeros(1, 28, 28, dtype=torch.uint8), EVIL)
-    blocks = [Facts(((EVIL, EVIL),)), Text(EVIL), Code(EVIL, label=EVIL), Missing(EVIL),
-              Table((EVIL, "n"), ((EVIL, 3),), caption=EVIL), Gallery((Tile((pic,), (EVIL,), title=EVIL),), EVIL),
-              Picture(pic.png, EVIL, pic.width, pic.height, caption=EVIL)]
+    blocks = [
+        Facts(((EVIL, EVIL),)),
+        Text(EVIL),
+        Code(EVIL, label=EVIL),
+        Missing(EVIL),
+        Table((EVIL, "n"), ((EVIL, 3),), caption=EVIL),
+        Gallery((Tile((pic,), (EVIL,), title=EVIL),), EVIL),
+        Picture(pic.png, EVIL, pic.width, pic.height, caption=EVIL),
+    ]
     run = RunReport(EVIL, EVIL, [Section("data", EVIL, blocks)])
-    return Report(EVIL, "2024-01-01 00:00:00", EVIL, {EVIL: EVIL}, [run], Section("comparison", EVIL, [Text(EVIL)]))
+    return Report(
+        EVIL, "2024-01-01 00:00:00", EVIL, {EVIL: EVIL}, [run], Section("comparison", EVIL, [Text(EVIL)])
+    )
 
 
 def test_every_text_from_a_run_is_escaped() -> None:

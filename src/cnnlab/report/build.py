@@ -56,6 +56,21 @@ def _check_runs(runs: Sequence[str | os.PathLike[str]]) -> list[Path]:
     return paths
 
 
+def run_labels(paths: Sequence[Path]) -> list[str]:
+    """Short names that tell runs apart: the fewest trailing folder names that differ (``runs/a`` -> ``a``).
+
+    One run keeps the folder as given.
+    """
+    if len(paths) == 1:
+        return [str(paths[0])]
+    parts = [p.resolve().parts for p in paths]
+    for depth in range(1, max(len(q) for q in parts) + 1):
+        labels = ["/".join(q[-depth:]) for q in parts]
+        if len(set(labels)) == len(labels):
+            return labels
+    return [str(p) for p in paths]
+
+
 def default_output(runs: Sequence[str | os.PathLike[str]]) -> Path:
     """Where the report goes without ``out``: ``RUN/report.html``; for several runs ``report.html`` in the
     folder that holds them all (e.g. ``runs/report.html`` for ``runs/a`` and ``runs/b``)."""
@@ -95,7 +110,11 @@ def build_report(
         CnnlabError: A folder is not a run folder, or is given twice. A missing input of one section
             (data not reachable, no ``metrics.csv``) does not raise: that section says so.
     """
-    contexts = [RunContext(p, data=data, top_losses=top_losses, work=on_work) for p in _check_runs(runs)]
+    paths = _check_runs(runs)
+    contexts = [
+        RunContext(p, data=data, top_losses=top_losses, work=on_work, label=label)
+        for p, label in zip(paths, run_labels(paths), strict=True)
+    ]
     total = len(contexts) * len(SECTIONS) + (len(contexts) > 1)
     done = 0
     reports = []
@@ -127,14 +146,18 @@ def make_report(
     runs: Sequence[str | os.PathLike[str]],
     *,
     out: str | os.PathLike[str] | None = None,
-    **options: object,
+    data: str | None = None,
+    top_losses: int = 16,
+    command: str = "",
+    on_step: StepFn | None = None,
+    on_work: WorkFn | None = None,
 ) -> tuple[Path, Report]:
     """Build the report of ``runs`` and write it as one self-contained HTML file (atomically).
 
     Args:
         runs: Run folders.
-        out: The HTML file (default: :func:`default_output`).
-        **options: Passed to :func:`build_report`.
+        out: The HTML file (default: :func:`default_output`); its folder is checked before any work.
+        data, top_losses, command, on_step, on_work: As for :func:`build_report`.
 
     Returns:
         (the file written, the report).
@@ -145,6 +168,8 @@ def make_report(
     dest = Path(out) if out is not None else default_output(runs)
     _check_runs(runs)
     ensure_writable_dir(dest.parent if str(dest.parent) else Path("."), option="--out")
-    report = build_report(runs, **options)  # type: ignore[arg-type]
+    report = build_report(
+        runs, data=data, top_losses=top_losses, command=command, on_step=on_step, on_work=on_work
+    )
     write_text(dest, render_html(report))
     return dest, report

@@ -43,18 +43,20 @@ class RunContext:
         data: A data SPEC that replaces the run's own (``--data``), or None.
         top_losses: How many highest-loss validation images the evaluation shows.
         work: Progress of the work inside the current step (set by the report builder), or None.
+        label: The run's name on the page (default: the folder as given).
     """
 
     path: Path
     data: str | None = None
     top_losses: int = 16
     work: WorkFn | None = None
+    label: str = ""
     _memo: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def name(self) -> str:
-        """How the run is named on the page: the folder as given."""
-        return str(self.path)
+        """How the run is named on the page: ``label``, else the folder as given."""
+        return self.label or str(self.path)
 
     def _once(self, key: str, load: Callable[[], T]) -> T:
         """``load()`` the first time; afterwards its value, or the same :class:`Unavailable` again."""

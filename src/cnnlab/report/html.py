@@ -84,7 +84,7 @@ pre { background: #0f1720; color: #e8edf5; padding: .6rem .8rem; border-radius: 
 table { border-collapse: collapse; font-size: .9rem; }
 caption { text-align: left; color: var(--muted); padding: .2rem 0; caption-side: bottom; }
 th, td { padding: .2rem .6rem; border-bottom: 1px solid var(--line); text-align: left; white-space: nowrap; }
-th { background: var(--band); position: sticky; top: 0; }
+th { background: var(--band); position: sticky; top: 0; white-space: normal; vertical-align: bottom; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 figure { margin: .5rem 0 1.2rem; }
 figure.fig img { max-width: 100%; height: auto; cursor: zoom-in; border: 1px solid var(--line); }

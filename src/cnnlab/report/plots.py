@@ -158,6 +158,7 @@ def compare_curves_figure(runs: Mapping[str, Sequence[Mapping[str, Any]]], *, ti
         A figure with two panels (loss, accuracy); the overfitting onset of a run is marked with a dot.
     """
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     fig = Figure(figsize=(11, 4.2))
     ax_loss, ax_acc = fig.subplots(1, 2)
@@ -179,6 +180,7 @@ def compare_curves_figure(runs: Mapping[str, Sequence[Mapping[str, Any]]], *, ti
         ax.set_ylabel(name)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     if title:
         fig.suptitle(title)
     return fig

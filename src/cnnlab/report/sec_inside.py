@@ -13,8 +13,9 @@ from .tiles import METHOD, explain_images, image_name, tile
 
 #: Feature maps are shown at this many depths (first, middle and last post-activation map).
 DEPTHS = 3
-#: Channels drawn per feature-map figure (the title says when there are more).
+#: Channels drawn per feature-map figure (the title says when there are more), dead channels listed by index.
 MAX_CHANNELS = 32
+LISTED_DEAD = 64
 #: Filters visualised per layer, the gradient-ascent steps, and the largest side of the optimised images
 #: (the forward pass stops at the layer, so a smaller image than the model's works; 112 px makes a 224-px
 #: network's visualisations 4x cheaper, Lucent's default is 128).
@@ -110,7 +111,9 @@ def _feature_maps(ctx: RunContext) -> list[Block]:
     for layer in picked:
         fm = feature_maps(run.model, x, layer)
         dead = [int(i) for i in fm.dead.nonzero().flatten()]
-        listed = ", ".join(map(str, dead)) if dead else "none"
+        listed = ", ".join(map(str, dead[:LISTED_DEAD])) if dead else "none"
+        if len(dead) > LISTED_DEAD:
+            listed = f"{len(dead):,}, the first {LISTED_DEAD}: {listed}, ..."
         k = fm.maps.shape[0]
         shown = shown_of(min(MAX_CHANNELS, k), k, "channels")
         caption = f"{fm.layer}: {shown} drawn, each on its own scale; dead channels of all {k}: {listed}"
