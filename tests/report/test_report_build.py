@@ -45,7 +45,8 @@ def test_six_sections_all_computed_from_the_run(report) -> None:
     for title, sec in sections.items():
         assert not _blocks(sec, Missing), f"{title}: {_blocks(sec, Missing)}"
     # progress: one step per section, counting up to the total
-    assert [d for _, d, _ in report.steps] == list(range(7)) and {t for *_, t in report.steps} == {6}
+    assert [d for _, d, _ in report.steps] == [0, *range(7)] and {t for *_, t in report.steps} == {6}
+    assert report.steps[0][0].endswith("loading the model") and report.steps[-1][0] == "done"
 
 
 def test_every_picture_is_a_png_of_its_recorded_size(report) -> None:
