@@ -76,7 +76,7 @@ class RunContext:
 
     @property
     def config(self) -> TrainConfig:
-        """The run's ``config.yaml`` (a folder without one is not a run: that fails the whole report)."""
+        """The run's ``config.yaml`` (the report builder refuses a folder without one before any work)."""
         from ..train.config import TrainConfig
 
         return self._once("config", lambda: TrainConfig.from_yaml(self.path / "config.yaml"))
