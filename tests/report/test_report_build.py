@@ -212,6 +212,9 @@ def test_two_runs_are_compared(run_dir: Path, augmented_run: Path) -> None:
         acc = [float(line.split(",")[4]) for line in (run / "metrics.csv").read_text().splitlines()[1:]]
         assert row[5] == len(acc) and row[7] == f"{max(acc):.2%}"
     assert len(_blocks(rep.comparison, Picture)) == 1
+    plain, augmented = ({s.title: s for s in r.sections}["Data"] for r in rep.runs)
+    assert [p.caption.split(",")[0] for p in _blocks(augmented, Picture)][1].startswith("6 training images")
+    assert "'standard' preset" in _blocks(augmented, Picture)[1].caption and len(_blocks(plain, Picture)) == 1
     assert default_output([run_dir, augmented_run]) == run_dir.parent.parent / "report.html"
     assert default_output([run_dir]) == run_dir / "report.html"
 
