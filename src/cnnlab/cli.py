@@ -5,7 +5,7 @@ The commands live in :mod:`cnnlab._cli`, one module per area; importing them reg
 
 from __future__ import annotations
 
-from ._cli import data, demo, filters, interpret, models, train  # noqa: F401  (registers commands)
+from ._cli import data, demo, filters, interpret, models, serve, train  # noqa: F401  (registers commands)
 from ._cli._app import app
 
 __all__ = ["app"]
