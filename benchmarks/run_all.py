@@ -21,7 +21,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 RESULTS = HERE / "results"
 # Cheap ones first so a cut-short run still records something.
-ORDER = ["filters", "data_loading", "train_throughput", "cam", "accuracy", "transfer"]
+ORDER = ["filters", "data_loading", "train_throughput", "cam", "accuracy", "transfer", "serve"]
 
 HEADER = """# Benchmarks
 

@@ -122,7 +122,7 @@ def cnnlab_env() -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def cats_run(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A run trained by ``cnnlab train`` on cats-vs-dogs: efficientnet_lite0, pretrained, features, 1 epoch."""
+    """A run ``cnnlab train`` made on cats-vs-dogs: efficientnet_lite0, pretrained, features, 1 epoch."""
     out = tmp_path_factory.mktemp("cats") / "run"
     cmd = [sys.executable, "-m", "cnnlab", "train", "--data", str(data_dir / "cats-vs-dogs"),
            "--model", "efficientnet_lite0", "--pretrained", "--transfer", "features", "--epochs", "1",
@@ -133,12 +133,12 @@ def cats_run(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @contextlib.contextmanager
-def live_server(run: Path, *extra: str, timeout_s: float = 300) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+def live_server(run: Path, *extra: str, timeout_s: float = 300) -> Iterator[tuple[str, Any]]:
     """``cnnlab serve RUN`` in a subprocess on a free port; yields its URL once /api/info answers."""
     import httpx
 
     port = free_port()
-    log = tempfile.TemporaryFile(mode="w+")
+    log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 (closed in the finally below)
     proc = subprocess.Popen([sys.executable, "-m", "cnnlab", "serve", str(run), "--port", str(port), *extra],
                             env=cnnlab_env(), stdout=log, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"

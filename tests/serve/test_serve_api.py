@@ -7,6 +7,7 @@ import io
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 
@@ -21,7 +22,7 @@ def _decode(uri: str) -> Any:
     return Image.open(io.BytesIO(base64.b64decode(data)))
 
 
-def test_info_lists_the_runs_classes_and_layers_as_the_summary_sees_them(client: Any, sample_run: Path) -> None:
+def test_info_lists_the_runs_classes_and_its_summarys_layers(client: Any, sample_run: Path) -> None:
     from cnnlab.summary import summarize
     from cnnlab.train import load_run
 
@@ -33,7 +34,7 @@ def test_info_lists_the_runs_classes_and_layers_as_the_summary_sees_them(client:
 
     assert info["methods"] == list(CAM_METHODS)
     summary = summarize(run.model, run.image_size)
-    assert [layer["name"] for layer in info["layers"]] == ["features.block1", "features.block2", "features.block3"]
+    assert [item["name"] for item in info["layers"]] == [f"features.block{i}" for i in (1, 2, 3)]
     for layer in info["layers"]:
         rec = summary.layer(layer["name"])
         assert layer["receptive_field"] == list(rec.field.rf) and layer["jump"] == list(rec.field.jump)
@@ -54,16 +55,18 @@ def test_predict_agrees_with_cnnlab_predict_on_the_same_file(client: Any, sample
     assert [p["probability"] for p in got["predictions"]] == pytest.approx([p for _, p in expected], abs=1e-5)
 
 
-def test_explain_returns_a_heatmap_in_the_photos_own_frame(client: Any, sample_run: Path, photo: bytes) -> None:
+def test_explain_draws_the_heatmap_in_the_photos_frame(client: Any, sample_run: Path, photo: bytes) -> None:
     from cnnlab.interpret.cam import explain
     from cnnlab.source import resolve_model
 
-    r = client.post("/api/explain", files={"file": ("p.png", photo, "image/png")}, data={"method": "gradcam++"})
+    files = {"file": ("p.png", photo, "image/png")}
+    r = client.post("/api/explain", files=files, data={"method": "gradcam++", "overlay": "true"})
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["method"] == "gradcam++" and body["size"] == [120, 90] and body["heatmap_size"] == [120, 90]
     heat, overlay = _decode(body["heatmap"]), _decode(body["overlay"])
-    assert heat.size == (120, 90) and heat.mode == "RGBA" and overlay.size == (120, 90)
+    assert heat.size == (120, 90) and overlay.size == (120, 90) and overlay.format == "JPEG"
+    assert np.asarray(heat.convert("RGBA"))[..., 3].min() == 255  # all of the photo is seen
     assert body["region"] == [0.0, 0.0, 120.0, 90.0]  # a run resizes the whole photo: all of it is seen
     src = resolve_model(sample_run)
     _, x = src.preprocess([io.BytesIO(photo)])
@@ -71,7 +74,8 @@ def test_explain_returns_a_heatmap_in_the_photos_own_frame(client: Any, sample_r
     assert body["target"] == int(cam.targets[0]) and body["target_class"] == src.classes[body["target"]]
     # The map on the photo is the map at input resolution resized to the photo (the run's geometry):
     # the server's peak is a maximum of F.interpolate's resize too.
-    ref = torch.nn.functional.interpolate(cam.maps[None], size=(90, 120), mode="bilinear", align_corners=False)[0, 0]
+    ref = torch.nn.functional.interpolate(cam.maps[None], size=(90, 120), mode="bilinear",
+                                          align_corners=False)[0, 0]
     col, row = int(body["peak"][0]), int(body["peak"][1])
     assert float(ref[row, col]) == pytest.approx(float(ref.max()), abs=1e-4)
 
@@ -123,7 +127,7 @@ def _spy_decodes(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
     return loads
 
 
-def test_a_decompression_bomb_is_413_without_decoding_it(client: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_decompression_bomb_is_413_and_never_decoded(client: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     bomb = _bomb()
     assert len(bomb) < 100_000
     loads = _spy_decodes(monkeypatch)
@@ -138,7 +142,8 @@ def test_the_pixel_budget_of_cnnlab_images_applies(client: Any, monkeypatch: pyt
     loads = _spy_decodes(monkeypatch)
     r = client.post("/api/predict", files={"file": ("p.png", png_bytes(200, 100), "image/png")})
     assert r.status_code == 413 and "CNNLAB_MAX_IMAGE_PIXELS" in r.json()["detail"] and loads == []
-    assert client.post("/api/predict", files={"file": ("s.png", png_bytes(90, 100), "image/png")}).status_code == 200
+    small = {"file": ("s.png", png_bytes(90, 100), "image/png")}
+    assert client.post("/api/predict", files=small).status_code == 200
 
 
 def test_a_text_file_is_415_naming_the_accepted_types(client: Any) -> None:
@@ -182,7 +187,8 @@ def test_no_request_names_a_server_path(client: Any) -> None:
             assert props["file"].get("contentMediaType") == "application/octet-stream" or props["file"].get(
                 "format") == "binary"  # the upload itself, never a name of a file
             assert not {"path", "filename", "dir"} & set(props)
-    for bad in ("/static/../pyproject.toml", "/static/%2e%2e/app.py", "/static/..%2f..%2fapp.py", "/etc/passwd"):
+    for bad in ("/static/../pyproject.toml", "/static/%2e%2e/app.py", "/static/..%2f..%2fapp.py",
+                "/etc/passwd"):
         r = client.get(bad)
         assert r.status_code == 404 and "app.py" not in r.text
     r = client.post("/api/predict", data={"file": "/etc/passwd"})  # a path where the photo should be
@@ -222,13 +228,14 @@ def test_features_and_unit_describe_every_stage(client: Any, photo: bytes) -> No
         assert _decode(st["channels"][0]["image"]).size == (st["shape"][2], st["shape"][1])
         means = [c["mean"] for c in st["channels"]]
         assert means == sorted(means, reverse=True)
-    r = client.post("/api/unit", files=files, data={"layer": "features.block2", "channel": 1, "row": 0, "col": 4})
+    unit = {"layer": "features.block2", "channel": 1, "row": 0, "col": 4}
+    r = client.post("/api/unit", files=files, data=unit)
     assert r.status_code == 200, r.text
     u = r.json()
     assert u["inputs_from"] == "features.block1" and len(u["strongest_inputs"]) == 6
     assert u["box_size"] == [u["box_input"]["bottom"] - u["box_input"]["top"] + 1,
                              u["box_input"]["right"] - u["box_input"]["left"] + 1]
-    bad = client.post("/api/unit", files=files, data={"layer": "features.block2", "channel": 999, "row": 0, "col": 0})
+    bad = client.post("/api/unit", files=files, data={**unit, "channel": 999})
     assert bad.status_code == 400 and bad.json()["detail"].startswith("channel 999")
 
 
@@ -255,3 +262,26 @@ def test_concurrent_requests_give_the_answers_of_sequential_ones(sample_app: Any
     with ThreadPoolExecutor(8) as pool:
         concurrent = list(pool.map(call, jobs))
     assert concurrent == sequential
+
+
+@pytest.mark.slow
+def test_pretrained_weights_show_the_centre_crop_the_model_sees() -> None:
+    from fastapi.testclient import TestClient
+
+    from cnnlab.serve import create_app
+    from cnnlab.serve.geometry import geometry_of
+    from cnnlab.source import resolve_model
+
+    src = resolve_model("efficientnet_lite0")
+    with TestClient(create_app(src)) as c:
+        info = c.get("/api/info").json()
+        assert info["geometry"] == "resize+crop" and len(info["classes"]) == 1000
+        body = c.post("/api/explain", files={"file": ("w.png", png_bytes(400, 300), "image/png")}).json()
+    x0, y0, x1, y1 = body["region"]
+    assert body["size"] == [400, 300] and body["region"] == pytest.approx(
+        geometry_of(src.preprocess, (300, 400)).region(), abs=0.01)
+    assert x0 > 40 and x1 < 360 and y0 >= 0 and y1 <= 300  # the sides the crop cuts off
+    alpha = torch.from_numpy(np.asarray(_decode(body["heatmap"]).convert("RGBA"))[..., 3].copy())
+    assert body["overlay"] is None  # only when asked
+    assert int(alpha[:, : int(x0) - 1].max()) == 0 and int(alpha[:, int(x1) + 1 :].max()) == 0
+    assert int(alpha[int(y0) + 1 : int(y1) - 1, int(x0) + 1 : int(x1) - 1].min()) == 255

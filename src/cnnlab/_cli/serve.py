@@ -28,7 +28,8 @@ def is_loopback(host: str) -> bool:
 
 @app.command()
 def serve(
-    run: str = typer.Argument(..., metavar="RUN", help="A run folder (or a model name, spec or weights file)."),
+    run: str = typer.Argument(..., metavar="RUN",
+                              help="A run folder (or a model name, spec or weights file)."),
     host: str = typer.Option(LOOPBACK, "--host", help="Address to bind; only this machine by default."),
     port: int = typer.Option(8000, "--port", help="TCP port (0: any free one)."),
     max_upload_mb: float = typer.Option(10.0, "--max-upload-mb", help="Largest photo accepted, in MB."),

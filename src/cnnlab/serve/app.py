@@ -24,7 +24,7 @@ from fastapi.staticfiles import StaticFiles
 from ..errors import CnnlabError
 from . import schemas
 from .engine import Engine
-from .render import heatmap_layers, tiles
+from .render import heatmap_png, overlay_jpeg, tiles
 from .uploads import ACCEPTED, FORM_OVERHEAD, BodyLimit, Photo, read_photo
 
 if TYPE_CHECKING:
@@ -51,7 +51,8 @@ def _rounded(values: Any, digits: int = 2) -> list[float]:
 
 def _layer_dict(stage: Any) -> dict[str, Any]:
     return {"name": stage.name, "type": stage.type, "shape": list(stage.shape),
-            "receptive_field": list(stage.rf), "jump": _rounded(stage.jump, 4), "offset": _rounded(stage.offset, 4)}
+            "receptive_field": list(stage.rf), "jump": _rounded(stage.jump, 4),
+            "offset": _rounded(stage.offset, 4)}
 
 
 def create_app(
@@ -96,8 +97,8 @@ def create_app(
     @app.exception_handler(Exception)
     async def bug(request: Request, exc: Exception) -> JSONResponse:
         log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
-        return JSONResponse({"detail": f"internal error ({type(exc).__name__}); the server log has the details"},
-                            status_code=500)
+        detail = f"internal error ({type(exc).__name__}); the server log has the details"
+        return JSONResponse({"detail": detail}, status_code=500)
 
     def photo_of(file: UploadFile) -> Photo:
         if file.size is not None and file.size > max_bytes:
@@ -117,7 +118,7 @@ def create_app(
 
     @app.get("/api/info", response_model=schemas.Info)
     def info() -> dict[str, Any]:
-        """The model, its classes and input size, the explorer's layers, the CAM methods, the upload limits."""
+        """The model, its classes and input size, the explorer's layers, the CAM methods, upload limits."""
         s = engine.summary
         return {
             "model": src.label, "learned": src.learned, "classes": src.classes,
@@ -143,6 +144,7 @@ def create_app(
         target: Annotated[str, Form(description="class name or index; empty: the predicted class")] = "",
         layer: Annotated[str, Form(description="auto, a dotted name or Type:index")] = "auto",
         top_k: Annotated[int, Form(ge=1, le=1000)] = 5,
+        overlay: Annotated[bool, Form(description="also the map blended over the photo (JPEG)")] = False,
     ) -> dict[str, Any]:
         """Top-k classes and a class activation map on the original photo (its own size and aspect)."""
         photo = photo_of(file)
@@ -150,7 +152,6 @@ def create_app(
         probs = engine.probabilities(res.logits)
         shown = tuple(photo.display.shape[1:])
         values, mask = photo.geometry.map_onto(res.maps[0], shown)  # type: ignore[arg-type]
-        heatmap, overlay = heatmap_layers(photo.display, values, mask)
         peak = int((values * mask).flatten().argmax())
         scale_x, scale_y = photo.size[0] / shown[1], photo.size[1] / shown[0]
         t = int(res.targets[0])
@@ -159,7 +160,8 @@ def create_app(
             "layer": res.layer, "target": t, "target_class": src.classes[t],
             "probability": round(float(probs[0, t]), 6), "region": _rounded(photo.geometry.region()),
             "peak": _rounded(((peak % shown[1] + 0.5) * scale_x, (peak // shown[1] + 0.5) * scale_y)),
-            "heatmap_size": [shown[1], shown[0]], "heatmap": heatmap, "overlay": overlay,
+            "heatmap_size": [shown[1], shown[0]], "heatmap": heatmap_png(values, mask),
+            "overlay": overlay_jpeg(photo.display, values, mask) if overlay else None,
         }
 
     @app.post("/api/features", response_model=schemas.FeaturesResponse)
@@ -178,8 +180,9 @@ def create_app(
             means = maps.mean((1, 2))
             order = means.argsort(descending=True)[:channels]
             pics = tiles(st.name, maps[order])
-            chans = [{"index": int(c), "mean": round(float(means[c]), 5), "max": round(float(maps[c].max()), 5),
-                      "dead": bool(maps[c].max() <= 0), "image": pic} for c, pic in zip(order, pics, strict=True)]
+            chans = [{"index": int(c), "mean": round(float(means[c]), 5),
+                      "max": round(float(maps[c].max()), 5), "dead": bool(maps[c].max() <= 0), "image": pic}
+                     for c, pic in zip(order, pics, strict=True)]
             out.append({**_layer_dict(st), "channels": chans})
         return {"size": list(photo.size), "region": _rounded(photo.geometry.region()), "stages": out}
 
@@ -192,7 +195,7 @@ def create_app(
         col: Annotated[int, Form(ge=0)],
         inputs: Annotated[int, Form(ge=1, le=64, description="strongest input channels to list")] = 6,
     ) -> dict[str, Any]:
-        """One unit of a feature map: its receptive field on the input and on the photo, its strongest inputs."""
+        """One unit of a feature map: its receptive field on the input and the photo, its strongest inputs."""
         photo = photo_of(file)
         stage = engine.stage(layer)
         got = engine.unit(photo, layer, channel, row, col)

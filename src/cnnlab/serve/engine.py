@@ -85,7 +85,8 @@ class Engine:
             index = int(text)
         except ValueError:
             shown = ", ".join(classes[:10]) + (", …" if len(classes) > 10 else "")
-            raise ArgumentError(f"{text!r}: not a class name or index; classes: {shown}", param="target") from None
+            message = f"{text!r}: not a class name or index; classes: {shown}"
+            raise ArgumentError(message, param="target") from None
         if not 0 <= index < len(classes):
             raise ArgumentError(f"{index}: use 0..{len(classes) - 1}", param="target")
         return index

@@ -56,7 +56,8 @@ class UnitTracker(FieldTracker):
     def _propagate(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> None:
         super()._propagate(func, args, kwargs, out)
         outs = [t for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor) and self.field(t) is not None]
-        inputs = [t for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor) and t in self._offsets]
+        inputs = [t for t in tree_flatten((args, kwargs))[0]
+                  if isinstance(t, torch.Tensor) and t in self._offsets]
         if not outs or not inputs:
             return
         x = inputs[0]

@@ -58,7 +58,7 @@ class Geometry:
         return ((left + cx) / sx, (top + cy) / sy, (right + cx) / sx, (bottom + cy) / sy)
 
     def region(self) -> tuple[float, ...]:
-        """The part of the original photo the model sees, ``(x0, y0, x1, y1)`` (the whole photo without a crop)."""
+        """The part of the original photo the model sees, ``(x0, y0, x1, y1)`` (all of it without a crop)."""
         return self.to_original(0, 0, self.input[0], self.input[1])
 
     def map_onto(self, values: torch.Tensor, size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -89,7 +89,7 @@ class Geometry:
 
 
 def _short_side_resize(original: tuple[int, int], size: int) -> tuple[int, int]:
-    """torchvision ``Resize(int)``: the short side becomes ``size``, the long side ``int(size * long / short)``."""
+    """torchvision ``Resize(int)``: the short side becomes ``size``, the long ``int(size * long / short)``."""
     h, w = original
     if w <= h:
         return (int(size * h / w), size)
@@ -111,11 +111,9 @@ def geometry_of(preprocess: Preprocess, original: tuple[int, int]) -> Geometry:
     if cfg is None:
         return Geometry(original, (h, w), (0, 0), (h, w))
     crop = cfg.crop_pct if cfg.crop_pct else 1.0
-    if h == w:
-        resized = _short_side_resize(original, math.floor(h / crop))
-    else:
-        resized = (int(h / crop), int(w / crop))
-    top, left = int(round((resized[0] - h) / 2.0)), int(round((resized[1] - w) / 2.0))  # CenterCrop's
+    # The sizes of cnnlab.data.transforms._eval_geometry's Resize, then CenterCrop's rounding.
+    resized = _short_side_resize(original, math.floor(h / crop)) if h == w else (int(h / crop), int(w / crop))
+    top, left = round((resized[0] - h) / 2.0), round((resized[1] - w) / 2.0)
     return Geometry(original, resized, (top, left), (h, w))
 
 

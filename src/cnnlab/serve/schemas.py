@@ -30,7 +30,7 @@ class Layer(BaseModel):
     name: str
     type: str
     shape: list[int] = Field(description="output (channels, rows, cols)")
-    receptive_field: list[int] = Field(description="(rows, cols) in input pixels, as `cnnlab summary` gives it")
+    receptive_field: list[int] = Field(description="(rows, cols) in input pixels, as `cnnlab summary` says")
     jump: list[float] = Field(description="input pixels between neighbouring units (rows, cols)")
     offset: list[float] = Field(description="input (row, col) where unit (0, 0)'s field starts (<0: padding)")
 
@@ -77,7 +77,7 @@ class ExplainResponse(PredictResponse):
     peak: list[float] = Field(description="(x, y) of the heatmap's maximum on the photo")
     heatmap_size: list[int] = Field(description="(width, height) of the heatmap images (the photo's aspect)")
     heatmap: str = Field(description="PNG data URI: the colour-mapped map, transparent where unseen")
-    overlay: str = Field(description="JPEG data URI: the map blended over the photo")
+    overlay: str | None = Field(description="JPEG data URI: the map blended over the photo (when asked)")
 
 
 class Channel(BaseModel):

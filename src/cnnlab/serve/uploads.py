@@ -138,7 +138,8 @@ def _header(file: BinaryIO) -> tuple[str, tuple[int, int], int]:
                                              f"{MAX_PIXELS_ENV} {limit:,}); send a smaller image")
                 orientation = _orientation(im)
     except UnidentifiedImageError:
-        raise HTTPException(415, f"not an image (unrecognised format); send one of {accepted_text()}") from None
+        detail = f"not an image (unrecognised format); send one of {accepted_text()}"
+        raise HTTPException(415, detail) from None
     except Image.DecompressionBombError as exc:
         raise HTTPException(413, f"image too large to decode ({exc}); send a smaller image") from None
     except (OSError, SyntaxError, ValueError) as exc:
@@ -168,7 +169,9 @@ def read_photo(file: BinaryIO, preprocess: Preprocess, *, budget: PixelBudget, d
             display = decode_image(file, mode="RGB", size=None if shown == original else shown)
             raw = preprocess.load([file])
     except DataError as exc:
-        raise HTTPException(400, f"cannot decode the image: {skip_reason(exc)}; send an undamaged file") from None
+        detail = f"cannot decode the image: {skip_reason(exc)}; send an undamaged file"
+        raise HTTPException(400, detail) from None
     if shown == original:  # decoded at full size: its own orientation is the truth
         original = (display.height, display.width)
-    return Photo(pil_to_tensor(display), raw, preprocess.normalize(raw), geometry_of(preprocess, original), fmt)
+    geometry = geometry_of(preprocess, original)
+    return Photo(pil_to_tensor(display), raw, preprocess.normalize(raw), geometry, fmt)

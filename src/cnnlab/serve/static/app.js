@@ -92,6 +92,7 @@ async function explain() {
   try {
     const r = await post("/api/explain", {
       method: $("method").value, target: $("target").value, layer: $("cam-layer").value, top_k: 5,
+      overlay: !state.photoOk,
     });
     if (seq !== state.seq.explain) return;
     const top = r.predictions[0];
