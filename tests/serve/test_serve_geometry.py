@@ -8,6 +8,7 @@ at (r, c) must carry the coordinates the geometry maps it back to.
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -104,3 +105,19 @@ def test_display_size_keeps_the_aspect_ratio() -> None:
     assert display_size((376, 499), 1024) == (376, 499)
     assert display_size((4000, 3000), 1000) == (1000, 750)
     assert display_size((10, 5000), 1000) == (2, 1000)
+
+
+def test_decode_image_reads_an_upload_as_it_reads_a_file(tmp_path: Path) -> None:
+    from cnnlab.errors import DataError
+    from cnnlab.images import decode_image, pil_to_tensor
+
+    data = _ramp_photo(90, 120)
+    path = tmp_path / "p.png"
+    path.write_bytes(data)
+    for size in (None, (28, 28)):
+        same = pil_to_tensor(decode_image(io.BytesIO(data), size=size))
+        assert torch.equal(same, pil_to_tensor(decode_image(path, size=size)))
+    with pytest.raises(DataError, match=r"^image data: empty file"):
+        decode_image(io.BytesIO(b""))
+    with pytest.raises(DataError, match=r"^image data: not an image"):
+        decode_image(io.BytesIO(b"hello"))
