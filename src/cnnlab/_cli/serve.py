@@ -41,7 +41,7 @@ def serve(
     """
     if not 0 <= port <= 65535:
         raise ArgumentError(f"{port}: use 0..65535 (0: any free port)", param="port")
-    if max_upload_mb <= 0:
+    if max_upload_mb <= 0:  # create_app says so too, but only after the model has loaded
         raise ArgumentError("must be positive, e.g. 10", param="max_upload_mb")
     if not is_loopback(host):
         console.print(f"warning: --host {host} makes the page reachable from other machines, with no "

@@ -21,7 +21,7 @@ from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
-from ..errors import CnnlabError
+from ..errors import ArgumentError, CnnlabError
 from . import schemas
 from .engine import Engine
 from .render import heatmap_png, overlay_jpeg, tiles
@@ -75,6 +75,10 @@ def create_app(
     from ..interpret.cam import CAM_METHODS
     from ..source import ModelSource, resolve_model
 
+    if max_upload_mb <= 0:
+        raise ArgumentError("must be positive, e.g. 10", param="max_upload_mb")
+    if display_max < 16:
+        raise ArgumentError("must be at least 16 pixels, e.g. 1024", param="display_max")
     src = source if isinstance(source, ModelSource) else resolve_model(source)
     engine = Engine(src)
     max_bytes = int(max_upload_mb * MB)
