@@ -10,8 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-
-from conftest import png_bytes
+from _serve_helpers import png_bytes
 
 
 def _decode(uri: str) -> Any:

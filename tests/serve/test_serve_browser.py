@@ -12,8 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
-
-from conftest import live_server
+from _serve_helpers import live_server
 
 pytestmark = pytest.mark.slow
 
