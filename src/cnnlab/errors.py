@@ -16,8 +16,10 @@ its kin), so ``except ValueError`` works for library callers.
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
+from collections.abc import Iterable
 
 _OPTION_REF = re.compile(r"`([a-z][a-z0-9_]*)`")
 
@@ -28,7 +30,7 @@ class CnnlabError(Exception):
     Args:
         message: What is wrong and how to fix it; when ``param`` is given, the text that follows its
             name (``"must be at least 1"``, ``"'x.pth': no such file"``, ``": no checkpoint"``; a
-            leading ``:``, ``,`` or ``;`` follows the name without a space).
+            leading ``:``, ``,``, ``;`` or ``=`` follows the name without a space).
         param: The argument at fault, as the library names it (a keyword argument or a
             ``TrainConfig`` field), or None.
     """
@@ -48,7 +50,7 @@ class CnnlabError(Exception):
 
 
 def _sep(message: str) -> str:
-    return "" if message[:1] in (":", ",", ";") else " "
+    return "" if message[:1] in (":", ",", ";", "=") else " "
 
 
 class ArgumentError(CnnlabError, ValueError):
@@ -94,6 +96,15 @@ class ModelArgumentError(ModelError, ArgumentError):
 
 #: Library parameter names whose CLI flag is not simply ``--`` + the name with dashes.
 FLAG_NAMES: dict[str, str] = {"fine_tune_epochs": "--fine-tune-schedule", "input_size": "--input"}
+
+
+def did_you_mean(name: str, choices: Iterable[str], *, cutoff: float = 0.5) -> str:
+    """``"did you mean a, b? "`` for the choices closest to ``name`` (difflib), or ``""`` when none is close.
+
+    Every "unknown name" message starts its fix with this, so a typo always gets a suggestion.
+    """
+    close = difflib.get_close_matches(str(name), list(choices), n=3, cutoff=cutoff)
+    return f"did you mean {', '.join(close)}? " if close else ""
 
 
 def as_flag(param: str, flags: dict[str, str] | None = None) -> str:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import ModelArgumentError
+from .models.spec import is_spec
 
 if TYPE_CHECKING:
     from torch import nn
@@ -79,15 +80,6 @@ class ModelSource:
     def image_size(self) -> tuple[int, int, int]:
         """(C, H, W) the model takes."""
         return self.preprocess.image_size
-
-
-def is_spec(text: str) -> bool:
-    """Does ``text`` read as a layer spec string (``"conv:32:3 relu"``) rather than a name or a path?"""
-    from .models.spec import SPEC_LAYERS
-
-    first = text.strip().split(None, 1)[0] if text.strip() else ""
-    kind = first.split(":", 1)[0].split("(", 1)[0]
-    return kind in SPEC_LAYERS and not Path(text).exists()
 
 
 def resolve_model(

@@ -25,6 +25,8 @@ MNIST_BASE_ROWS = [
 ]
 MNIST_DENSE_ROWS = [("head.flatten", [576], 0), ("head.fc1", [64], 36_928), ("head.fc", [10], 650)]
 MNIST_GAP_ROWS = [("head.pool", [64], 0), ("head.fc", [10], 650)]
+# the course's dense baseline: Flatten -> Dense(512, relu) -> Dense(10)
+MNIST_MLP_ROWS = [("head.flatten", [784], 0), ("head.fc1", [512], 401_920), ("head.fc", [10], 5_130)]
 CATS_ROWS = [
     ("features.block1.conv", [32, 148, 148], 896),
     ("features.block1.pool", [32, 74, 74], 0),
@@ -45,6 +47,7 @@ CASES = [
     ("mnist_cnn_gap", (1, 28, 28), MNIST_BASE_ROWS + MNIST_GAP_ROWS, 56_394, "2.79M"),
     ("cats_cnn", (3, 150, 150), CATS_ROWS, 307_393, "234.16M"),
     ("cats_cnn_dropout", (3, 150, 150), CATS_ROWS, 307_393, "234.16M"),
+    ("mnist_mlp", (1, 28, 28), MNIST_MLP_ROWS, 407_050, "0.41M"),
 ]
 
 
@@ -98,3 +101,9 @@ def test_cam_layer_is_last_conv_relu(name: str) -> None:
     assert isinstance(model.get_submodule(cam), torch.nn.ReLU)
     assert cam.rsplit(".", 1)[0] == convs[-1].rsplit(".", 1)[0]  # same block as the last conv
     assert model.blocks == [f"features.block{i}" for i in range(1, len(convs) + 1)]
+
+
+def test_mnist_mlp_is_dense_only() -> None:
+    model = create_model("mnist_mlp")
+    assert not any(isinstance(m, torch.nn.Conv2d) for m in model.modules())
+    assert model(torch.zeros(2, 1, 28, 28)).shape == (2, 10)

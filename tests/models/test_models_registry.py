@@ -30,7 +30,7 @@ from cnnlab.models.spec import (
     parse_spec,
 )
 
-COURSE = ["mnist_cnn", "mnist_cnn_gap", "cats_cnn", "cats_cnn_dropout"]
+COURSE = ["mnist_cnn", "mnist_cnn_gap", "cats_cnn", "cats_cnn_dropout", "mnist_mlp"]
 
 
 def test_list_and_info() -> None:
@@ -219,3 +219,31 @@ def test_imagenet_classes_come_from_timm() -> None:
     assert names[281].startswith("tabby")
     raw = Path(__file__).parents[2] / "src/cnnlab/models/imagenet_classes.json"
     assert json.loads(raw.read_text()) == names
+
+
+def _stated_counts(description: str) -> list[tuple[float, float]]:
+    """(value, precision) of every parameter count a description states: "93,322 params", "11.7M"."""
+    import re
+
+    found = []
+    for number, unit in re.findall(r"(\d[\d,]*(?:\.\d+)?)(M)? params", description.replace(" (", " ")):
+        if unit:
+            decimals = len(number.partition(".")[2])
+            found.append((float(number) * 1e6, 0.5 * 10 ** (6 - decimals)))
+        else:
+            found.append((float(number.replace(",", "")), 0.5))
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list_models())
+def test_each_description_states_the_parameter_count_summary_prints(name: str) -> None:
+    from cnnlab.models._registry import get_entry
+    from cnnlab.summary import summarize
+
+    info = model_info(name)
+    stated = _stated_counts(info["description"])
+    assert stated, f"{name}: the description states no parameter count: {info['description']!r}"
+    total = summarize(create_model(name).eval(), get_entry(name).input_size).total_params
+    value, precision = stated[0]  # the first count is the model as built (inception_v3: no aux head)
+    assert abs(total - value) <= precision, (name, total, info["description"])

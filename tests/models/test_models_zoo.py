@@ -6,6 +6,8 @@ torchinfo's figures on it, and its outputs once both hold the same weights. No d
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from torchinfo import summary as ti_summary
@@ -216,3 +218,24 @@ def test_grey_input_adapts_the_first_conv(name: str, tmp_path) -> None:
     with torch.no_grad():
         torch.testing.assert_close(m.forward_features(x), rgb.forward_features(x.expand(1, 3, 64, 64)))
     assert m(x).shape == (1, 2)
+
+
+@pytest.mark.parametrize("arch", ["resnet18", "resnet50", "vgg16", "inception_v3"])
+def test_default_weight_file_names_are_torchvisions(arch: str) -> None:
+    from torchvision.models import get_model_weights
+
+    from cnnlab.models.zoo_torchvision import DEFAULT_WEIGHT_FILES
+
+    assert DEFAULT_WEIGHT_FILES[arch] == Path(get_model_weights(arch).DEFAULT.url).name
+
+
+def test_listing_the_registry_does_not_import_torchvision() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys; from typer.testing import CliRunner; from cnnlab.cli import app; " \
+           "r = CliRunner().invoke(app, ['models', '--json']); assert r.exit_code == 0, r.output; " \
+           "print('torchvision' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "False"

@@ -16,7 +16,7 @@ import torch
 from cnnlab.train import TrainConfig, fit, load_run
 from cnnlab.train import build as build_module
 from cnnlab.train import run as run_module
-from cnnlab.train.transfer import count_params, requires_grad_map
+from cnnlab.train.freezing import count_params, requires_grad_map
 
 
 class _KeepModel(L.Callback):
@@ -84,3 +84,22 @@ def test_build_model_follows_the_data_and_the_head_option() -> None:
     cats = TrainConfig(model="cats_cnn")
     assert build_module.output_count(cats, 2) == 1  # one-logit binary head stays binary
     assert build_module.output_count(cats, 3) == 3
+
+
+def test_a_layer_spec_string_trains_and_reloads_like_a_registry_model(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from cnnlab.cli import app
+
+    spec = "conv:8:3 relu maxpool:2 conv:16:3 relu"
+    cfg = TrainConfig(data="sample", model=spec, epochs=1, limit=120, batch_size=32, progress=False,
+                      out=str(tmp_path / "spec"))
+    assert " " not in cfg.replace(out=None).run_dir.name  # runs/spec-<hash>-sample
+    result = fit(cfg)
+    run = load_run(result.run_dir)
+    assert run.config.model == spec and run.num_classes == 10
+    x = run.preprocess.normalize(torch.zeros(2, 1, 28, 28, dtype=torch.uint8))
+    assert run.model(x).shape == (2, 10)
+    args = ["train", "--model", "conv:8:3 relu maxpoool:2", "--out", str(tmp_path / "b")]
+    bad = CliRunner().invoke(app, args)
+    assert bad.exit_code == 2 and "maxpoool" in bad.output + str(getattr(bad, "stderr", ""))

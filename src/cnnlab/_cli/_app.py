@@ -31,7 +31,9 @@ else:
         from click import Context, UsageError, echo
 
 #: Progress bars, tables and messages go to stderr so that ``--json`` stdout stays machine-readable.
-console = Console(stderr=True)
+#: Messages are never wrapped at the console width (soft wrap): piped to a file, a path or a number stays
+#: on one line; rules and tables still fit the width.
+console = Console(stderr=True, soft_wrap=True)
 
 
 class UserError(_ClickException):

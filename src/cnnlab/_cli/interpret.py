@@ -225,7 +225,8 @@ def explain(
         }
         if top is not None:
             ch_path = out.with_name(f"{out.stem}-{i:02d}-{p.stem}-channels.png")
-            save_figure(ch_path, mark_random(plots.top_channels_figure(raw[i], res, top, i), src))
+            fig = plots.top_channels_figure(raw[i], res, top, i, class_names=src.classes)
+            save_figure(ch_path, mark_random(fig, src))
             pairs = zip(top.indices[i].tolist(), top.weights[i].tolist(), strict=True)
             rec["top_channels"] = [{"channel": c, "weight": w} for c, w in pairs]
             rec["channels_figure"] = str(ch_path)

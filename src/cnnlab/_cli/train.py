@@ -34,8 +34,12 @@ def _check_registries(model: str, augment: str) -> None:
     """Unknown model or augmentation names fail here, before the training imports."""
     from ..data.transforms import get_preset
     from ..models._registry import get_entry
+    from ..models.spec import is_spec, parse_spec
 
-    get_entry(model)
+    if is_spec(model):
+        parse_spec(model)  # a malformed spec fails here, naming the token
+    else:
+        get_entry(model)
     get_preset(augment)
 
 
@@ -70,8 +74,8 @@ def train(
     data: str = typer.Option("sample", "--data", help="sample | mnist | fashion-mnist | FOLDER | CSV"),
     model: str | None = typer.Option(
         None, "--model", show_default=False,
-        help="a name from `cnnlab models`, or timm:<name> [default: one that fits the data: mnist_cnn for "
-             "sample, mnist, fashion-mnist; cats_cnn for photo folders and CSVs]",
+        help="a name from `cnnlab models`, timm:<name>, or a layer spec string [default: one that fits the "
+             "data: mnist_cnn for sample, mnist, fashion-mnist; cats_cnn for photo folders and CSVs]",
     ),
     pretrained: bool = typer.Option(False, "--pretrained", help="start from the model's pretrained weights"),
     weights: Path | None = typer.Option(
@@ -176,7 +180,11 @@ def evaluate(
     batch_size: int = typer.Option(256, "--batch-size", min=1),
     top_losses: int = typer.Option(10, "--top-losses", min=0, help="how many highest-loss images to list"),
 ) -> None:
-    """Accuracy, per-class precision/recall/F1, confusion matrix (PNG + JSON) and the top losses of a run."""
+    """Accuracy, per-class precision/recall/F1, confusion matrix (PNG + JSON) and the top losses of a run.
+
+    Writes evaluation.json, confusion.png and top_losses.png (the highest-loss images with their true and
+    predicted classes, probabilities and Grad-CAM) into the run folder.
+    """
     from .._io import save_figure, write_json
     from ..report.plots import confusion_figure
     from ..train.evaluate import evaluate as run_evaluate
@@ -187,12 +195,18 @@ def evaluate(
     dataset, spec = load_eval_data(loaded, data)
     result = run_evaluate(loaded, dataset, spec=spec, batch_size=batch_size, top_losses=top_losses)
     doc = {**result.to_dict(), "weights": "trained"}  # a run folder: the weights it learned
+    gallery_path = run / "top_losses.png" if result.top_losses else None
     try:
         write_json(run / "evaluation.json", {"data": spec, **doc})
         save_figure(run / "confusion.png", confusion_figure(result.confusion, result.classes))
         where = f"{run / 'evaluation.json'} and {run / 'confusion.png'}"
+        if gallery_path is not None:
+            from ..interpret.top_losses import top_loss_gallery
+            from ..report.evaluation_plots import top_losses_figure
+
+            save_figure(gallery_path, top_losses_figure(top_loss_gallery(loaded, dataset, result)))
     except OSError as exc:
-        where = f"nowhere ({run} is not writable: {exc.strerror})"
+        where, gallery_path = f"nowhere ({run} is not writable: {exc.strerror})", None
     if json_out:
         print_json(doc)
         return
@@ -212,6 +226,8 @@ def evaluate(
             f"top loss {t['loss']:.3f}: {where_item} (label {t['label']}, predicted {t['predicted']})"
         )
     console.print(f"Confusion matrix and JSON written to {where}.")
+    if gallery_path is not None:
+        console.print(f"The top losses, drawn with their classes and Grad-CAM: {gallery_path}.")
 
 
 @app.command()

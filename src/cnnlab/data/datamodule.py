@@ -22,7 +22,7 @@ from typing import Any
 import lightning as L
 import torch
 
-from ..errors import DataError
+from ..errors import DataArgumentError
 from .core import DataBundle, ImageTensorDataset
 from .transforms import BatchAugment, Normalize, get_preset
 
@@ -63,7 +63,7 @@ class SliceBatches:
         on_epoch: Callable[[int], None] | None = None,
     ) -> None:
         if batch_size < 1:
-            raise DataError(f"--batch-size {batch_size}: must be at least 1")
+            raise DataArgumentError(f"{batch_size}: must be at least 1", param="batch_size")
         self.dataset, self.batch_size, self.shuffle, self.seed = dataset, batch_size, shuffle, seed
         self.rank, self.world_size, self.pad, self.drop_last = rank, world_size, pad, drop_last
         self.prefetch, self.on_epoch = prefetch, on_epoch

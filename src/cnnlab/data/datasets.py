@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import DataArgumentError, DataError
+from ..errors import DataArgumentError, DataError, did_you_mean
 from ..images import ImageMode
 from .cache import ProgressFn, decode_files
 from .core import DataBundle, ImageTensorDataset, SkippedFile, stratified_split, stratified_take
@@ -301,7 +301,8 @@ def load_data(
         raise DataError(
             f"folder {spec} does not exist; pass an existing image folder, a .csv file or one of: {names}"
         )
-    raise DataError(
+    raise DataArgumentError(
         f"unknown data SPEC {spec!r}: not a dataset name nor an existing folder or .csv; "
-        f"use one of: {names}, a folder of class sub-folders, or a .csv of path,label rows"
+        f"{did_you_mean(spec, DATASETS)}use one of: {names}, a folder of class sub-folders, or a .csv of "
+        "path,label rows"
     )

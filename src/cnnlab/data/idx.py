@@ -50,7 +50,7 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
     except (OSError, EOFError) as exc:
         raise DataError(f"{p}: cannot read IDX file ({exc}); re-download it") from None
     if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _DTYPES:
-        raise DataError(f"{p}: not an IDX file (bad magic number); point --data-dir at the original files")
+        raise DataError(f"{p}: not an IDX file (bad magic number); point `data_dir` at the original files")
     ndim = data[3]
     header = 4 + 4 * ndim
     shape = tuple(int(d) for d in np.frombuffer(data, dtype=">u4", count=ndim, offset=4))

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import DataArgumentError, DataError
+from ..errors import DataArgumentError, DataError, did_you_mean
 
 if TYPE_CHECKING:
     from ..models._weights import PretrainedCfg
@@ -80,8 +80,8 @@ def get_preset(preset: str | AugmentPreset) -> AugmentPreset:
     if isinstance(preset, AugmentPreset):
         return preset
     if preset not in AUGMENT_PRESETS:
-        choices = ", ".join(AUGMENT_PRESETS)
-        raise DataArgumentError(f"{preset!r}: unknown preset; choose one of {choices}", param="augment")
+        choices, hint = ", ".join(AUGMENT_PRESETS), did_you_mean(preset, AUGMENT_PRESETS)
+        raise DataArgumentError(f"{preset!r}: unknown preset; {hint}choose one of {choices}", param="augment")
     return AUGMENT_PRESETS[preset]
 
 

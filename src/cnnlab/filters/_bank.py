@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import inspect
 import math
 from collections.abc import Callable, Sequence
@@ -12,7 +11,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from ..errors import CnnlabError
+from ..errors import ArgumentError, CnnlabError, did_you_mean
 from ._limits import BankParamError, check_memory
 
 ParamValue = float | int | str | list[int] | list[float]
@@ -125,9 +124,9 @@ def registered_banks() -> dict[str, BankBuilder]:
 def build_bank(name: str, **params: Any) -> FilterBank:
     """Build bank ``name`` with keyword parameters, with one-line errors for unknown names/parameters."""
     if name not in _BANKS:
-        close = difflib.get_close_matches(name, list(_BANKS), n=3)
-        hint = f"did you mean {', '.join(close)}? " if close else ""
-        raise CnnlabError(f"--bank {name}: unknown filter bank; {hint}choose from {', '.join(_BANKS)}")
+        hint = did_you_mean(name, _BANKS)
+        choices = ", ".join(_BANKS)
+        raise ArgumentError(f"{name}: unknown filter bank; {hint}choose from {choices}", param="bank")
     fn = _BANKS[name]
     accepted = [p for p in inspect.signature(fn).parameters]
     unknown = sorted(set(params) - set(accepted))

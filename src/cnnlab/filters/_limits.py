@@ -16,7 +16,7 @@ import math
 import os
 import reprlib
 
-from ..errors import CnnlabError
+from ..errors import ArgumentError, CnnlabError
 
 #: Environment variable: the most kernels one bank may hold.
 ENV_MAX_FILTERS = "CNNLAB_MAX_FILTERS"
@@ -28,7 +28,7 @@ DEFAULT_MAX_MB = 1024
 MAX_KERNEL_SIDE = 257
 
 
-class BankParamError(CnnlabError):
+class BankParamError(ArgumentError):
     """A bad value of one bank parameter.
 
     Attributes:
@@ -38,10 +38,9 @@ class BankParamError(CnnlabError):
     """
 
     def __init__(self, param: str, value: object, reason: str) -> None:
-        self.param = param
+        super().__init__(f"={reprlib.repr(value)}: {reason}", param=param)
         self.value = value
         self.reason = reason
-        super().__init__(f"{param}={reprlib.repr(value)}: {reason}")
 
 
 def _env_limit(name: str, default: int) -> int:

@@ -14,7 +14,6 @@ as pytorch-grad-cam's ``BinaryClassifierOutputTarget`` does.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -22,9 +21,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import ArgumentError, CnnlabError, ModelError
+from ..errors import ArgumentError, CnnlabError, ModelError, did_you_mean
 from ..models.surgery import gap_linear_head
+from ._scorecam import score_weights
 from .hooks import leaf_capture, resolve_layer
+from .targets import CamInputs, Target, select_targets, target_scores
 
 __all__ = [
     "CAM_METHODS",
@@ -39,8 +40,6 @@ __all__ = [
     "top_channels",
 ]
 
-Target = int | Sequence[int] | torch.Tensor | None
-
 #: The registry of CAM methods by name; the CLI's ``--method`` choices come from it.
 CAM_METHODS: dict[str, type[CamMethod]] = {}
 
@@ -51,19 +50,6 @@ def register_cam_method(cls: type[CamMethod]) -> type[CamMethod]:
         raise ValueError(f"CAM method {cls.name!r} is already registered ({CAM_METHODS[cls.name].__name__})")
     CAM_METHODS[cls.name] = cls
     return cls
-
-
-@dataclass
-class CamInputs:
-    """What a variant's :meth:`CamMethod.cam_weights` may use (all for one batch)."""
-
-    model: nn.Module
-    images: torch.Tensor  # [N, C, H, W] as given to the model
-    layer: str  # resolved dotted name
-    activations: torch.Tensor  # [N, K, h, w], detached
-    gradients: torch.Tensor | None  # d score / d activations, [N, K, h, w] (None when not needed)
-    targets: torch.Tensor  # [N] int64
-    logits: torch.Tensor  # [N, classes] detached
 
 
 @dataclass
@@ -91,33 +77,6 @@ class CamResult:
     logits: torch.Tensor
     layer: str
     method: str
-
-
-def target_scores(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Score of each image's target class: the logit, or ``±z`` for a one-logit binary model."""
-    if logits.shape[1] == 1:
-        sign = torch.where(targets == 1, 1.0, -1.0).to(logits.dtype)
-        return logits[:, 0] * sign
-    return logits.gather(1, targets[:, None])[:, 0]
-
-
-def _select_targets(logits: torch.Tensor, target: Target) -> torch.Tensor:
-    n, classes = logits.shape
-    n_classes = 2 if classes == 1 else classes
-    if target is None:
-        return (logits[:, 0] > 0).long() if classes == 1 else logits.argmax(1)
-    t = torch.as_tensor(target, dtype=torch.long).reshape(-1)
-    if t.numel() == 1:
-        t = t.expand(n)
-    if t.numel() != n:
-        raise ArgumentError(
-            f": got {t.numel()} targets for {n} images; give one, or one per image", param="target"
-        )
-    if bool(((t < 0) | (t >= n_classes)).any()):
-        raise ArgumentError(
-            f"{t.tolist()}: the model has {n_classes} classes; use 0..{n_classes - 1}", param="target"
-        )
-    return t.to(logits.device)
 
 
 def _normalise(cam: torch.Tensor) -> torch.Tensor:
@@ -174,7 +133,7 @@ class CamMethod:
                 raise ModelError(
                     f"{type(model).__name__} outputs {tuple(logits.shape)}; CAM needs logits [N, classes]"
                 )
-            targets = _select_targets(logits.detach(), target)
+            targets = select_targets(logits.detach(), target)
             scores = target_scores(logits, targets)
             grads = None
             if self.needs_gradients:
@@ -265,37 +224,26 @@ class CAM(CamMethod):
 class ScoreCAM(CamMethod):
     """Score-CAM (Wang et al. 2020): softmax over channels of the target score of masked inputs.
 
-    The input is multiplied by each channel's upsampled, min-max normalised activation; the masked
-    images run through the model in batches of ``batch_size`` (K forward images per input image).
+    The input is multiplied by each channel's upsampled, min-max normalised activation, as in
+    pytorch-grad-cam; one forward pass per distinct mask rather than per channel, ``batch_size``
+    masked images at a time (see :mod:`cnnlab.interpret._scorecam`: the same map up to rounding).
     """
 
     name = "scorecam"
     needs_gradients = False
-    batch_size: int = 64
+    batch_size: int = 8
 
     def cam_weights(self, inp: CamInputs) -> torch.Tensor:
-        n, k = inp.activations.shape[:2]
-        size = inp.images.shape[-2:]
-        scores = torch.empty(n, k, dtype=inp.images.dtype)
-        for i in range(n):
-            for start in range(0, k, self.batch_size):
-                a = inp.activations[i : i + 1, start : start + self.batch_size]
-                up = F.interpolate(a, size=size, mode="bilinear", align_corners=True)[0]
-                lo = up.flatten(1).min(1).values[:, None, None]
-                hi = up.flatten(1).max(1).values[:, None, None]
-                masks = (up - lo) / (hi - lo + 1e-8)
-                batch = inp.images[i][None] * masks[:, None]
-                out = inp.model(batch)
-                scores[i, start : start + len(masks)] = target_scores(out, inp.targets[i].expand(len(masks)))
-        return torch.softmax(scores, dim=1).to(inp.activations)
+        return score_weights(inp, batch_size=self.batch_size)
 
 
 def _method(method: str) -> CamMethod:
     try:
         return CAM_METHODS[method]()
     except KeyError:
-        choices = ", ".join(CAM_METHODS)
-        raise ArgumentError(f"{method!r}: unknown CAM method; use one of {choices}", param="method") from None
+        choices, hint = ", ".join(CAM_METHODS), did_you_mean(method, CAM_METHODS)
+        message = f"{method!r}: unknown CAM method; {hint}use one of {choices}"
+        raise ArgumentError(message, param="method") from None
 
 
 def explain(
@@ -331,8 +279,10 @@ def explain(
         parts.append(impl.explain(model, images[sl], target=part_t, layer=layer))
     if len(parts) == 1:
         return parts[0]
-    cat = {f: torch.cat([getattr(p, f) for p in parts]) for f in
-           ("maps", "raw", "weights", "activations", "targets", "scores", "logits")}
+    cat = {
+        f: torch.cat([getattr(p, f) for p in parts])
+        for f in ("maps", "raw", "weights", "activations", "targets", "scores", "logits")
+    }
     return CamResult(**cat, layer=parts[0].layer, method=parts[0].method)
 
 

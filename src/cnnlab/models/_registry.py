@@ -8,14 +8,13 @@ the registry itself imports no provider. A provider may also claim a name prefix
 
 from __future__ import annotations
 
-import difflib
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ModelArgumentError, ModelError
+from ..errors import ModelArgumentError, ModelError, did_you_mean
 from ._weights import PretrainedCfg
 
 if TYPE_CHECKING:
@@ -177,8 +176,7 @@ def get_entry(name: str) -> ModelEntry:
         if name.startswith(prefix):
             return resolve(name[len(prefix) :])
     if name not in _REGISTRY:
-        close = difflib.get_close_matches(name, list(_REGISTRY), n=3, cutoff=0.5)
-        hint = f"did you mean {', '.join(close)}? " if close else ""
+        hint = did_you_mean(name, _REGISTRY)
         also = f" (or use {_prefix_hint()})" if _PREFIXES else ""
         raise ModelArgumentError(f"unknown model {name!r}: {hint}see `cnnlab models` for the list{also}")
     return _REGISTRY[name]

@@ -9,6 +9,8 @@ All convolutions are 3x3, stride 1, "valid" padding, with ReLU; pools are 2x2 ma
 * ``cats_cnn``: 3x150x150, Conv32/64/128/128 each followed by a pool, GAP, Dense 512 (ReLU), Dense 1
   (one logit: cat vs dog): 307,393 params.
 * ``cats_cnn_dropout``: ``cats_cnn`` with Dropout(0.5) right before the output dense layer.
+* ``mnist_mlp``: the dense baseline the course sets against the convnet: Flatten + Dense 512 (ReLU) +
+  Dense 10 on 1x28x28, 407,050 params, no convolution (its ``features`` are empty).
 """
 
 from __future__ import annotations
@@ -47,15 +49,18 @@ class CourseNet:
 
 COURSE_NETS = [
     CourseNet("mnist_cnn_base", MNIST_BASE, Head("none"), (1, 28, 28), 10,
-              "course convolutional base: 3 conv layers 32-64-64, 1x28x28 -> 64x3x3, no classifier"),
+              "course convolutional base 32-64-64: 1x28x28 -> 64x3x3, no classifier (55,744 params)"),
     CourseNet("mnist_cnn", MNIST_BASE, Head("flatten", hidden=64), (1, 28, 28), 10,
               "course MNIST convnet: base + flatten + dense 64 + dense 10 (93,322 params)"),
     CourseNet("mnist_cnn_gap", MNIST_BASE, Head("gap"), (1, 28, 28), 10,
               "course MNIST convnet with global average pooling + dense 10 (56,394 params)"),
     CourseNet("cats_cnn", CATS_BASE, Head("gap", hidden=512), (3, 150, 150), 1,
-              "course cats-vs-dogs convnet 32-64-128-128, GAP, dense 512, 1 logit (307,393)", CATS_DEFAULTS),
+              "course cats-vs-dogs convnet 32-64-128-128, GAP, dense 512, 1 logit (307,393 params)",
+              CATS_DEFAULTS),
     CourseNet("cats_cnn_dropout", CATS_BASE, Head("gap", hidden=512, dropout=0.5), (3, 150, 150), 1,
-              "cats_cnn with Dropout(0.5) before the dense output layer", CATS_DEFAULTS),
+              "cats_cnn with Dropout(0.5) before the dense output layer (307,393 params)", CATS_DEFAULTS),
+    CourseNet("mnist_mlp", [], Head("flatten", hidden=512), (1, 28, 28), 10,
+              "course dense baseline: flatten + dense 512 + dense 10, no convolution (407,050 params)"),
 ]
 
 for _net in COURSE_NETS:

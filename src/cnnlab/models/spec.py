@@ -9,7 +9,8 @@ A spec is a list of layer dataclasses, or the same as a string::
     net = build_from_spec("conv:32:3 relu maxpool:2 conv:64:3 relu", head="gap",
                           input_size=(1, 28, 28), num_classes=10)   # the same network
 
-String grammar: layers separated by spaces; ``kind:arg:arg:key=value``. Kinds (see :data:`SPEC_LAYERS`):
+The layer kinds live in :mod:`cnnlab.models.spec_layers` (re-exported here). String grammar: layers
+separated by spaces; ``kind:arg:arg:key=value``. Kinds (see :data:`SPEC_LAYERS`):
 ``conv:OUT:K[:stride=S][:padding=P|same][:dilation=D][:bias=0]``, ``maxpool:K[:stride=S][:padding=P]``,
 ``avgpool:K...``, ``bn``, ``relu``, ``dropout:P``, ``res:OUT[:stride=S]`` (residual block, 1x1
 projection when shapes change), ``fact:OUT:N`` (1xN then Nx1 conv), ``fixed:BANK[:key=value...]`` (a
@@ -27,208 +28,49 @@ from __future__ import annotations
 
 import re
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
 
 from ..errors import ModelError
 from .base import CNNLabModel
-from .blocks import FactorisedConv, InceptionBlock, ResidualBlock
+from .spec_layers import (
+    SPEC_LAYERS,
+    AvgPool,
+    BatchNorm,
+    Conv,
+    Dropout,
+    Factorised,
+    Fixed,
+    Head,
+    Inception,
+    MaxPool,
+    ReLU,
+    Residual,
+    register_spec_layer,
+)
 
-SPEC_LAYERS: dict[str, type] = {}
-
-
-def register_spec_layer(kind: str) -> Callable[[type], type]:
-    """Register a spec layer dataclass under ``kind`` (its ``build(in_channels) -> (module, out_channels)``).
-
-    Raises:
-        ModelError: ``kind`` is already registered.
-    """
-
-    def deco(cls: type) -> type:
-        if kind in SPEC_LAYERS:
-            raise ModelError(f"spec layer kind {kind!r} is already registered")
-        SPEC_LAYERS[kind] = cls
-        cls.kind = kind  # type: ignore[attr-defined]
-        return cls
-
-    return deco
-
-
-@register_spec_layer("conv")
-@dataclass
-class Conv:
-    """2-D convolution (no activation: add ``ReLU()`` after it, as Keras' layers are listed)."""
-
-    out: int
-    kernel: int = 3
-    stride: int = 1
-    padding: int | str = 0
-    dilation: int = 1
-    bias: bool = True
-    opens_block = True
-
-    def build(self, c: int) -> tuple[nn.Module, int]:
-        return nn.Conv2d(
-            c,
-            self.out,
-            self.kernel,
-            stride=self.stride,
-            padding=self.padding,
-            dilation=self.dilation,
-            bias=self.bias,
-        ), self.out
-
-
-@dataclass
-class _Pool:
-    kernel: int = 2
-    stride: int | None = None
-    padding: int = 0
-    opens_block = False
-
-
-@register_spec_layer("maxpool")
-@dataclass
-class MaxPool(_Pool):
-    """Max pooling (stride defaults to the kernel)."""
-
-    def build(self, c: int) -> tuple[nn.Module, int]:
-        return nn.MaxPool2d(self.kernel, stride=self.stride, padding=self.padding), c
-
-
-@register_spec_layer("avgpool")
-@dataclass
-class AvgPool(_Pool):
-    """Average pooling (stride defaults to the kernel)."""
-
-    def build(self, c: int) -> tuple[nn.Module, int]:
-        return nn.AvgPool2d(self.kernel, stride=self.stride, padding=self.padding), c
-
-
-@register_spec_layer("bn")
-@dataclass
-class BatchNorm:
-    """Batch normalisation over channels."""
-
-    opens_block = False
-
-    def build(self, c: int) -> tuple[nn.Module, int]:
-        return nn.BatchNorm2d(c), c
-
-
-@register_spec_layer("relu")
-@dataclass
-class ReLU:
-    """Rectified linear unit."""
-
-    opens_block = False
-
-    def build(self, c: int) -> tuple[nn.Module, int]:
-        return nn.ReLU(), c
-
-
-@register_spec_layer("dropout")
-@dataclass
-class Dropout:
-    """Dropout of whole activations with probability ``p``."""
-
-    p: float = 0.5
-    opens_block = False
-
-    def build(self, c: int) -> tuple[nn.Module, int]:
-        return nn.Dropout(self.p), c
-
-
-@register_spec_layer("res")
-@dataclass
-class Residual:
-    """Residual basic block (see :class:`~cnnlab.models.blocks.ResidualBlock`)."""
-
-    out: int
-    stride: int = 1
-    kernel: int = 3
-    opens_block = True
-
-    def build(self, c: int) -> tuple[nn.Module, int]:
-        return ResidualBlock(c, self.out, stride=self.stride, kernel_size=self.kernel), self.out
-
-
-@register_spec_layer("fact")
-@dataclass
-class Factorised:
-    """Factorised convolution: 1 x n then n x 1."""
-
-    out: int
-    n: int = 3
-    padding: str = "same"
-    opens_block = True
-
-    def build(self, c: int) -> tuple[nn.Module, int]:
-        return FactorisedConv(c, self.out, self.n, padding=self.padding), self.out
-
-
-@register_spec_layer("inception")
-@dataclass
-class Inception:
-    """Parallel branches (each a list of spec layers) concatenated along channels."""
-
-    branches: list[list[Any]]
-    opens_block = True
-
-    def build(self, c: int) -> tuple[nn.Module, int]:
-        mods, total = [], 0
-        for branch in self.branches:
-            layers, out = [], c
-            for layer in branch:
-                m, out = layer.build(out)
-                layers.append(m)
-            mods.append(nn.Sequential(*layers))
-            total += out
-        return InceptionBlock(mods), total
-
-
-@register_spec_layer("fixed")
-@dataclass
-class Fixed:
-    """A conv layer whose kernels come from a filter bank (``cnnlab.filters.FixedFilterConv2d``)."""
-
-    bank: str
-    trainable: bool = False
-    padding: int | str = "same"
-    params: dict[str, Any] = field(default_factory=dict)
-    opens_block = True
-
-    def build(self, c: int) -> tuple[nn.Module, int]:
-        from ..filters import FixedFilterConv2d  # lazy: the filters package is optional for models
-
-        layer = FixedFilterConv2d.from_bank(
-            self.bank,
-            in_channels=c,
-            trainable=self.trainable,
-            padding=self.padding,  # type: ignore[arg-type]
-            **self.params,
-        )
-        return layer, layer.out_channels
-
-
-@dataclass
-class Head:
-    """Classifier head: ``pool`` then optional hidden dense layer (+ReLU), dropout, output dense.
-
-    Attributes:
-        pool: "flatten" (Keras ``Flatten``), "gap" (global average pooling) or "none" (no classifier:
-            the model returns its feature maps, like the course's convolutional base).
-        hidden: Units of the hidden dense layer (None = no hidden layer).
-        dropout: Dropout probability right before the output dense layer (0 = none).
-    """
-
-    pool: Literal["flatten", "gap", "none"] = "gap"
-    hidden: int | None = None
-    dropout: float = 0.0
+__all__ = [
+    "SPEC_LAYERS",
+    "AvgPool",
+    "BatchNorm",
+    "Conv",
+    "Dropout",
+    "Factorised",
+    "Fixed",
+    "Head",
+    "Inception",
+    "MaxPool",
+    "ReLU",
+    "Residual",
+    "SpecNet",
+    "build_from_spec",
+    "is_spec",
+    "parse_spec",
+    "register_spec_layer",
+]
 
 
 # ----------------------------------------------------------------------------------------------- parsing
@@ -295,6 +137,15 @@ def parse_spec(spec: str | Sequence[Any]) -> list[Any]:
     if isinstance(spec, str):
         return [_parse_token(t) for t in _split_top(spec, " \n\t,")]
     return list(spec)
+
+
+def is_spec(text: str) -> bool:
+    """Does ``text`` read as a layer spec string (``"conv:32:3 relu"``) rather than a model name or a path?"""
+    from pathlib import Path
+
+    first = text.strip().split(None, 1)[0] if text.strip() else ""
+    kind = first.split(":", 1)[0].split("(", 1)[0]
+    return kind in SPEC_LAYERS and not Path(text).exists()
 
 
 # ----------------------------------------------------------------------------------------------- building

@@ -276,13 +276,13 @@ def adapt_in_chans(model: nn.Module, in_chans: int) -> str | None:
     Returns:
         A one-line notice for the user, or ``None`` when nothing had to change.
     """
+    found = first_conv(model)
+    if found is None or found[1].in_channels == in_chans:
+        return None
     import torch
     from timm.models import adapt_input_conv
     from torch import nn
 
-    found = first_conv(model)
-    if found is None or found[1].in_channels == in_chans:
-        return None
     name, conv = found
     old = conv.in_channels
     with torch.no_grad():

@@ -228,7 +228,7 @@ def lite0_weights_path() -> Path | None:
     num_classes=1000,
     pretrained=f"ImageNet, offline ({LITE0_PACKAGE} package)",
     offline=lambda: lite0_weights_path() is not None,
-    description="EfficientNet-Lite0 (timm tf_efficientnet_lite0 architecture), 4.7M params",
+    description="EfficientNet-Lite0 (timm tf_efficientnet_lite0 architecture, 4.7M params)",
     weights_cfg=lambda: _arch_cfg(LITE0_ARCH),
 )
 def efficientnet_lite0(*, num_classes: int = 1000, in_chans: int = 3, pretrained: bool = False) -> TimmNet:

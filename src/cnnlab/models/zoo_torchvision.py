@@ -82,13 +82,20 @@ def _cfg_from_weights(arch: str, source: str) -> PretrainedCfg:
     )
 
 
+#: The file name of torchvision's DEFAULT weights per architecture in the torch hub cache. Written out so
+#: that `cnnlab models` need not import torchvision (as long again as importing torch); a test compares
+#: it with ``torchvision.models.get_model_weights(arch).DEFAULT.url``, so a torchvision upgrade is caught.
+DEFAULT_WEIGHT_FILES = {
+    "resnet18": "resnet18-f37072fd.pth",
+    "resnet50": "resnet50-11ad3fa6.pth",
+    "vgg16": "vgg16-397923af.pth",
+    "inception_v3": "inception_v3_google-0cc3c7bd.pth",
+}
+
+
 def _cached(arch: str) -> bool:
     """Are torchvision's DEFAULT weights for ``arch`` already in the torch hub cache (usable offline)?"""
-    try:
-        url = _weights_enum(arch).url
-    except Exception:  # unknown to this torchvision: not available
-        return False
-    return (Path(torch.hub.get_dir()) / "checkpoints" / Path(url).name).is_file()
+    return (Path(torch.hub.get_dir()) / "checkpoints" / DEFAULT_WEIGHT_FILES[arch]).is_file()
 
 
 def _upstream(arch: str, *, pretrained: bool) -> Any:
@@ -239,7 +246,7 @@ _INCEPTION_FEATURES = [
     pretrained=_DOWNLOAD,
     offline=lambda: _cached("inception_v3"),
     weights_cfg=lambda: _default_cfg("inception_v3"),
-    description="Inception v3 (27.2M params, 299x299, no aux logits)",
+    description="Inception v3, 299x299, without the auxiliary head: 23.8M params (27.2M with it)",
 )
 def inception_v3(*, num_classes: int = 1000, in_chans: int = 3, pretrained: bool = False) -> TorchvisionNet:
     """torchvision Inception v3 without the auxiliary classifier; input 3x299x299."""

@@ -5,6 +5,7 @@ Functions return matplotlib ``Figure`` objects; save them with :func:`cnnlab._io
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -67,16 +68,44 @@ def _column(rows: Sequence[Mapping[str, Any]], key: str) -> list[float]:
     return [float(r[key]) for r in rows]
 
 
-def curves_figure(rows: Sequence[Mapping[str, Any]], *, title: str = "") -> Figure:
-    """Train/validation loss and accuracy per epoch, with the overfitting onset marked.
+def loss_axis_limit(losses: Sequence[float], chance_loss: float | None = None) -> float | None:
+    """The top of a readable loss axis, or ``None`` when every loss fits as it is.
+
+    A diverging first epoch (a loss of 40 beside losses of 0.5) would flatten the rest of the curve
+    into the axis. The axis keeps every loss up to 2.5 x the upper quartile and always the loss of a
+    uniform guess (``chance_loss``, x 1.5); anything above is drawn at the top and marked.
+
+    Args:
+        losses: Every loss drawn on the axis.
+        chance_loss: The loss of a uniform guess (ln of the number of classes), if known.
+
+    Returns:
+        The upper y limit when some loss lies above it, else None.
+    """
+    finite = [float(v) for v in losses if math.isfinite(float(v))]
+    if not finite:
+        return None
+    ordered = sorted(finite)
+    upper_quartile = ordered[min(len(ordered) - 1, (3 * len(ordered)) // 4)]
+    cap = max(2.5 * upper_quartile, 1.5 * chance_loss if chance_loss else 0.0)
+    return cap if max(finite) > cap else None
+
+
+def curves_figure(
+    rows: Sequence[Mapping[str, Any]], *, title: str = "", num_classes: int | None = None
+) -> Figure:
+    """Train/validation loss and accuracy per epoch, with the overfitting onset and the chance level marked.
 
     Args:
         rows: One mapping per epoch with ``epoch`` (1-based), ``train_loss``, ``train_acc``,
             ``val_loss`` and ``val_acc`` (the rows of ``metrics.csv``).
         title: Figure title.
+        num_classes: Outputs of the model (1 = one-logit binary), to draw the chance level: accuracy
+            1/K and the loss of a uniform guess, ln K (ln 2 for binary). None draws no chance level.
 
     Returns:
-        A figure with two panels (loss, accuracy).
+        A figure with two panels (loss, accuracy). A loss far above the rest (a diverging first epoch)
+        is drawn at the top of a clipped axis, marked with a triangle and its value; the axis label says so.
     """
     from matplotlib.figure import Figure
 
@@ -84,10 +113,26 @@ def curves_figure(rows: Sequence[Mapping[str, Any]], *, title: str = "") -> Figu
     ax_loss, ax_acc = fig.subplots(1, 2)
     epochs = [int(r["epoch"]) for r in rows]
     train_loss, val_loss = _column(rows, "train_loss"), _column(rows, "val_loss")
-    ax_loss.plot(epochs, train_loss, "o-", label="train loss")
-    ax_loss.plot(epochs, val_loss, "s-", label="validation loss")
+    k = None if num_classes is None else max(2, int(num_classes))
+    chance_loss = math.log(k) if k else None
+    cap = loss_axis_limit(train_loss + val_loss, chance_loss)
+    shown = (lambda v: [min(x, cap) for x in v]) if cap is not None else (lambda v: v)
+    ax_loss.plot(epochs, shown(train_loss), "o-", label="train loss")
+    ax_loss.plot(epochs, shown(val_loss), "s-", label="validation loss")
     ax_acc.plot(epochs, _column(rows, "train_acc"), "o-", label="train accuracy")
     ax_acc.plot(epochs, _column(rows, "val_acc"), "s-", label="validation accuracy")
+    if k is not None and chance_loss is not None:
+        guess = f"uniform guess (ln {k} = {chance_loss:.2f})"
+        ax_loss.axhline(chance_loss, color="grey", ls=":", label=guess)
+        ax_acc.axhline(1.0 / k, color="grey", ls=":", label=f"chance ({1.0 / k:.0%})")
+    loss_label = "loss"
+    if cap is not None:
+        for e, v in [(e, v) for e, v in zip(epochs * 2, train_loss + val_loss, strict=True) if v > cap]:
+            ax_loss.plot([e], [cap], "^", color="tab:red", ms=8)
+            ax_loss.annotate(f"{v:.3g}", (e, cap), textcoords="offset points", xytext=(6, -10), fontsize=7,
+                             color="tab:red")
+        ax_loss.set_ylim(0, cap * 1.05)
+        loss_label = f"loss (axis clipped at {cap:.2f}; ▲ marks a larger loss)"
     onset = overfitting_onset(val_loss, train_loss)
     if onset is not None:
         for ax in (ax_loss, ax_acc):
@@ -97,11 +142,11 @@ def curves_figure(rows: Sequence[Mapping[str, Any]], *, title: str = "") -> Figu
                 linestyle="--",
                 label=f"overfitting from epoch {epochs[onset]}",
             )
-    for ax, name in ((ax_loss, "loss"), (ax_acc, "accuracy")):
+    for ax, name in ((ax_loss, loss_label), (ax_acc, "accuracy")):
         ax.set_xlabel("epoch")
-        ax.set_ylabel(name)
+        ax.set_ylabel(name, fontsize=10 if ax is ax_acc or cap is None else 8)
         ax.grid(alpha=0.3)
-        ax.legend()
+        ax.legend(fontsize=8)
         if epochs:
             ax.set_xticks(epochs if len(epochs) <= 20 else epochs[:: max(1, len(epochs) // 10)])
     if title:
@@ -144,4 +189,43 @@ def confusion_figure(
                 color = "white" if shown[i, j] > threshold else "black"
                 ax.text(j, i, f"{int(matrix[i, j])}", ha="center", va="center", color=color, fontsize=8)
     ax.set_title("confusion matrix")
+    return fig
+
+
+def compare_curves_figure(runs: Mapping[str, Sequence[Mapping[str, Any]]], *, title: str = "") -> Figure:
+    """Several runs' curves overlaid: validation (solid) and training (dashed) loss and accuracy per epoch.
+
+    Args:
+        runs: ``{run name: metrics rows}`` (the rows of each run's ``metrics.csv``); one colour per run.
+        title: Figure title.
+
+    Returns:
+        A figure with two panels (loss, accuracy); the overfitting onset of a run is marked with a dot.
+    """
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
+    fig = Figure(figsize=(11, 4.2))
+    ax_loss, ax_acc = fig.subplots(1, 2)
+    for k, (name, rows) in enumerate(runs.items()):
+        colour = f"C{k % 10}"
+        epochs = [int(r["epoch"]) for r in rows]
+        val_loss, train_loss = _column(rows, "val_loss"), _column(rows, "train_loss")
+        ax_loss.plot(epochs, val_loss, "-", color=colour, label=f"{name}: validation")
+        ax_loss.plot(epochs, train_loss, "--", color=colour, alpha=0.6, label=f"{name}: training")
+        ax_acc.plot(epochs, _column(rows, "val_acc"), "-", color=colour, label=f"{name}: validation")
+        ax_acc.plot(epochs, _column(rows, "train_acc"), "--", color=colour, alpha=0.6,
+                    label=f"{name}: training")
+        onset = overfitting_onset(val_loss, train_loss)
+        if onset is not None:
+            ax_loss.plot([epochs[onset]], [val_loss[onset]], "o", color=colour, markersize=8,
+                         markeredgecolor="tab:red", label=f"{name}: overfitting from epoch {epochs[onset]}")
+    for ax, name in ((ax_loss, "loss"), (ax_acc, "accuracy")):
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(name)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if title:
+        fig.suptitle(title)
     return fig

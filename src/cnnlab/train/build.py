@@ -3,12 +3,14 @@
 A run's network is the registry's model (pretrained when the config says so), its head configured for
 the data (:func:`~cnnlab.models.surgery.configure_head`), its stem adapted to the data's channels
 (:func:`~cnnlab.models.surgery.adapt_in_chans`) and its parameters frozen as the transfer mode leaves
-them at the end of training (:class:`~cnnlab.train.transfer.FreezePolicy`). Training builds it with the
-weights; ``load_run`` builds the same architecture without them and loads ``model.safetensors``.
+them at the end of training (:mod:`cnnlab.train.freezing`: loading a run needs no Lightning). Training
+builds it with the weights; ``load_run`` builds the same architecture without them and loads
+``model.safetensors``.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .config import TrainConfig
@@ -27,7 +29,9 @@ def weights_preprocessing(cfg: TrainConfig) -> PretrainedCfg | None:
     Read from the registry without building the model, so the data can be sized before the model is
     built: a pretrained source or a local weights file of a zoo architecture records its input size.
     """
-    if not cfg.pretrained:
+    from ..models.spec import is_spec
+
+    if not cfg.pretrained or is_spec(cfg.model_name):
         return None
     from ..models._registry import get_entry
 
@@ -42,7 +46,10 @@ def output_count(cfg: TrainConfig, n_classes: int) -> int:
     dataset; otherwise the head gets ``n_classes`` outputs.
     """
     from ..models._registry import get_entry
+    from ..models.spec import is_spec
 
+    if is_spec(cfg.model_name):
+        return n_classes
     return 1 if (get_entry(cfg.model_name).num_classes == 1 and n_classes == 2) else n_classes
 
 
@@ -52,7 +59,8 @@ def build_model(
     """The run's network: the registry's model, its head sized, its stem adapted, its parameters frozen.
 
     Args:
-        cfg: The run's config (``model``, ``pretrained``/``weights``, ``head``, the transfer options).
+        cfg: The run's config (``model``: a registry name or a layer spec string; ``pretrained``/``weights``,
+            ``head``, the transfer options).
             Use ``cfg.replace(pretrained=False, weights=None)`` for the architecture alone.
         in_chans: Channels of the data.
         num_classes: Outputs of the classifier (:func:`output_count`).
@@ -65,18 +73,29 @@ def build_model(
         ModelError: An unknown model, weights that do not fit, a model without a classifier.
     """
     from ..models import create_model
+    from ..models.spec import build_from_spec, is_spec
     from ..models.surgery import adapt_in_chans, classifier_layer, configure_head
-    from .transfer import FreezePolicy
+    from .freezing import apply_transfer, mode_at
 
     pretrained: bool | str = cfg.weights or cfg.pretrained
-    model = create_model(cfg.model, pretrained=pretrained, in_chans=None if pretrained else in_chans)
+    if is_spec(cfg.model_name):  # a layer spec string: GAP head, any input size
+        model: nn.Module = build_from_spec(cfg.model_name, head="gap", input_size=(in_chans, 64, 64),
+                                           num_classes=num_classes)
+        if cfg.weights:
+            from ..models._weights import load_weights_file
+
+            load_weights_file(model, Path(cfg.weights), model_name="the spec")
+    else:
+        model = create_model(cfg.model, pretrained=pretrained, in_chans=None if pretrained else in_chans)
     default = classifier_layer(model).out_features  # a base without classifier cannot be trained: says so
     if num_classes != default or cfg.head != "linear":
         configure_head(model, kind=cfg.head, num_classes=num_classes)
     notice = adapt_in_chans(model, in_chans)
     if notice and notices is not None:
         notices.append(notice)
-    FreezePolicy.from_config(cfg).apply(model, epoch=cfg.epochs - 1)
+    last = mode_at(cfg.transfer, cfg.epochs - 1, cfg.fine_tune_epochs)  # the freezing training ends with
+    apply_transfer(model, mode=last, unfreeze=cfg.unfreeze, unfreeze_layers=cfg.unfreeze_layers,
+                   train_bn=cfg.train_bn)
     return model
 
 

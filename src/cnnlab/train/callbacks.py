@@ -7,6 +7,7 @@
 * :class:`AtomicCheckpointIO`: checkpoints are written to a temporary file and renamed (Lightning's own
   writer truncates the destination in place).
 * :class:`ThroughputBar`: rich progress bar on stderr that shows training images per second.
+* :class:`EpochLines`: without the bar (``--no-progress``), one line per epoch on stderr.
 """
 
 from __future__ import annotations
@@ -88,6 +89,7 @@ class MetricsHistory(L.Callback):
         self.run_dir = Path(run_dir)
         self.title = title
         self.plot = plot
+        self.num_classes: int | None = None  # the curves' chance level, read from the module
         self.rows: list[dict[str, Any]] = []
         self.timing: list[dict[str, Any]] = []
         self._t0 = self._t_train = 0.0
@@ -107,6 +109,7 @@ class MetricsHistory(L.Callback):
         if trainer.sanity_checking or trainer.state.fn != "fit":
             return
         metrics = dict(getattr(pl_module, "epoch_metrics", {}))
+        self.num_classes = getattr(pl_module, "num_classes", None)
         epoch = trainer.current_epoch + 1
         bad = [k for k in ("train_loss", "val_loss") if k in metrics and not math.isfinite(metrics[k])]
         if bad:
@@ -128,7 +131,8 @@ class MetricsHistory(L.Callback):
         if self.plot and self.rows:
             from ..report.plots import curves_figure
 
-            save_figure(self.run_dir / "curves.png", curves_figure(self.rows, title=self.title))
+            save_figure(self.run_dir / "curves.png", curves_figure(self.rows, title=self.title,
+                                                                    num_classes=self.num_classes))
 
     def state_dict(self) -> dict[str, Any]:
         return {"rows": [dict(r) for r in self.rows], "timing": [dict(r) for r in self.timing]}
@@ -191,7 +195,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 
 class ThroughputBar(RichProgressBar):
-    """Rich progress bar (stderr) whose metrics include training images per second."""
+    """Rich progress bar (stderr) whose metrics include training images per second; epochs count from 1."""
 
     def __init__(self, refresh_rate: int = 5) -> None:
         super().__init__(refresh_rate=refresh_rate, leave=True, console_kwargs={"stderr": True})
@@ -209,6 +213,11 @@ class ThroughputBar(RichProgressBar):
         self._images += int(batch[1].shape[0])
         super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
 
+    def _get_train_description(self, current_epoch: int) -> str:
+        # Lightning counts from 0 ("Epoch 0/2"); metrics.csv and the run summary count from 1.
+        total = f"/{self.trainer.max_epochs}" if self.trainer.max_epochs else ""
+        return f"{f'Epoch {current_epoch + 1}{total}':{len(self.validation_description)}}"
+
     def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:
         items = super().get_metrics(trainer, pl_module)
         items.pop("v_num", None)
@@ -216,3 +225,30 @@ class ThroughputBar(RichProgressBar):
         if self._images and elapsed > 0:
             items["img/s"] = f"{self._images * trainer.world_size / elapsed:,.0f}"
         return items
+
+
+class EpochLines(L.Callback):
+    """One line per epoch on stderr (``--no-progress``): losses, accuracies, seconds and images/s.
+
+    Reads the row :class:`MetricsHistory` has just recorded, so the numbers are those of ``metrics.csv``.
+    """
+
+    def __init__(self, history: MetricsHistory) -> None:
+        super().__init__()
+        self.history = history
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        rows = self.history.rows
+        if not trainer.is_global_zero or not rows or rows[-1]["epoch"] != trainer.current_epoch + 1:
+            return  # no row recorded for this epoch (sanity check, not fitting)
+        import sys
+
+        row, timing = self.history.rows[-1], (self.history.timing or [{}])[-1]
+        rate = timing.get("train_images_per_s")
+        speed = f", {timing['seconds']:.1f} s ({rate:,.0f} img/s)" if "seconds" in timing and rate else ""
+        print(
+            f"epoch {row['epoch']}/{trainer.max_epochs}: train loss {row['train_loss']:.4f} acc "
+            f"{row['train_acc']:.4f}, val loss {row['val_loss']:.4f} acc {row['val_acc']:.4f}{speed}",
+            file=sys.stderr,
+            flush=True,
+        )

@@ -14,7 +14,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
-from ..errors import ArgumentError, CnnlabError
+from ..errors import ArgumentError, CnnlabError, did_you_mean
 from ..models.surgery import HeadKind
 
 
@@ -226,8 +226,11 @@ class TrainConfig:
             try:
                 setattr(self, name, enum(value))
             except ValueError:
-                choices = ", ".join(e.value for e in enum)
-                raise ArgumentError(f"{value!r}: unknown; choose one of {choices}", param=name) from None
+                values = [e.value for e in enum]
+                hint = did_you_mean(str(value), values)
+                raise ArgumentError(
+                    f"{value!r}: unknown; {hint}choose one of {', '.join(values)}", param=name
+                ) from None
         self.unfreeze_layers = tuple(self.unfreeze_layers)
         if self.model is None:
             self.model = default_model(self.data, self.img_size)
@@ -272,7 +275,13 @@ class TrainConfig:
         if self.out is not None:
             return Path(self.out)
         data_name = Path(self.data).name or "data"
-        return Path("runs") / f"{str(self.model).replace(':', '-')}-{data_name}"
+        if len(self.model_name.split()) > 1:  # a layer spec string: a short stable name instead of the text
+            import hashlib
+
+            name = "spec-" + hashlib.sha1(self.model_name.encode()).hexdigest()[:8]
+        else:
+            name = self.model_name.replace(":", "-")
+        return Path("runs") / f"{name}-{data_name}"
 
     @property
     def model_name(self) -> str:

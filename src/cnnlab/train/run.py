@@ -310,7 +310,7 @@ def fit(
     """
     import lightning as L
 
-    from .callbacks import MetricsHistory, NonFiniteGuard
+    from .callbacks import EpochLines, MetricsHistory, NonFiniteGuard
 
     rank = _env_global_rank()
     check_transfer(config)
@@ -328,7 +328,9 @@ def fit(
     check_model_fits(cfg, bundle.image_shape, model=model, images=len(bundle.train))
     setup = training_setup(cfg, bundle, model, num_classes=num_classes, notices=notices)
     history = MetricsHistory(cfg.run_dir, title=f"{cfg.model} on {cfg.data}")
-    trainer = build_trainer(cfg, cfg.run_dir, [history, NonFiniteGuard(), *setup.callbacks, *callbacks])
+    lines = [] if cfg.progress else [EpochLines(history)]  # without the bar: one line per epoch
+    ours = [history, *lines, NonFiniteGuard(), *setup.callbacks]
+    trainer = build_trainer(cfg, cfg.run_dir, [*ours, *callbacks])
     if rank == 0:
         write_setup(cfg.run_dir, cfg, list(bundle.classes), setup.info)
         if on_setup is not None:
