@@ -67,6 +67,8 @@ def test_the_command_in_the_header_trains_the_same_config(
 
     monkeypatch.setattr("cnnlab.train.run.fit", fake_fit)
     monkeypatch.chdir(tmp_path)
+    if "/" in cfg.data:  # a folder: the command checks that it exists
+        Path(cfg.data).mkdir(parents=True)
     argv = shlex.split(train_command(cfg))
     assert argv[:2] == ["cnnlab", "train"]
     result = runner.invoke(app, argv[1:])

@@ -98,12 +98,12 @@ class RunContext:
 
     def csv_rows(self, name: str) -> list[dict[str, float]]:
         """The rows of ``metrics.csv`` or ``timing.csv`` (numbers), or :class:`Unavailable`."""
-        from ..train.callbacks import read_metrics
+        from ..train.callbacks import METRIC_COLUMNS, TIMING_COLUMNS, read_metrics
 
         def load() -> list[dict[str, float]]:
             path = self.path / name
             try:
-                rows = read_metrics(path)
+                rows = read_metrics(path, TIMING_COLUMNS if name == "timing.csv" else METRIC_COLUMNS)
             except (OSError, ValueError, KeyError, TypeError) as exc:
                 raise Unavailable(f"{path} is missing or damaged ({type(exc).__name__}: {exc})") from None
             if not rows:

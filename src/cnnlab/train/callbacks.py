@@ -16,6 +16,7 @@ import csv
 import io
 import math
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +41,9 @@ def _csv_text(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> str:
     return buf.getvalue()
 
 
-def read_metrics(path: str | Path) -> list[dict[str, float]]:
-    """Read a ``metrics.csv`` written by :class:`MetricsHistory` (``epoch`` as int, the rest floats).
+def read_metrics(path: str | Path, columns: Sequence[str] = METRIC_COLUMNS) -> list[dict[str, float]]:
+    """Read a ``metrics.csv`` (or, with ``columns=TIMING_COLUMNS``, a ``timing.csv``) written by
+    :class:`MetricsHistory`: ``epoch`` as int, the rest floats.
 
     Raises:
         CnnlabError: A missing file, a missing column, or a value that is not a number (naming the file,
@@ -52,13 +54,13 @@ def read_metrics(path: str | Path) -> list[dict[str, float]]:
     try:
         with open(path, newline="", encoding="utf-8") as fh:
             reader = csv.DictReader(fh)
-            missing = [c for c in METRIC_COLUMNS if c not in (reader.fieldnames or [])]
+            missing = [c for c in columns if c not in (reader.fieldnames or [])]
             if missing:
                 raise CnnlabError(f"{path}: column {missing[0]!r} is missing; {fix}")
             rows = []
             for line, row in enumerate(reader, start=2):
                 values: dict[str, float] = {}
-                for k in METRIC_COLUMNS:
+                for k in columns:
                     try:
                         values[k] = int(row[k]) if k == "epoch" else float(row[k])
                     except (TypeError, ValueError):

@@ -46,7 +46,10 @@ def apply_model_defaults(cfg: TrainConfig) -> tuple[TrainConfig, list[str]]:
         ModelError: The registry entry recommends an option cnnlab does not know.
     """
     from ..models._registry import get_entry
+    from ..models.spec import is_spec
 
+    if is_spec(cfg.model_name):  # a layer spec string recommends nothing
+        return (cfg if cfg.lr is not None else cfg.replace(lr=DEFAULT_LR)), []
     entry = get_entry(cfg.model_name)
     unknown = sorted(set(entry.defaults) - set(OPEN_OPTIONS))
     if unknown:
@@ -160,13 +163,16 @@ def check_model_fits(
     """
     from ..memory import check_memory, dry_forward, fit_error
     from ..models._registry import get_entry
+    from ..models.spec import is_spec
 
     net = model if model is not None else _architecture(cfg, shape[0])
     probe = dry_forward(net, shape)
     size = "x".join(map(str, shape))
-    native = get_entry(cfg.model_name).input_size
     if probe.failed is not None:
-        own = f"use `img_size` {native[-1]} ({cfg.model_name}'s size)"
+        if is_spec(cfg.model_name):
+            own = "use a larger `img_size` or fewer downsampling layers in the spec"
+        else:
+            own = f"use `img_size` {get_entry(cfg.model_name).input_size[-1]} ({cfg.model_name}'s size)"
         error = fit_error(
             probe, model_name=cfg.model_name, what=f"the data's {size} images",
             fix_small=f"{own}, or a model for small images (mnist_cnn_gap takes 28x28 and up)",
