@@ -180,9 +180,10 @@ def check_model_fits(
         )
         raise error if error is not None else ModelError(f"{cfg.model_name} cannot run on {size} images")
     batch = min(cfg.batch_size, images) if images else cfg.batch_size
+    frozen = cfg.transfer == Transfer.FEATURES  # the backbone only embeds, under no_grad
     check_memory(
-        probe.training_bytes(batch),
-        f"training {cfg.model_name} on {size} images, {batch} per batch,",
+        probe.training_bytes(batch, backward=not frozen),
+        f"{'embedding with' if frozen else 'training'} {cfg.model_name} on {size} images, {batch} per batch,",
         "lower `img_size` or `batch_size`",
     )
 
