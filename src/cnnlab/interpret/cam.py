@@ -92,6 +92,13 @@ class CamResult:
     layer: str
     method: str
 
+    def _repr_png_(self) -> bytes:
+        """The maps as heatmaps titled with class and score (:func:`cnnlab.report.cam_maps_figure`)."""
+        from ..report._png import figure_png
+        from ..report.notebook import cam_maps_figure
+
+        return figure_png(cam_maps_figure(self))
+
 
 def target_scores(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Score of each image's target class: the logit, or ``±z`` for a one-logit binary model."""

@@ -59,6 +59,13 @@ class FilterVisResult:
     start: torch.Tensor
     end: torch.Tensor
 
+    def _repr_png_(self) -> bytes:
+        """The figure :func:`cnnlab.report.filter_vis_figure` draws, for notebooks."""
+        from ..report._png import figure_png
+        from ..report.interpret_plots import filter_vis_figure
+
+        return figure_png(filter_vis_figure(self))
+
 
 class _ImageParam(nn.Module):
     """A batch of images in [0, 1] from learnable parameters (FFT or pixel basis)."""
