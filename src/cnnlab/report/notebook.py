@@ -105,8 +105,8 @@ def _confusion_table(result: EvalResult, classes: list[str]) -> str:
         label = esc(classes[i]) if i < len(classes) else str(i)
         rows.append(f'<tr><th style="text-align:left;padding:1px 6px">{label}</th>{"".join(cells)}</tr>')
     return ('<table class="cnnlab-confusion" style="border-collapse:collapse;font-size:90%">'
-            "<caption style=\"text-align:left\">confusion matrix: rows true class, columns predicted "
-            "(shade: fraction of the row)</caption>"
+            "<caption style=\"text-align:left\">confusion matrix (rows true, columns predicted; "
+            "shade: share of the row)</caption>"
             f"<thead><tr><th>true \\ predicted</th>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>")
 
 
