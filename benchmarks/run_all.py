@@ -21,7 +21,10 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 RESULTS = HERE / "results"
 # Cheap ones first so a cut-short run still records something.
-ORDER = ["filters", "data_loading", "train_throughput", "cam", "accuracy", "transfer"]
+ORDER = ["filters", "data_loading", "train_throughput", "cam", "dream", "scorecam", "accuracy", "transfer",
+         "serve"]
+# Sections written by a script of another name, or with arguments (default: benchmarks/<name>.py).
+COMMANDS = {"scorecam": ["cam.py", "--method", "scorecam", "--threads", "1"]}
 
 HEADER = """# Benchmarks
 
@@ -41,7 +44,8 @@ def collect() -> Path:
     parts = [HEADER]
     for name in ORDER:
         md = RESULTS / f"{name}.md"
-        missing = f"## {name}\n\nNot run yet: `python benchmarks/{name}.py`.\n\n"
+        script, *extra = COMMANDS.get(name, [f"{name}.py"])
+        missing = f"## {name}\n\nNot run yet: `python benchmarks/{' '.join([script, *extra])}`.\n\n"
         parts.append(md.read_text().strip() + "\n\n" if md.exists() else missing)
     return write_text(ROOT / "BENCHMARKS.md", "".join(parts).rstrip() + "\n")
 
@@ -58,8 +62,9 @@ def main() -> int:
     failed = []
     if not args.collect:
         for name in args.names or ORDER:
-            print(f"== benchmarks/{name}.py", flush=True)
-            rc = subprocess.call([sys.executable, str(HERE / f"{name}.py")], cwd=ROOT)
+            script, *extra = COMMANDS.get(name, [f"{name}.py"])
+            print(f"== benchmarks/{' '.join([script, *extra])}", flush=True)
+            rc = subprocess.call([sys.executable, str(HERE / script), *extra], cwd=ROOT)
             if rc != 0:
                 failed.append(name)
     print(f"wrote {collect()}")

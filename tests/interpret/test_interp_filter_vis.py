@@ -5,6 +5,10 @@ The acceptance test on the registry's mnist_cnn and efficientnet_lite0 is in tes
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 import torch
 from _interp_models import TinyGapNet, all_hook_dicts_empty, param_grads_none
@@ -44,3 +48,46 @@ def test_rgb_decorrelated_and_deterministic() -> None:
     assert a.images.shape == (2, 3, 32, 32) and a.filters == [0, 3]
     with pytest.raises(CnnlabError, match=r"--filters \[99\].*16 filters"):
         visualize_filters(model, "features.2", filters=[99], image_size=(3, 16, 16), steps=1)
+
+
+@pytest.mark.parametrize("param", ["fft", "pixel"])
+def test_batch_size_does_not_change_the_result(param: str) -> None:
+    model = _mnist_like()
+    runs = [visualize_filters(model, "Conv2d:-1", filters=[4, 0, 9, 2, 7], image_size=(1, 28, 28), steps=6,
+                              lr=0.1, param=param, batch_size=b) for b in (5, 2, 1)]
+    for other in runs[1:]:
+        torch.testing.assert_close(other.images, runs[0].images, rtol=0, atol=1e-5)
+        torch.testing.assert_close(other.start_images, runs[0].start_images, rtol=0, atol=0)
+        torch.testing.assert_close(other.history, runs[0].history, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(other.end, runs[0].end, rtol=1e-4, atol=1e-5)
+    with pytest.raises(CnnlabError, match="batch_size 0"):
+        visualize_filters(model, "Conv2d:-1", image_size=(1, 28, 28), steps=1, batch_size=0)
+
+
+def test_start_and_end_are_the_activations_of_the_returned_images() -> None:
+    model = _mnist_like()
+    res = visualize_filters(model, "Conv2d:-1", filters=[3, 1], image_size=(1, 28, 28), steps=4)
+    with torch.no_grad():
+        act = model[:6]
+        start = act(res.start_images)[[0, 1], [3, 1]].flatten(1).mean(1)
+        end = act(res.images)[[0, 1], [3, 1]].flatten(1).mean(1)
+    torch.testing.assert_close(res.start, start)
+    torch.testing.assert_close(res.end, end)
+    assert not torch.equal(res.start_images, res.images)
+
+
+def test_does_not_import_torch_dynamo() -> None:
+    """torch.optim.Adam imports torch._dynamo on first use (seconds); the functional adam does not."""
+    code = (
+        "import sys, torch\n"
+        "from torch import nn\n"
+        "from cnnlab.interpret.filter_vis import visualize_filters\n"
+        "m = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Conv2d(4, 4, 3))\n"
+        "r = visualize_filters(m, '2', image_size=(1, 12, 12), steps=3)\n"
+        "assert bool((r.end > r.start).any()), (r.start, r.end)\n"
+        "print('torch._dynamo' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "False"

@@ -222,3 +222,14 @@ def test_report_exports_documented_figure_functions_lazily() -> None:
     code = "import sys, cnnlab.report; print(sorted({'torch', 'matplotlib'} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_the_report_model_table_shows_the_cells_of_the_summary(net: torch.nn.Module) -> None:
+    from cnnlab.report.sec_model import INDENT, layer_row
+    from cnnlab.summary import summarize
+    from cnnlab.summary.format import summary_rows
+
+    rows = list(summary_rows(summarize(net, (1, 28, 28), model_name="mnist_cnn")))
+    assert rows
+    for rec, cells in rows:
+        assert layer_row(rec) == (INDENT * (rec.depth - 1) + rec.name, *cells[1:])

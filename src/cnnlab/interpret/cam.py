@@ -272,29 +272,19 @@ class CAM(CamMethod):
 class ScoreCAM(CamMethod):
     """Score-CAM (Wang et al. 2020): softmax over channels of the target score of masked inputs.
 
-    The input is multiplied by each channel's upsampled, min-max normalised activation; the masked
-    images run through the model in batches of ``batch_size`` (K forward images per input image).
+    The input is multiplied by each channel's upsampled, min-max normalised activation, as in
+    pytorch-grad-cam; one forward pass per distinct mask rather than per channel, ``batch_size``
+    masked images at a time (see :mod:`cnnlab.interpret._scorecam`: the same map up to rounding).
     """
 
     name = "scorecam"
     needs_gradients = False
-    batch_size: int = 64
+    batch_size: int = 8
 
     def cam_weights(self, inp: CamInputs) -> torch.Tensor:
-        n, k = inp.activations.shape[:2]
-        size = inp.images.shape[-2:]
-        scores = torch.empty(n, k, dtype=inp.images.dtype)
-        for i in range(n):
-            for start in range(0, k, self.batch_size):
-                a = inp.activations[i : i + 1, start : start + self.batch_size]
-                up = F.interpolate(a, size=size, mode="bilinear", align_corners=True)[0]
-                lo = up.flatten(1).min(1).values[:, None, None]
-                hi = up.flatten(1).max(1).values[:, None, None]
-                masks = (up - lo) / (hi - lo + 1e-8)
-                batch = inp.images[i][None] * masks[:, None]
-                out = inp.model(batch)
-                scores[i, start : start + len(masks)] = target_scores(out, inp.targets[i].expand(len(masks)))
-        return torch.softmax(scores, dim=1).to(inp.activations)
+        from ._scorecam import score_weights  # local: _scorecam imports this module
+
+        return score_weights(inp, batch_size=self.batch_size)
 
 
 def _method(method: str) -> CamMethod:

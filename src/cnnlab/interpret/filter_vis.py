@@ -1,8 +1,16 @@
 """Filter visualisation by gradient ascent in input space (activation maximisation, Lucent-style).
 
-Many filters of one layer are optimised together: image ``i`` of the batch maximises the mean
-activation of filter ``filters[i]``. Each step runs the network only up to the layer and takes
-``torch.autograd.grad`` w.r.t. the image parameters alone (no parameter ``.grad`` is written).
+Image ``i`` maximises the mean activation of filter ``filters[i]`` of one layer. The images are
+optimised together, ``batch_size`` at a time, one forward/backward pass per chunk and step:
+
+* the forward pass stops at the layer (its hook raises once it has run: nothing after it is computed);
+* ``torch.autograd.grad`` differentiates w.r.t. the image parameters alone (no parameter ``.grad``);
+* the step is ``torch.optim.adam.adam``, the functional form of ``torch.optim.Adam`` (the same update;
+  the class imports ``torch._dynamo`` on first use: 1.5 s of a new process here, more with a cold
+  file cache).
+
+All random numbers (start images, transforms) are drawn for the whole batch of filters and then split
+into chunks, so the result does not depend on ``batch_size`` (up to float rounding).
 
 Robustness, as in Lucid/Lucent (Olah et al., "Feature Visualization", Distill 2017):
 
@@ -11,7 +19,7 @@ Robustness, as in Lucid/Lucent (Olah et al., "Feature Visualization", Distill 20
   channels are decorrelated with Lucent's ImageNet colour-correlation matrix; ``sigmoid`` maps the
   result into [0, 1]. ``param="pixel"``: plain pixels through ``sigmoid``.
 * ``transforms=True``: every step each image is padded with grey, randomly translated (jitter),
-  scaled and rotated (one differentiable ``affine_grid``/``grid_sample`` per batch).
+  scaled and rotated (one differentiable ``affine_grid``/``grid_sample`` per chunk).
 
 Works for any input shape (1x28x28 MNIST nets as well as 3x224x224 ImageNet nets).
 """
@@ -26,6 +34,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.optim.adam import adam
 
 from ..errors import CnnlabError, ModelError
 from .hooks import resolve_layer, run_until, truncated_capture
@@ -46,10 +55,11 @@ class FilterVisResult:
     Attributes:
         layer: Dotted name of the layer.
         filters: Filter (channel) index per image.
-        images: [F, C, H, W] float in [0, 1] (before normalisation).
+        images: [F, C, H, W] float in [0, 1] (before normalisation), after the last step.
         history: [steps, F] mean activation of each filter at each step (on the transformed image).
         start: [F] mean activation on the random start image (no transforms).
         end: [F] mean activation on the final image (no transforms).
+        start_images: [F, C, H, W] the random start images, in [0, 1].
     """
 
     layer: str
@@ -58,6 +68,7 @@ class FilterVisResult:
     history: torch.Tensor
     start: torch.Tensor
     end: torch.Tensor
+    start_images: torch.Tensor
 
     def _repr_png_(self) -> bytes:
         """The figure :func:`cnnlab.report.filter_vis_figure` draws, for notebooks."""
@@ -67,47 +78,50 @@ class FilterVisResult:
         return figure_png(filter_vis_figure(self))
 
 
-class _ImageParam(nn.Module):
-    """A batch of images in [0, 1] from learnable parameters (FFT or pixel basis)."""
+class _ImageParam:
+    """Images in [0, 1] from a learnable tensor: an FFT spectrum or pixel logits."""
 
-    def __init__(self, shape: tuple[int, int, int, int], param: Param, generator: torch.Generator) -> None:
-        super().__init__()
-        b, c, h, w = shape
+    def __init__(self, shape: tuple[int, int, int], param: Param) -> None:
+        c, h, w = shape
         self.shape, self.param = shape, param
-        if param == "fft":
-            fy = torch.fft.fftfreq(h)[:, None]
-            fx = torch.fft.rfftfreq(w)[None, :]
-            freqs = (fx * fx + fy * fy).sqrt()
-            self.register_buffer("scale", 1.0 / freqs.clamp(min=1.0 / max(h, w)))
-            self.spectrum = nn.Parameter(torch.randn(b, c, h, w // 2 + 1, 2, generator=generator) * 0.01)
-        else:
-            self.pixels = nn.Parameter(torch.randn(b, c, h, w, generator=generator) * 0.01)
+        fy = torch.fft.fftfreq(h)[:, None]
+        fx = torch.fft.rfftfreq(w)[None, :]
+        self.scale = 1.0 / (fx * fx + fy * fy).sqrt().clamp(min=1.0 / max(h, w))
+        self.raw_shape = (c, h, w // 2 + 1, 2) if param == "fft" else (c, h, w)
 
-    def forward(self) -> torch.Tensor:
-        _, c, h, w = self.shape
+    def init(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        """Start parameters of ``n`` images (small Gaussian noise): [n, *raw_shape]."""
+        return torch.randn(n, *self.raw_shape, generator=generator) * 0.01
+
+    def render(self, raw: torch.Tensor) -> torch.Tensor:
+        """[B, *raw_shape] parameters -> [B, C, H, W] images in [0, 1]."""
+        c, h, w = self.shape
         if self.param == "fft":
-            scale: torch.Tensor = self.scale  # type: ignore[assignment]
-            spectrum = torch.view_as_complex(self.spectrum) * scale
+            spectrum = torch.view_as_complex(raw) * self.scale
             x = torch.fft.irfftn(spectrum, s=(h, w), norm="ortho") / 4.0  # Lucent's scale
         else:
-            x = self.pixels
+            x = raw
         if c == 3:
             x = torch.einsum("bchw,dc->bdhw", x, _COLOR.to(x))
         return torch.sigmoid(x)
 
 
-def _random_affine(
-    x: torch.Tensor, generator: torch.Generator, *, jitter: int, scale: float, rotation: float
+def _random_theta(
+    n: int, size: tuple[int, int], generator: torch.Generator, *, jitter: int, scale: float, rotation: float
 ) -> torch.Tensor:
-    """Per-image random translation (pixels), scale (factor range) and rotation (degrees), grey outside."""
-    b, _, h, w = x.shape
-    angle = (torch.rand(b, generator=generator) * 2 - 1) * math.radians(rotation)
-    s = 1 + (torch.rand(b, generator=generator) * 2 - 1) * scale
-    tx = (torch.randint(-jitter, jitter + 1, (b,), generator=generator) * 2 / w).float()
-    ty = (torch.randint(-jitter, jitter + 1, (b,), generator=generator) * 2 / h).float()
+    """[n, 2, 3] affine matrices: per-image random translation (pixels), scale and rotation (degrees)."""
+    h, w = size
+    angle = (torch.rand(n, generator=generator) * 2 - 1) * math.radians(rotation)
+    s = 1 + (torch.rand(n, generator=generator) * 2 - 1) * scale
+    tx = (torch.randint(-jitter, jitter + 1, (n,), generator=generator) * 2 / w).float()
+    ty = (torch.randint(-jitter, jitter + 1, (n,), generator=generator) * 2 / h).float()
     cos, sin = torch.cos(angle) / s, torch.sin(angle) / s
-    theta = torch.stack([torch.stack([cos, -sin, tx], 1), torch.stack([sin, cos, ty], 1)], 1).to(x)
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return torch.stack([torch.stack([cos, -sin, tx], 1), torch.stack([sin, cos, ty], 1)], 1)
+
+
+def _affine(x: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+    """Resample each image of ``x`` with its matrix of ``theta``; grey outside the image."""
+    grid = F.affine_grid(theta.to(x), list(x.shape), align_corners=False)
     return F.grid_sample(x - 0.5, grid, mode="bilinear", padding_mode="zeros", align_corners=False) + 0.5
 
 
@@ -142,6 +156,7 @@ def visualize_filters(
     scale: float = 0.1,
     rotation: float = 10.0,
     seed: int = 0,
+    batch_size: int = 16,
     callback: Callable[[int, torch.Tensor], None] | None = None,
 ) -> FilterVisResult:
     """Optimise one input image per filter so that the filter's mean activation is as large as possible.
@@ -161,6 +176,7 @@ def visualize_filters(
         scale: Max relative scale change.
         rotation: Max rotation in degrees.
         seed: Seed of the start images and of the transforms.
+        batch_size: Images per forward/backward pass (the result does not depend on it).
         callback: Called after each step with (step, mean activation per filter) — progress bars.
 
     Returns:
@@ -168,70 +184,103 @@ def visualize_filters(
     """
     if steps < 1:
         raise CnnlabError(f"--steps {steps}: use at least 1")
+    if batch_size < 1:
+        raise CnnlabError(f"batch_size {batch_size}: use at least 1")
     if torch.is_inference_mode_enabled():
         with torch.inference_mode(False):
             return visualize_filters(
                 model, layer, filters=filters, image_size=image_size, mean=mean, std=std, steps=steps, lr=lr,
                 param=param, transforms=transforms, jitter=jitter, scale=scale, rotation=rotation, seed=seed,
-                callback=callback,
+                batch_size=batch_size, callback=callback,
             )
     name, _ = resolve_layer(model, layer)
     c, h, w = _input_shape(model, image_size)
     cfg = getattr(model, "pretrained_cfg", None)
     mean_t = torch.tensor(mean if mean is not None else (cfg.mean if cfg else (0.0,) * c)).view(1, -1, 1, 1)
     std_t = torch.tensor(std if std is not None else (cfg.std if cfg else (1.0,) * c)).view(1, -1, 1, 1)
+    image = _ImageParam((c, h, w), param)
     gen = torch.Generator().manual_seed(seed)
-    image = _ImageParam((1, c, h, w), param, gen)  # probe the layer's channel count on one image
-    probe = _layer_output(model, layer, (image() - mean_t) / std_t)
-    if probe.ndim < 2:
-        raise ModelError(f"--layer {name!r} outputs shape {tuple(probe.shape)}; choose a layer with channels")
-    k = probe.shape[1]
-    filters = list(range(min(16, k))) if filters is None else [int(f) for f in filters]
-    bad = [f for f in filters if not 0 <= f < k]
-    if bad or not filters:
-        raise CnnlabError(f"--filters {bad or filters}: layer {name!r} has {k} filters; use 0..{k - 1}")
-    idx = torch.tensor(filters)
-    jitter = max(1, round(0.035 * min(h, w))) if jitter is None else jitter
-
-    def objective(x: torch.Tensor) -> torch.Tensor:
-        act = _layer_output(model, layer, (x - mean_t) / std_t)
-        act = act[torch.arange(len(filters)), idx]
-        return act.flatten(1).mean(1)  # [F]
-
-    image = _ImageParam((len(filters), c, h, w), param, gen)
-    opt = torch.optim.Adam(image.parameters(), lr=lr)
-    params = list(image.parameters())
-    history = torch.empty(steps, len(filters))
     was_training = model.training
     model.eval()
     try:
-        with torch.no_grad():
-            start = objective(image())
-        for step in range(steps):
-            with torch.enable_grad():
-                x = image()
-                if transforms:
-                    x = _random_affine(x, gen, jitter=jitter, scale=scale, rotation=rotation)
-                values = objective(x)
-                grads = torch.autograd.grad(-values.sum(), params)  # image parameters only
-            for p, g in zip(params, grads, strict=True):
-                p.grad = g
-            opt.step()
-            history[step] = values.detach()
-            if callback is not None:
-                callback(step, history[step])
-        with torch.no_grad():
-            final = image()
-            end = objective(final)
+        with truncated_capture(model, layer) as cap:  # one hook for the whole optimisation
+
+            def activations(x: torch.Tensor) -> torch.Tensor:
+                run_until(model, (x - mean_t) / std_t)
+                if layer not in cap.activations:
+                    raise ModelError(
+                        f"--layer {layer!r} never ran in the forward pass; choose a layer of the backbone"
+                    )
+                return cap.activations.pop(layer)
+
+            with torch.no_grad():  # the layer's channel count, on one random image
+                probe = activations(image.render(image.init(1, gen)))
+            if probe.ndim < 2:
+                raise ModelError(
+                    f"--layer {name!r} outputs shape {tuple(probe.shape)}; choose a layer with channels"
+                )
+            k = probe.shape[1]
+            filters = list(range(min(16, k))) if filters is None else [int(f) for f in filters]
+            bad = [f for f in filters if not 0 <= f < k]
+            if bad or not filters:
+                raise CnnlabError(
+                    f"--filters {bad or filters}: layer {name!r} has {k} filters; use 0..{k - 1}"
+                )
+            jitter = max(1, round(0.035 * min(h, w))) if jitter is None else jitter
+
+            def transform(n: int) -> torch.Tensor | None:
+                if not transforms:
+                    return None
+                return _random_theta(n, (h, w), gen, jitter=jitter, scale=scale, rotation=rotation)
+
+            result = _ascent(activations, filters, image, image.init(len(filters), gen), transform,
+                             steps=steps, lr=lr, batch_size=batch_size, callback=callback)
     finally:
         model.train(was_training)
-    return FilterVisResult(name, filters, final.detach(), history, start.detach(), end.detach())
+    return FilterVisResult(name, filters, *result)
 
 
-def _layer_output(model: nn.Module, layer: str, x: torch.Tensor) -> torch.Tensor:
-    """Run ``model`` on ``x`` only up to ``layer`` and return that layer's output (graph kept)."""
-    with truncated_capture(model, layer) as cap:
-        run_until(model, x)
-    if layer not in cap.activations:
-        raise ModelError(f"--layer {layer!r} never ran in the forward pass; choose a layer of the backbone")
-    return cap.activations[layer]
+def _ascent(
+    activations: Callable[[torch.Tensor], torch.Tensor],
+    filters: list[int],
+    image: _ImageParam,
+    raw: torch.Tensor,
+    transform: Callable[[int], torch.Tensor | None],
+    *,
+    steps: int,
+    lr: float,
+    batch_size: int,
+    callback: Callable[[int, torch.Tensor], None] | None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Adam on ``raw`` [F, ...] in chunks of ``batch_size``: (images, history, start, end, start_images)."""
+    n = len(filters)
+    chunks = [slice(i, min(i + batch_size, n)) for i in range(0, n, batch_size)]
+    picks = [(torch.arange(sl.stop - sl.start), torch.tensor(filters[sl])) for sl in chunks]
+
+    def objective(x: torch.Tensor, j: int) -> torch.Tensor:
+        return activations(x)[picks[j]].flatten(1).mean(1)  # [chunk]: each image's own filter
+
+    def evaluate(r: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        with torch.no_grad():
+            imgs = image.render(r)
+            return imgs, torch.cat([objective(imgs[sl], j) for j, sl in enumerate(chunks)])
+
+    start_images, start = evaluate(raw)
+    exp_avg, exp_avg_sq, step_t = torch.zeros_like(raw), torch.zeros_like(raw), torch.tensor(0.0)
+    history = torch.empty(steps, n)
+    grad = torch.empty_like(raw)
+    for step in range(steps):
+        theta = transform(n)  # drawn for all filters at once: chunking does not change them
+        for j, sl in enumerate(chunks):
+            leaf = raw[sl].detach().requires_grad_(True)
+            with torch.enable_grad():
+                x = image.render(leaf)
+                values = objective(x if theta is None else _affine(x, theta[sl]), j)
+                (grad[sl],) = torch.autograd.grad(-values.sum(), leaf)  # the image parameters only
+            history[step, sl] = values.detach()
+        adam([raw], [grad], [exp_avg], [exp_avg_sq], [], [step_t], foreach=False, amsgrad=False,
+             beta1=0.9, beta2=0.999, lr=lr, weight_decay=0.0, eps=1e-8, maximize=False)
+        if callback is not None:
+            callback(step, history[step])
+    final, end = evaluate(raw)
+    return final, history, start, end, start_images

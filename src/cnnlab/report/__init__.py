@@ -1,8 +1,13 @@
-"""Figures and reports: every figure cnnlab draws, as a function of the data the library returns.
+"""Figures and reports: every figure cnnlab draws, as a function of the data the library returns, and the
+HTML report.
 
 Each figure function returns a ``matplotlib.figure.Figure`` built without pyplot (no global state):
 save it with :func:`cnnlab._io.save_figure`, show it in a notebook, or turn it into PNG bytes with
 :func:`figure_png`. Names are imported lazily: ``import cnnlab.report`` loads neither torch nor matplotlib.
+
+The report (``cnnlab report``): :func:`cnnlab.report.build.make_report` computes the sections of each run
+(``context``, ``sec_*``, ``compare``) as plain data (``document``) and renders one self-contained page
+(``html``).
 
 Training and evaluation:
 

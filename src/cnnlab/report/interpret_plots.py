@@ -132,22 +132,69 @@ def channel_across_figure(images: torch.Tensor, maps: torch.Tensor, *, channel: 
 
 
 def filter_vis_figure(res: FilterVisResult, *, cols: int = 8) -> Figure:
-    """The image that maximises each filter, titled with the activation at start -> end.
+    """The course's view: each filter's random start image (top row) above its image after N steps.
+
+    Tiles are titled with the filter's mean activation on each image. A faded border (the pixels
+    that a "valid"-padding layer barely sees stay near their start value, e.g. 4 of 28 px per side
+    for a trained ``mnist_cnn``'s last convolution) would frame every tile: the outer rings whose contrast is
+    under 3/4 of the centre's are left out of the tiles, as the course's own ``deprocess_image``
+    crops the border, and the title says how many pixels. The figure uses matplotlib's constrained
+    layout, so the title never overlaps a tile.
 
     Args:
         res: From :func:`cnnlab.interpret.visualize_filters`.
-        cols: Tiles per row.
+        cols: Filters per row (each filter is a column of two tiles).
 
     Returns:
         The figure.
     """
-    fig, axes = _grid(len(res.filters), cols, cell=1.6, extra_h=0.4)
-    for i, ax in zip(range(len(res.filters)), axes, strict=False):
-        _show(ax, res.images[i])
-        ax.set_title(f"#{res.filters[i]}\n{float(res.start[i]):.2f}→{float(res.end[i]):.2f}", fontsize=7)
-    fig.suptitle(f"{res.layer}: inputs that maximise each filter (mean activation start→end)")
-    fig.tight_layout()
+    from matplotlib.figure import Figure
+
+    n, steps = len(res.filters), res.history.shape[0]
+    cols = max(1, min(cols, n))
+    groups = -(-n // cols)
+    b = _faded_border(res.images)
+    h, w = res.images.shape[-2:]
+    fig = Figure(figsize=(1.5 * cols + 0.6, 3.5 * groups + 0.5), layout="constrained")
+    axes = fig.subplots(2 * groups, cols, squeeze=False)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.spines[:].set_visible(False)  # no drawn frame around the tiles either
+    for g in range(groups):
+        axes[2 * g, 0].set_ylabel("random start", fontsize=8)
+        axes[2 * g + 1, 0].set_ylabel(f"after {steps} steps", fontsize=8)
+        for j in range(cols):
+            i = g * cols + j
+            top, bottom = axes[2 * g, j], axes[2 * g + 1, j]
+            if i >= n:
+                top.set_visible(False)
+                bottom.set_visible(False)
+                continue
+            _show(top, res.start_images[i, :, b : h - b, b : w - b])
+            _show(bottom, res.images[i, :, b : h - b, b : w - b])
+            top.set_title(f"#{res.filters[i]}: {float(res.start[i]):.2f}", fontsize=7)
+            bottom.set_title(f"{float(res.end[i]):.2f}", fontsize=7)
+    crop = f"\nouter {b} px not shown: the layer barely sees them" if b else ""
+    fig.suptitle(f"{res.layer}: inputs that maximise each filter\n(mean activation above each tile){crop}",
+                 fontsize=9)
     return fig
+
+
+def _faded_border(images: torch.Tensor, *, ratio: float = 0.75) -> int:
+    """Width of the outer band of ``images`` [F, C, H, W] whose contrast is below ``ratio`` x the centre's."""
+    h, w = images.shape[-2:]
+    dev = (images - images.mean((2, 3), keepdim=True)).abs().mean((0, 1))  # [H, W]
+    centre = float(dev[h // 4 : h - h // 4, w // 4 : w - w // 4].mean())
+    border = 0
+    while border < min(h, w) // 5:
+        d = border
+        rows, cols = dev[[d, h - 1 - d], d : w - d], dev[d : h - d, [d, w - 1 - d]]
+        ring = torch.cat([rows.flatten(), cols.flatten()])
+        if float(ring.mean()) >= ratio * centre:
+            break
+        border += 1
+    return border
 
 
 def cam_overlay_figure(
@@ -211,10 +258,22 @@ def top_channels_figure(image: torch.Tensor, result: CamResult, top: TopChannels
         class_names: Names of the classes (the explained class is named, else shown by its index).
 
     Returns:
-        The figure; each channel's activation is stretched to its own range and upsampled onto the image.
+        The figure (constrained layout: no title overlaps a tile); each channel's activation is stretched
+        to its own range and upsampled onto the image.
     """
+    from matplotlib.figure import Figure
+
     k = top.indices.shape[1]
-    fig, axes = _grid(k + 1, min(k + 1, 5), cell=1.8)
+    cols = min(k + 1, 5)
+    rows = -(-(k + 1) // cols)
+    fig = Figure(figsize=(1.9 * cols, 2.1 * rows + 0.3), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False).flat
+    for ax in axes:
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.spines[:].set_visible(False)
+    for ax in axes[k + 1 :]:
+        ax.set_visible(False)
     _show(axes[0], overlays(image[None], result.maps[index : index + 1])[0])
     t = int(result.targets[index])
     name = class_names[t] if class_names is not None and t < len(class_names) else f"class {t}"
@@ -224,8 +283,7 @@ def top_channels_figure(image: torch.Tensor, result: CamResult, top: TopChannels
         _show(axes[j + 1], channel_overlays[j])
         c, w = int(top.indices[index, j]), float(top.weights[index, j])
         axes[j + 1].set_title(f"channel {c}, w={w:.3g}", fontsize=8)
-    fig.suptitle(f"top {k} channels of {result.layer}")
-    fig.tight_layout()
+    fig.suptitle(f"top {k} channels of {result.layer} for {name}", fontsize=9)
     return fig
 
 

@@ -41,6 +41,31 @@ def _field_cells(rec: LayerRecord) -> tuple[str, str]:
     return rf, _fmt_pair(d["jump"])
 
 
+def layer_cells(rec: LayerRecord) -> list[str]:
+    """The cells of one row, in the order of :data:`COLUMNS`; the layer cell is the full dotted name.
+
+    Args:
+        rec: One record of a :class:`~cnnlab.summary.records.ModelSummary`.
+
+    Returns:
+        Texts: name, type, output shape, params ("(recursive)" for a repeated call), frozen params,
+        mult-adds (leaf layers), receptive field ("N (all)" when it covers the input) and jump ("--" when
+        none applies).
+    """
+    rf, jump = _field_cells(rec)
+    params = "(recursive)" if rec.recursive else (f"{rec.params:,}" if rec.params else "--")
+    return [
+        rec.name,
+        rec.type,
+        "x".join(map(str, rec.output_shape)) or "--",
+        params,
+        f"{rec.frozen_params:,}" if rec.frozen_params and not rec.recursive else "--",
+        f"{rec.mult_adds:,}" if rec.is_leaf and rec.mult_adds else "--",
+        rf,
+        jump,
+    ]
+
+
 def summary_rows(
     summary: ModelSummary, *, max_depth: int | None = None
 ) -> Iterator[tuple[LayerRecord, list[str]]]:
@@ -57,18 +82,9 @@ def summary_rows(
     for rec in summary.layers:
         if rec.depth == 0 or (max_depth is not None and rec.depth > max_depth):
             continue
-        rf, jump = _field_cells(rec)
-        params = "(recursive)" if rec.recursive else (f"{rec.params:,}" if rec.params else "--")
-        yield rec, [
-            rec.name.rsplit(".", 1)[-1] if rec.depth > 1 else rec.name,
-            rec.type,
-            "x".join(map(str, rec.output_shape)) or "--",
-            params,
-            f"{rec.frozen_params:,}" if rec.frozen_params and not rec.recursive else "--",
-            f"{rec.mult_adds:,}" if rec.is_leaf and rec.mult_adds else "--",
-            rf,
-            jump,
-        ]
+        cells = layer_cells(rec)
+        cells[0] = rec.name.rsplit(".", 1)[-1] if rec.depth > 1 else rec.name
+        yield rec, cells
 
 
 def _title(summary: ModelSummary) -> str:
