@@ -1,12 +1,8 @@
 """The conv stages of a model and where each unit of their maps looks on the input.
 
-:class:`UnitTracker` is the summary's :class:`~cnnlab.summary.receptive.FieldTracker` (field size and
-jump of every tensor, propagated through the real forward graph) plus the one thing a box on the input
-needs beyond them: the *offset*, the input row/column where the field of unit 0 starts. Padding moves
-it (``offset -= padding * jump``; explicit ``F.pad`` too, which is how timm's asymmetric "same" padding
-works), nothing else does, so unit ``u`` sees input pixels ``offset + u * jump`` to
-``offset + u * jump + rf - 1`` (clipped to the image). Kept here, next to its only user, instead of
-changing the summary's tracker; it reads the same arguments the same way.
+Where each unit looks is the summary's :class:`~cnnlab.summary.receptive.FieldTracker`: field size and
+jump of every tensor and where the field of unit 0 starts (``start``; padding moves it), so unit ``u``
+sees input pixels ``start + u * jump`` to ``start + u * jump + rf - 1`` (clipped to the image).
 
 :func:`conv_stages` picks the layers the page shows: the children of ``model.features`` (one level of
 pure containers expanded, e.g. timm's ``blocks`` into ``blocks.0`` .. ``blocks.6``), keeping each that
@@ -21,65 +17,10 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.utils._pytree import tree_flatten
-from torch.utils.weak import WeakIdKeyDictionary
 
-from ..summary.receptive import FieldTracker, _arg, _pair
+from ..summary.receptive import FieldTracker
 
-__all__ = ["Box", "Stage", "UnitTracker", "conv_stages"]
-
-
-def _padding_before(padding: Any, kernel: tuple[int, int], dilation: tuple[int, int]) -> tuple[int, int]:
-    """Rows/cols of padding before the first input row/col (``'same'``: PyTorch puts the odd one after)."""
-    if padding == "valid":
-        return (0, 0)
-    if padding == "same":
-        return (dilation[0] * (kernel[0] - 1) // 2, dilation[1] * (kernel[1] - 1) // 2)
-    return _pair(padding, 0)
-
-
-class UnitTracker(FieldTracker):
-    """A :class:`FieldTracker` that also tracks the offset of unit 0's field (module docstring)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._offsets: WeakIdKeyDictionary = WeakIdKeyDictionary()
-
-    def mark_input(self, x: torch.Tensor) -> None:
-        super().mark_input(x)
-        self._offsets[x] = (0.0, 0.0)
-
-    def offset(self, t: Any) -> tuple[float, float] | None:
-        """Input (row, col) where the field of unit (0, 0) of tensor ``t`` starts; None when unknown."""
-        return self._offsets.get(t) if isinstance(t, torch.Tensor) else None
-
-    def _propagate(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> None:
-        super()._propagate(func, args, kwargs, out)
-        outs = [t for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor) and self.field(t) is not None]
-        inputs = [t for t in tree_flatten((args, kwargs))[0]
-                  if isinstance(t, torch.Tensor) and t in self._offsets]
-        if not outs or not inputs:
-            return
-        x = inputs[0]
-        lo, f = self._offsets[x], self.field(x)
-        name = getattr(func, "__name__", "")
-        before = (0, 0)
-        if f is not None and f.jump is not None and x.dim() == 4:
-            if name in ("pad", "_pad", "constant_pad_nd"):
-                pad = list(_arg(args, kwargs, 1, "pad", ()))
-                before = (int(pad[2]) if len(pad) >= 4 else 0, int(pad[0]) if pad else 0)  # (top, left)
-            elif name in ("conv2d", "_conv_forward"):
-                w = _arg(args, kwargs, 1, "weight", None)
-                dil = _pair(_arg(args, kwargs, 5, "dilation", 1))
-                before = _padding_before(_arg(args, kwargs, 4, "padding", 0), tuple(w.shape[-2:]), dil)
-            elif "pool2d" in name and "adaptive" not in name:
-                before = _pair(_arg(args, kwargs, 3, "padding", 0), 0)
-            else:  # a residual sum or a concatenation: the union of the inputs' fields starts first
-                offs = [self._offsets[t] for t in inputs]
-                lo = (min(o[0] for o in offs), min(o[1] for o in offs))
-            lo = (lo[0] - before[0] * f.jump[0], lo[1] - before[1] * f.jump[1])
-        for t in outs:
-            self._offsets[t] = lo
+__all__ = ["Box", "Stage", "conv_stages"]
 
 
 @dataclass(frozen=True)
@@ -138,8 +79,10 @@ def _candidates(model: nn.Module) -> list[tuple[str, nn.Module]]:
     out: list[tuple[str, nn.Module]] = []
     for name, child in root.named_children():
         grand = list(child.named_children())
-        if isinstance(child, nn.Sequential | nn.ModuleList) and grand and all(
-            isinstance(g, nn.Sequential) for _, g in grand
+        if (
+            isinstance(child, nn.Sequential | nn.ModuleList)
+            and grand
+            and all(isinstance(g, nn.Sequential) for _, g in grand)
         ):
             out.extend((f"{prefix}{name}.{g}", m) for g, m in grand)
         else:
@@ -149,8 +92,9 @@ def _candidates(model: nn.Module) -> list[tuple[str, nn.Module]]:
 
 def _only_refines(module: nn.Module) -> bool:
     """True for a layer that keeps its input's shape and mixes no pixels (norm, activation, dropout)."""
-    return not any(isinstance(m, nn.Conv2d | nn.Linear) or "pool" in type(m).__name__.lower()
-                   for m in module.modules())
+    return not any(
+        isinstance(m, nn.Conv2d | nn.Linear) or "pool" in type(m).__name__.lower() for m in module.modules()
+    )
 
 
 def conv_stages(model: nn.Module, input_size: tuple[int, int, int]) -> list[Stage]:
@@ -165,12 +109,12 @@ def conv_stages(model: nn.Module, input_size: tuple[int, int, int]) -> list[Stag
     """
     cands = [(n, m) for n, m in _candidates(model) if not isinstance(m, nn.Identity)]
     seen: dict[str, tuple[Any, ...]] = {}
-    tracker = UnitTracker()
+    tracker = FieldTracker()
 
     def make_hook(name: str) -> Any:
         def hook(module: nn.Module, inputs: Any, output: Any) -> None:
             if isinstance(output, torch.Tensor) and name not in seen:
-                seen[name] = (tuple(output.shape), tracker.field(output), tracker.offset(output))
+                seen[name] = (tuple(output.shape), tracker.field(output), tracker.start(output))
 
         return hook
 
@@ -194,6 +138,15 @@ def conv_stages(model: nn.Module, input_size: tuple[int, int, int]) -> list[Stag
         nxt = cands[i + 1] if i + 1 < len(cands) else None
         if nxt is not None and seen.get(nxt[0], ((),))[0] == shape and _only_refines(nxt[1]):
             continue
-        stages.append(Stage(name, type(module).__name__, (shape[1], shape[2], shape[3]), f.rf, f.jump, off,
-                            (int(input_size[1]), int(input_size[2]))))
+        stages.append(
+            Stage(
+                name,
+                type(module).__name__,
+                (shape[1], shape[2], shape[3]),
+                f.rf,
+                f.jump,
+                off,
+                (int(input_size[1]), int(input_size[2])),
+            )
+        )
     return stages
