@@ -1,16 +1,10 @@
-"""Helpers of the serve tests: photos, the chromium check, a live ``cnnlab serve`` subprocess.
-
-The browser is Debian's chromium driven by PyPI playwright (no browser download). Where chromium or
-playwright is missing the browser tests skip with a one-line reason, or fail when
-``CNNLAB_REQUIRE_BROWSER=1``. (A minimal launcher of this package's own; the report tests have theirs.)
-"""
+"""Helpers of the serve tests: photos, a live ``cnnlab serve`` subprocess (the browser: tests/browser.py)."""
 
 from __future__ import annotations
 
 import contextlib
 import io
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -20,13 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-
 def png_bytes(width: int, height: int, *, seed: int = 0) -> bytes:
     """A random RGB PNG."""
     import numpy as np
@@ -36,23 +24,6 @@ def png_bytes(width: int, height: int, *, seed: int = 0) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8)).save(buf, format="PNG")
     return buf.getvalue()
-
-
-def chromium() -> str:
-    """The chromium executable; skip (or fail under ``CNNLAB_REQUIRE_BROWSER=1``) where it cannot run."""
-    reason = None
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        reason = "playwright is not installed (pip install playwright; no browser download needed)"
-    path = shutil.which("chromium")
-    if path is None:
-        reason = "chromium is not installed (apt-get install -y chromium)"
-    if reason is not None:
-        if os.environ.get("CNNLAB_REQUIRE_BROWSER") == "1":
-            pytest.fail(f"browser test required (CNNLAB_REQUIRE_BROWSER=1) but {reason}")
-        pytest.skip(f"browser test: {reason}")
-    return str(path)
 
 
 def free_port() -> int:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from _serve_helpers import CHROMIUM_ARGS, chromium, cnnlab_env, png_bytes
+from _serve_helpers import cnnlab_env, png_bytes
+
+from browser import open_page
 
 
 @pytest.fixture(scope="session")
@@ -46,24 +47,10 @@ def photo() -> bytes:
 
 
 @pytest.fixture
-def browser_page() -> Iterator[tuple[Any, list[str]]]:
-    """A playwright page in headless chromium with a fresh profile, and the console errors it logs."""
-    executable = chromium()
-    from playwright.sync_api import sync_playwright
-
-    errors: list[str] = []
-    with tempfile.TemporaryDirectory(prefix="cnnlab-chromium-") as profile, sync_playwright() as pw:
-        context = pw.chromium.launch_persistent_context(
-            profile, executable_path=executable, args=CHROMIUM_ARGS, headless=True,
-            viewport={"width": 1280, "height": 1000})
-        try:
-            page = context.pages[0] if context.pages else context.new_page()
-            page.set_default_timeout(120_000)
-            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            yield page, errors
-        finally:
-            context.close()
+def browser_page() -> Iterator[tuple[Any, Any]]:
+    """A playwright page in headless chromium (``tests/browser.py``) and the :class:`PageLog` of it."""
+    with open_page("about:blank", viewport=(1280, 1000), timeout_s=120) as (page, log):
+        yield page, log
 
 
 @pytest.fixture(scope="session")

@@ -45,7 +45,7 @@ def test_upload_explain_switch_method_and_explore_a_unit(cats_run: Path, data_di
     from cnnlab.summary import summarize
     from cnnlab.train import load_run
 
-    page, errors = browser_page
+    page, log = browser_page
     run = load_run(cats_run)
     summary = summarize(run.model, run.image_size)
     photo = sorted((data_dir / "cats-vs-dogs" / "val" / "dog").glob("*.jpg"))[0]
@@ -90,4 +90,4 @@ def test_upload_explain_switch_method_and_explore_a_unit(cats_run: Path, data_di
                 assert rows < rec.field.rf[0] and cols == rec.field.rf[1]
         assert page.locator("#unit-info .tile img").count() == 6
         page.screenshot(path=str(tmp_path / "serve.png"), full_page=True)
-    assert errors == []
+    assert log.errors == []

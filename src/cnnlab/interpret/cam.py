@@ -78,6 +78,13 @@ class CamResult:
     layer: str
     method: str
 
+    def _repr_png_(self) -> bytes:
+        """The maps as heatmaps titled with class and score (:func:`cnnlab.report.cam_maps_figure`)."""
+        from ..report._png import figure_png
+        from ..report.notebook import cam_maps_figure
+
+        return figure_png(cam_maps_figure(self))
+
 
 def _normalise(cam: torch.Tensor) -> torch.Tensor:
     """Per-image min-max to [0, 1] (a constant map becomes all zeros), as pytorch-grad-cam does."""

@@ -13,6 +13,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ._png import figure_png
+
 if TYPE_CHECKING:
     import torch
     from matplotlib.figure import Figure
@@ -198,9 +200,7 @@ def figure_picture(fig: Figure, alt: str, *, caption: str = "", dpi: int = FIGUR
     """
     inches = max(float(v) for v in fig.get_size_inches())
     dpi = max(30, min(dpi, int(MAX_FIGURE_SIDE / max(inches, 1e-3))))
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
-    png = buf.getvalue()
+    png = figure_png(fig, dpi=dpi)
     width, height = _png_size(png)
     return Picture(png, alt, width, height, caption)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .context import RunContext, blocks_of
 from .document import Block, Facts, Section, Table, fmt_int, rows_of
@@ -15,30 +15,12 @@ COLUMNS = ("layer", "type", "output shape", "params", "frozen", "mult-adds", "re
 INDENT = "\u00a0\u00a0"
 
 
-def _pair(value: Any) -> str:
-    if value is None:
-        return "--"
-    return "x".join(map(str, value)) if isinstance(value, list) else str(value)
-
-
 def layer_row(rec: LayerRecord) -> tuple[str, ...]:
-    """One table row of a summary record (the cells of ``cnnlab summary``)."""
-    d = rec.to_dict()
-    rf, jump = _pair(d["receptive_field"]), _pair(d["jump"])
-    if d["global"]:
-        rf, jump = f"{rf} (all)", "--"
-    params = "(recursive)" if rec.recursive else (fmt_int(rec.params) if rec.params else "--")
-    frozen = fmt_int(rec.frozen_params) if rec.frozen_params and not rec.recursive else "--"
-    return (
-        INDENT * (rec.depth - 1) + rec.name,
-        rec.type,
-        "x".join(map(str, rec.output_shape)) or "--",
-        params,
-        frozen,
-        fmt_int(rec.mult_adds) if rec.is_leaf and rec.mult_adds else "--",
-        rf,
-        jump,
-    )
+    """One table row of a summary record: the cells of ``cnnlab summary``, the full name indented."""
+    from ..summary.format import layer_cells
+
+    name, *cells = layer_cells(rec)
+    return (INDENT * (rec.depth - 1) + name, *cells)
 
 
 def _summary(ctx: RunContext) -> list[Block]:
