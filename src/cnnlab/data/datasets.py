@@ -227,6 +227,10 @@ def _decode_split(
     return ds, skipped
 
 
+def _size(nbytes: int) -> str:
+    return f"{nbytes / 1e9:.2f} GB" if nbytes >= 1e9 else f"{nbytes / 1e6:.1f} MB"
+
+
 def _stream_instead(spec: str, n_files: int, opts: LoadOptions) -> bool:
     """Whether the decoded images are more than the decode cache may hold (then they are streamed)."""
     bound = max_cache_bytes() if opts.use_cache else None
@@ -237,9 +241,9 @@ def _stream_instead(spec: str, n_files: int, opts: LoadOptions) -> bool:
     if nbytes <= bound:
         return False
     log.warning(
-        f"note: {spec}: {n_files:,} images decoded at {side}x{side} take {nbytes / 1e9:.2f} GB, over the "
-        f"decode cache bound of {bound / 1e9:.2f} GB (CNNLAB_CACHE_MAX_GB); decoding every batch from the "
-        "files instead (slower epochs; raise CNNLAB_CACHE_MAX_GB to cache them)"
+        f"note: {spec}: {n_files:,} images decoded at {side}x{side} take {_size(nbytes)}, over the decode "
+        f"cache bound of {_size(bound)} (CNNLAB_CACHE_MAX_GB); decoding every batch from the files instead "
+        "(slower epochs; raise CNNLAB_CACHE_MAX_GB to cache them)"
     )
     return True
 
