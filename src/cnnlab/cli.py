@@ -5,7 +5,17 @@ The commands live in :mod:`cnnlab._cli`, one module per area; importing them reg
 
 from __future__ import annotations
 
-from ._cli import data, demo, filters, interpret, lecture, models, train  # noqa: F401  (registers commands)
+from ._cli import (  # noqa: F401  (importing a command module registers its commands)
+    data,
+    demo,
+    filters,
+    interpret,
+    lecture,
+    models,
+    report,
+    serve,
+    train,
+)
 from ._cli._app import app
 
 __all__ = ["app"]

@@ -18,7 +18,7 @@ import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, BinaryIO, Literal
 
 import numpy as np
 
@@ -164,12 +164,13 @@ def _draft_jpeg(raw: Image.Image, size: tuple[int, int]) -> None:
     raw.draft(raw.mode if raw.mode in ("RGB", "L") else None, want)
 
 
-def _reason(path: Path, exc: BaseException) -> str:
+def _reason(source: Path | BinaryIO, exc: BaseException) -> str:
     """A short human reason for a decode failure."""
     from PIL import Image, UnidentifiedImageError
 
     try:
-        if path.stat().st_size == 0:
+        size = source.stat().st_size if isinstance(source, Path) else source.seek(0, os.SEEK_END)
+        if size == 0:
             return "empty file (0 bytes)"
     except OSError as err:
         return f"cannot read file ({err.strerror or err})"
@@ -189,7 +190,7 @@ def skip_reason(exc: DataError) -> str:
 
 
 def decode_image(
-    path: str | os.PathLike[str],
+    path: str | os.PathLike[str] | BinaryIO,
     *,
     mode: ImageMode = "RGB",
     size: tuple[int, int] | None = None,
@@ -198,7 +199,8 @@ def decode_image(
     """Open, fully decode, EXIF-transpose and convert one image file.
 
     Args:
-        path: Image file.
+        path: Image file, or a seekable binary file object holding one (an upload; read from its start,
+            not closed; messages call it "image data", never a path of the file object).
         mode: "RGB" (3 channels) or "L" (1 channel).
         size: Optional (height, width) to resize to (bilinear with antialiasing, aspect not kept).
             JPEGs are decoded at a reduced scale first with PIL's ``draft`` when that is still at least
@@ -215,11 +217,12 @@ def decode_image(
     """
     from PIL import Image, ImageOps
 
-    p = Path(path)
+    source: Path | BinaryIO = Path(path) if isinstance(path, (str, os.PathLike)) else path
+    p = source if isinstance(source, Path) else Path("image data")
     if budget is None:
         budget = PixelBudget(max_image_pixels())
     try:
-        with Image.open(p) as raw:
+        with Image.open(source) as raw:
             if size is not None and raw.format == "JPEG":
                 _draft_jpeg(raw, size)
             pixels = _check_pixels(p, raw.size, budget.total)  # from the header: nothing decoded yet
@@ -234,7 +237,7 @@ def decode_image(
     except FileNotFoundError:
         raise DataError(f"{p}: file not found; check the path") from None
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        raise DataError(f"{p}: {_reason(p, exc)}; fix or remove the file") from None
+        raise DataError(f"{p}: {_reason(source, exc)}; fix or remove the file") from None
     return img
 
 

@@ -99,3 +99,11 @@ def _without_timings(text: str) -> str:
 def test_demo_output_is_unchanged_apart_from_timings(demo, stream: str, update_golden: bool) -> None:
     _, r = demo
     _check(f"demo_{stream}.txt", _without_timings(getattr(r, stream)), update_golden)
+
+
+def test_demo_report_is_one_file_under_8_mb(demo) -> None:
+    """The demo ends with its run's report (issue 13: under 8 MB); the time is measured by hand, not here."""
+    cwd, r = demo
+    page = cwd / "demo" / "report.html"
+    assert page.is_file() and 100_000 < page.stat().st_size < 8_000_000
+    assert "$ cnnlab report demo/run --out demo/report.html" in r.stderr

@@ -1,7 +1,7 @@
 """`cnnlab demo`: the whole story on the embedded Fashion-MNIST sample, offline, in about two minutes.
 
 The demo runs the real commands with the exact arguments it prints (so a user can copy any line), each
-writing into one folder: data -> filters -> summary -> train -> evaluate -> explain -> features.
+writing into one folder: data -> filters -> summary -> train -> evaluate -> explain -> features -> report.
 """
 
 from __future__ import annotations
@@ -58,11 +58,15 @@ def demo(
           ["explain", str(run), *picks, "--out", str(out / "gradcam.png")])
     _step("7. What a layer sees: feature maps",
           ["features", str(run), picks[0], "--out", str(out / "features.png")])
+    report = out / "report.html"
+    _step("8. The whole story in one file: the report", ["report", str(run), "--out", str(report)])
     console.rule("[bold]done[/bold]")
     console.print(
         f"The demo took {time.perf_counter() - start:.0f} s. Everything is in {out}/: the data grids, the "
         f"Gabor responses, the trained run in {run}/ (curves.png, metrics.csv, model.safetensors, "
-        f"confusion.png), gradcam.png and features.png. Next: `cnnlab train --data fashion-mnist --model "
+        f"confusion.png), gradcam.png, features.png and {report}: open it in a browser, one self-contained "
+        "file with the data, the model, the curves, the mistakes and where the network looked. Next: "
+        "`cnnlab train --data fashion-mnist --model "
         "mnist_cnn` on the full data, or `cnnlab train --data FOLDER --model efficientnet_lite0 "
         "--pretrained --transfer features` on your own photos.",
         markup=False, highlight=False,

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from .._layout import channels_last, use_channels_last
-from .cam import CamInputs, target_scores
+from .targets import CamInputs, target_scores
 
 __all__ = ["distinct_masks", "score_weights"]
 
@@ -63,8 +63,9 @@ def distinct_masks(activations: torch.Tensor) -> tuple[torch.Tensor, torch.Tenso
 def _masked_scores(inp: CamInputs, pairs: torch.Tensor, fmt: torch.memory_format) -> torch.Tensor:
     """Target scores of the images ``pairs[:, 0]`` masked by their channels ``pairs[:, 1]``."""
     img, ch = pairs[:, 0], pairs[:, 1]
-    up = F.interpolate(inp.activations[img, ch][:, None], size=inp.images.shape[-2:], mode="bilinear",
-                       align_corners=True)
+    up = F.interpolate(
+        inp.activations[img, ch][:, None], size=inp.images.shape[-2:], mode="bilinear", align_corners=True
+    )
     lo = up.amin((2, 3), keepdim=True)
     masks = (up - lo) / (up.amax((2, 3), keepdim=True) - lo + 1e-8)
     batch = (inp.images[img] * masks).contiguous(memory_format=fmt)

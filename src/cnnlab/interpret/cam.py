@@ -14,7 +14,6 @@ as pytorch-grad-cam's ``BinaryClassifierOutputTarget`` does.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -24,7 +23,9 @@ from torch import nn
 
 from ..errors import ArgumentError, CnnlabError, ModelError, did_you_mean
 from ..models.surgery import gap_linear_head
+from ._scorecam import score_weights
 from .hooks import leaf_capture, resolve_layer
+from .targets import CamInputs, Target, select_targets, target_scores
 
 __all__ = [
     "CAM_METHODS",
@@ -39,8 +40,6 @@ __all__ = [
     "top_channels",
 ]
 
-Target = int | Sequence[int] | torch.Tensor | None
-
 #: The registry of CAM methods by name; the CLI's ``--method`` choices come from it.
 CAM_METHODS: dict[str, type[CamMethod]] = {}
 
@@ -51,19 +50,6 @@ def register_cam_method(cls: type[CamMethod]) -> type[CamMethod]:
         raise ValueError(f"CAM method {cls.name!r} is already registered ({CAM_METHODS[cls.name].__name__})")
     CAM_METHODS[cls.name] = cls
     return cls
-
-
-@dataclass
-class CamInputs:
-    """What a variant's :meth:`CamMethod.cam_weights` may use (all for one batch)."""
-
-    model: nn.Module
-    images: torch.Tensor  # [N, C, H, W] as given to the model
-    layer: str  # resolved dotted name
-    activations: torch.Tensor  # [N, K, h, w], detached
-    gradients: torch.Tensor | None  # d score / d activations, [N, K, h, w] (None when not needed)
-    targets: torch.Tensor  # [N] int64
-    logits: torch.Tensor  # [N, classes] detached
 
 
 @dataclass
@@ -92,32 +78,12 @@ class CamResult:
     layer: str
     method: str
 
+    def _repr_png_(self) -> bytes:
+        """The maps as heatmaps titled with class and score (:func:`cnnlab.report.cam_maps_figure`)."""
+        from ..report._png import figure_png
+        from ..report.notebook import cam_maps_figure
 
-def target_scores(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Score of each image's target class: the logit, or ``±z`` for a one-logit binary model."""
-    if logits.shape[1] == 1:
-        sign = torch.where(targets == 1, 1.0, -1.0).to(logits.dtype)
-        return logits[:, 0] * sign
-    return logits.gather(1, targets[:, None])[:, 0]
-
-
-def _select_targets(logits: torch.Tensor, target: Target) -> torch.Tensor:
-    n, classes = logits.shape
-    n_classes = 2 if classes == 1 else classes
-    if target is None:
-        return (logits[:, 0] > 0).long() if classes == 1 else logits.argmax(1)
-    t = torch.as_tensor(target, dtype=torch.long).reshape(-1)
-    if t.numel() == 1:
-        t = t.expand(n)
-    if t.numel() != n:
-        raise ArgumentError(
-            f": got {t.numel()} targets for {n} images; give one, or one per image", param="target"
-        )
-    if bool(((t < 0) | (t >= n_classes)).any()):
-        raise ArgumentError(
-            f"{t.tolist()}: the model has {n_classes} classes; use 0..{n_classes - 1}", param="target"
-        )
-    return t.to(logits.device)
+        return figure_png(cam_maps_figure(self))
 
 
 def _normalise(cam: torch.Tensor) -> torch.Tensor:
@@ -174,7 +140,7 @@ class CamMethod:
                 raise ModelError(
                     f"{type(model).__name__} outputs {tuple(logits.shape)}; CAM needs logits [N, classes]"
                 )
-            targets = _select_targets(logits.detach(), target)
+            targets = select_targets(logits.detach(), target)
             scores = target_scores(logits, targets)
             grads = None
             if self.needs_gradients:
@@ -275,8 +241,6 @@ class ScoreCAM(CamMethod):
     batch_size: int = 8
 
     def cam_weights(self, inp: CamInputs) -> torch.Tensor:
-        from ._scorecam import score_weights  # local: _scorecam imports this module
-
         return score_weights(inp, batch_size=self.batch_size)
 
 
@@ -322,8 +286,10 @@ def explain(
         parts.append(impl.explain(model, images[sl], target=part_t, layer=layer))
     if len(parts) == 1:
         return parts[0]
-    cat = {f: torch.cat([getattr(p, f) for p in parts]) for f in
-           ("maps", "raw", "weights", "activations", "targets", "scores", "logits")}
+    cat = {
+        f: torch.cat([getattr(p, f) for p in parts])
+        for f in ("maps", "raw", "weights", "activations", "targets", "scores", "logits")
+    }
     return CamResult(**cat, layer=parts[0].layer, method=parts[0].method)
 
 

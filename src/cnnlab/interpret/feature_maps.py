@@ -132,6 +132,17 @@ class FeatureMaps:
     dead: torch.Tensor
     zero: torch.Tensor
 
+    def normalised(self, scale: MapScale = "channel") -> torch.Tensor:
+        """The maps scaled to [0, 1] for drawing, dead channels flat (:func:`normalise_maps`)."""
+        return normalise_maps(self, scale)
+
+    def _repr_png_(self) -> bytes:
+        """The channel grid :func:`cnnlab.report.feature_map_figure` draws, for notebooks."""
+        from ..report._png import figure_png
+        from ..report.interpret_plots import feature_map_figure
+
+        return figure_png(feature_map_figure(self))
+
 
 def _spatial(act: torch.Tensor, layer: str) -> torch.Tensor:
     if act.ndim != 4:

@@ -1,43 +1,31 @@
 """Receptive field, seen: where a unit's theoretical field lies on the input, and its effective field.
 
 The theoretical field (size and jump) is :func:`cnnlab.summary.summarize`'s own number, read from its
-layer record; :class:`PlacedFieldTracker` adds only *where* that field lies (its centre), which the
-summary does not need. The effective receptive field (Luo et al., 2016, "Understanding the effective
-receptive field in deep convolutional neural networks") is the magnitude of the gradient of one unit
-(the centre of the layer's map, summed over channels) with respect to the input, averaged over inputs:
-pixels near the centre of the field matter far more than the border, and a dilated stack leaves gaps.
-Outside the theoretical field that gradient is exactly zero, which the tests check with autograd.
-
-Centre rules, per axis (``c``: input coordinate of the centre of unit 0's field, ``j``: jump):
-conv/pool with kernel ``k``, dilation ``d`` and padding ``p`` before the input: ``c += (d(k-1)/2 - p) j``;
-explicit padding ``F.pad``: ``c -= p j``; adaptive pooling to ``o`` cells from ``n``: the first window,
-``c += (ceil(n/o) - 1)/2 j``; any other op keeps its first input's centre.
+layer record; where that field lies on the input is the summary tracker's
+:meth:`~cnnlab.summary.FieldTracker.start` (the padding rules are there). The effective receptive field
+(Luo et al., 2016, "Understanding the effective receptive field in deep convolutional neural networks")
+is the magnitude of the gradient of one unit (the centre of the layer's map, summed over channels) with
+respect to the input, averaged over inputs: pixels near the centre of the field matter far more than
+the border, and a dilated stack leaves gaps. Outside the theoretical field that gradient is exactly
+zero, which the tests check with autograd.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
-from torch.utils._pytree import tree_flatten
-from torch.utils.weak import WeakIdKeyDictionary
 
 from ..errors import ModelArgumentError
 from ..summary import Field, FieldTracker
 from .hooks import resolve_layer, run_until, truncated_capture
 
-__all__ = ["LayerField", "PlacedFieldTracker", "ReceptiveFieldView", "receptive_field_view"]
+__all__ = ["LayerField", "ReceptiveFieldView", "receptive_field_view"]
 
-_SPATIAL_OPS = ("conv2d", "_conv_forward")
 _SIDES = ("top", "left", "bottom", "right")
-
-
-def _arg(args: tuple[Any, ...], kwargs: dict[str, Any], i: int, name: str, default: Any) -> Any:
-    return args[i] if len(args) > i else kwargs.get(name, default)
 
 
 def _pair(v: Any, default: int = 0) -> tuple[int, int]:
@@ -46,79 +34,6 @@ def _pair(v: Any, default: int = 0) -> tuple[int, int]:
     if isinstance(v, (list, tuple)):
         return int(v[0]), int(v[-1])
     return int(v), int(v)
-
-
-def _padding_before(padding: Any, k: tuple[int, int], d: tuple[int, int]) -> tuple[int, int]:
-    """Rows and columns of padding before the input; torch's ``"same"`` puts ``total // 2`` first."""
-    if padding == "valid":
-        return 0, 0
-    if padding == "same":
-        return d[0] * (k[0] - 1) // 2, d[1] * (k[1] - 1) // 2
-    return _pair(padding)
-
-
-class PlacedFieldTracker(FieldTracker):
-    """A :class:`~cnnlab.summary.FieldTracker` that also follows where each map's unit 0 is centred.
-
-    ``centre(t)`` is the input coordinate (rows, cols; pixel centres at integers) of the centre of the
-    field of the unit at position (0, 0) of tensor ``t``; unit ``(i, j)`` is centred ``(i, j) * jump``
-    further. Global tensors (flatten, global pooling) and unknown ones have no centre.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._centres: WeakIdKeyDictionary = WeakIdKeyDictionary()
-
-    def mark_input(self, x: torch.Tensor) -> None:
-        """Declare ``x`` a network input (field 1 x 1, jump 1, unit 0 centred on pixel 0)."""
-        super().mark_input(x)
-        self._centres[x] = (0.0, 0.0)
-
-    def centre(self, t: Any) -> tuple[float, float] | None:
-        """Centre (rows, cols) of unit 0's field of tensor ``t`` (None when global or unknown)."""
-        return self._centres.get(t) if isinstance(t, torch.Tensor) else None
-
-    def _propagate(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> None:
-        super()._propagate(func, args, kwargs, out)
-        outs = [t for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor)]
-        flat = tree_flatten((args, kwargs))[0]
-        ins = [t for t in flat if isinstance(t, torch.Tensor) and t in self._centres]
-        if not outs or not ins:
-            return
-        x, c = ins[0], self._centres[ins[0]]
-        f, fin = self.field(outs[0]), self.field(x)
-        if f is None or f.jump is None or fin is None or fin.jump is None:
-            return
-        shift = self._shift(getattr(func, "__name__", ""), args, kwargs, x, outs[0])
-        centre = (c[0] + shift[0] * fin.jump[0], c[1] + shift[1] * fin.jump[1])
-        for t in outs:
-            self._centres[t] = centre
-
-    @staticmethod
-    def _shift(name: str, args: tuple[Any, ...], kwargs: dict[str, Any], x: torch.Tensor,
-               out: torch.Tensor) -> tuple[float, float]:
-        """How far (in units of the input's jump) the op moves unit 0's centre."""
-        if x.dim() != 4:
-            return 0.0, 0.0
-        if name in ("pad", "_pad", "constant_pad_nd"):
-            pad = list(_arg(args, kwargs, 1, "pad", ()))
-            left, top = [*pad, 0, 0, 0, 0][0], [*pad, 0, 0, 0, 0][2]
-            return -float(top), -float(left)
-        if name in _SPATIAL_OPS:
-            w = _arg(args, kwargs, 1, "weight", None)
-            k = (int(w.shape[-2]), int(w.shape[-1]))
-            d = _pair(_arg(args, kwargs, 5, "dilation", 1), 1)
-            p = _padding_before(_arg(args, kwargs, 4, "padding", 0), k, d)
-        elif "pool2d" in name and "adaptive" in name:
-            n, o = tuple(x.shape[-2:]), tuple(out.shape[-2:])
-            return tuple((math.ceil(n[a] / o[a]) - 1) / 2 for a in range(2))  # type: ignore[return-value]
-        elif "pool2d" in name:
-            k = _pair(_arg(args, kwargs, 1, "kernel_size", 1), 1)
-            d = _pair(_arg(args, kwargs, 4, "dilation", 1), 1) if "max" in name else (1, 1)
-            p = _pair(_arg(args, kwargs, 3, "padding", 0))
-        else:
-            return 0.0, 0.0
-        return tuple(d[a] * (k[a] - 1) / 2 - p[a] for a in range(2))  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
@@ -186,17 +101,29 @@ class ReceptiveFieldView:
         """JSON form (``cnnlab rf --json``)."""
         sb = self.support_box()
         return {
-            "model": self.model_name, "layer": self.layer, "input_size": list(self.input_size),
-            "output_shape": list(self.output_shape), "unit": list(self.unit),
-            "receptive_field": list(self.field.rf), "jump": list(self.field.jump or ()),
+            "model": self.model_name,
+            "layer": self.layer,
+            "input_size": list(self.input_size),
+            "output_shape": list(self.output_shape),
+            "unit": list(self.unit),
+            "receptive_field": list(self.field.rf),
+            "jump": list(self.field.jump or ()),
             "box": dict(zip(_SIDES, [_num(v) for v in self.box], strict=True)),
             "effective": {
                 "inputs": self.inputs,
                 "support_box": dict(zip(_SIDES, sb, strict=True)) if sb else None,
                 "inside_theoretical": self.support_inside(),
             },
-            "layers": [{"name": r.name, "type": r.type, "what": r.what, "receptive_field": list(r.rf),
-                        "jump": [_num(v) for v in r.jump]} for r in self.layers],
+            "layers": [
+                {
+                    "name": r.name,
+                    "type": r.type,
+                    "what": r.what,
+                    "receptive_field": list(r.rf),
+                    "jump": [_num(v) for v in r.jump],
+                }
+                for r in self.layers
+            ],
             "learned": self.learned,
         }
 
@@ -206,7 +133,7 @@ def _num(v: float) -> int | float:
 
 
 def _describe(module: nn.Module) -> str:
-    """"conv 3x3 d2", "maxpool 2x2 s2": the geometry that sets a layer's field, as a short label."""
+    """ "conv 3x3 d2", "maxpool 2x2 s2": the geometry that sets a layer's field, as a short label."""
     if isinstance(module, (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)):
         k, s = _pair(module.kernel_size), _pair(module.stride or module.kernel_size)
         d = _pair(getattr(module, "dilation", 1), 1)
@@ -230,12 +157,12 @@ def _layer_rows(summary: Any, model: nn.Module) -> list[LayerField]:
     return rows
 
 
-def _centre_of(model: nn.Module, name: str, x: torch.Tensor) -> tuple[float, float] | None:
-    tracker = PlacedFieldTracker()
+def _start_of(model: nn.Module, name: str, x: torch.Tensor) -> tuple[float, float] | None:
+    tracker = FieldTracker()
     with torch.no_grad(), tracker, truncated_capture(model, name) as cap:
         tracker.mark_input(x)
         run_until(model, x)
-    return tracker.centre(cap.activations.get(name))
+    return tracker.start(cap.activations.get(name))
 
 
 def receptive_field_view(
@@ -271,17 +198,20 @@ def receptive_field_view(
     try:
         rec = summary.layer(name)
     except KeyError:
-        raise ModelArgumentError(f"layer {name!r} does not run in {model_name}'s forward pass",
-                                 param="layer") from None
+        raise ModelArgumentError(
+            f"layer {name!r} does not run in {model_name}'s forward pass", param="layer"
+        ) from None
     f = rec.field
     if f is None or f.jump is None or len(rec.output_shape) != 3:
         raise ModelArgumentError(
             f"{name!r} ({rec.type}) has no spatial map: each of its units sees the whole input; "
-            "choose a conv, pool or activation layer before the head", param="layer")
+            "choose a conv, pool or activation layer before the head",
+            param="layer",
+        )
     was_training = model.training
     model.eval()
     try:
-        centre = _centre_of(model, name, inputs[:1])
+        start = _start_of(model, name, inputs[:1])
         unit = (rec.output_shape[1] // 2, rec.output_shape[2] // 2)
         x = inputs.detach().clone().requires_grad_(True)
         with torch.enable_grad(), truncated_capture(model, name) as cap:
@@ -290,16 +220,21 @@ def receptive_field_view(
             (grad,) = torch.autograd.grad(act[:, :, unit[0], unit[1]].sum(), x)
     finally:
         model.train(was_training)
-    if centre is None:
+    if start is None:
         raise ModelArgumentError(f"{name!r}: its field cannot be placed on the input", param="layer")
-    mid = (centre[0] + unit[0] * f.jump[0], centre[1] + unit[1] * f.jump[1])
-    half = ((f.rf[0] - 1) / 2, (f.rf[1] - 1) / 2)
-    box = (mid[0] - half[0], mid[1] - half[1], mid[0] + half[0], mid[1] + half[1])
+    top, left = start[0] + unit[0] * f.jump[0], start[1] + unit[1] * f.jump[1]
+    box = (top, left, top + f.rf[0] - 1, left + f.rf[1] - 1)
     n = inputs.shape[0]
     return ReceptiveFieldView(
-        model_name=model_name, layer=name, input_size=size,  # type: ignore[arg-type]
-        output_shape=tuple(rec.output_shape), unit=unit, field=f, box=box,
+        model_name=model_name,
+        layer=name,
+        input_size=size,  # type: ignore[arg-type]
+        output_shape=tuple(rec.output_shape),
+        unit=unit,
+        field=f,
+        box=box,
         erf=grad.detach().abs().sum(1).mean(0),
-        inputs=inputs_label or f"{n} input{'s' if n != 1 else ''}", layers=_layer_rows(summary, model),
+        inputs=inputs_label or f"{n} input{'s' if n != 1 else ''}",
+        layers=_layer_rows(summary, model),
         learned=learned,
     )

@@ -70,6 +70,13 @@ class FilterVisResult:
     end: torch.Tensor
     start_images: torch.Tensor
 
+    def _repr_png_(self) -> bytes:
+        """The figure :func:`cnnlab.report.filter_vis_figure` draws, for notebooks."""
+        from ..report._png import figure_png
+        from ..report.interpret_plots import filter_vis_figure
+
+        return figure_png(filter_vis_figure(self))
+
 
 class _ImageParam:
     """Images in [0, 1] from a learnable tensor: an FFT spectrum or pixel logits."""

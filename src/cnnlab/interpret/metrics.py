@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import CnnlabError
-from .cam import Target, _select_targets, target_scores
+from .targets import Target, select_targets, target_scores
 
 __all__ = ["FaithfulnessCurves", "deletion_insertion", "target_probability"]
 
@@ -105,7 +105,7 @@ def deletion_insertion(
     model.eval()
     try:
         with torch.no_grad():
-            targets = _select_targets(model(images), target)
+            targets = select_targets(model(images), target)
             order = torch.sort(saliency.flatten(1), dim=1, descending=True, stable=True).indices
             rank = order.argsort(1).view(n, 1, h, w)  # rank[p] = position of pixel p in the order
             counts = torch.linspace(0, h * w, steps + 1).round()

@@ -92,7 +92,17 @@ def _show(ax: object, image: torch.Tensor) -> None:
 
 
 def sample_grid_figure(dataset: ImageTensorDataset, *, n: int = 32, cols: int = 8, title: str = "") -> Figure:
-    """A grid of ``n`` images (balanced over classes), each titled with its class name."""
+    """A grid of ``n`` images (balanced over classes), each titled with its class name.
+
+    Args:
+        dataset: The images (e.g. ``bundle.train``); the first ones of each class are taken in turn.
+        n: Number of images.
+        cols: Tiles per row.
+        title: Figure title ("" for none).
+
+    Returns:
+        The figure.
+    """
     from matplotlib.figure import Figure
 
     idx = pick_per_class(dataset.labels, n, len(dataset.classes))
@@ -114,7 +124,19 @@ def augment_grid_figure(
     dataset: ImageTensorDataset, augment: str | AugmentPreset, *, n: int = 6, copies: int = 6, seed: int = 0,
     title: str = "",
 ) -> Figure:
-    """One row per image: the original, then ``copies`` augmented versions (per-sample random draws)."""
+    """One row per image: the original, then ``copies`` augmented versions (per-sample random draws).
+
+    Args:
+        dataset: The images (e.g. ``bundle.train``); ``n`` of them, balanced over classes.
+        augment: An augmentation preset name ("light", "standard", "strong") or an ``AugmentPreset``.
+        n: Number of images (rows).
+        copies: Augmented versions per image (columns after the original).
+        seed: Seed of the augmentation draws.
+        title: Figure title ("" for none).
+
+    Returns:
+        The figure.
+    """
     from matplotlib.figure import Figure
 
     from ..data.transforms import BatchAugment

@@ -62,7 +62,16 @@ def _show(ax: Any, image: torch.Tensor) -> None:
 
 
 def overlays(images: torch.Tensor, maps: torch.Tensor, *, alpha: float = 0.5) -> torch.Tensor:
-    """Heatmaps [N, h, w] in [0, 1] over uint8 images [N, C, H, W] -> uint8 [N, 3, H, W]."""
+    """Heatmaps blended over images (the heatmap is resized to the image).
+
+    Args:
+        images: uint8 ``[N, C, H, W]`` (C = 1 or 3).
+        maps: ``[N, h, w]`` in [0, 1], e.g. ``CamResult.maps``.
+        alpha: Weight of the heatmap in the blend.
+
+    Returns:
+        uint8 ``[N, 3, H, W]``.
+    """
     from ..images import overlay_heatmap
 
     return torch.stack([overlay_heatmap(img, m, alpha=alpha) for img, m in zip(images, maps, strict=True)])
@@ -83,10 +92,8 @@ def feature_map_figure(fm: FeatureMaps, *, max_channels: int = 64, cols: int = 8
     Returns:
         The figure; every tile is drawn with ``vmin=0, vmax=1`` from the normalised maps.
     """
-    from ..interpret.feature_maps import normalise_maps
-
     k = min(max_channels, fm.maps.shape[0])
-    shown_maps = normalise_maps(fm, scale)[:k].cpu().numpy()
+    shown_maps = fm.normalised(scale)[:k].cpu().numpy()
     fig, axes = _grid(k, cols, cell=1.2)
     for c, ax in zip(range(k), axes, strict=False):
         ax.imshow(shown_maps[c], cmap="viridis", vmin=0.0, vmax=1.0, interpolation="nearest")
@@ -103,6 +110,15 @@ def channel_across_figure(images: torch.Tensor, maps: torch.Tensor, *, channel: 
     """One channel for several images: the image above, its activation below (one colour scale for all).
 
     A channel that is constant (e.g. 0 everywhere: dead) is drawn flat, at the bottom of the scale.
+
+    Args:
+        images: The images drawn, uint8 ``[N, C, H, W]``.
+        maps: The channel for each image, ``[N, h, w]`` (:func:`cnnlab.interpret.channel_across_images`).
+        channel: The channel's index (for the title).
+        layer: The layer's name (for the title).
+
+    Returns:
+        The figure.
     """
     n = len(images)
     fig, axes = _grid(2 * n, n, cell=1.6)
@@ -124,6 +140,13 @@ def filter_vis_figure(res: FilterVisResult, *, cols: int = 8) -> Figure:
     under 3/4 of the centre's are left out of the tiles, as the course's own ``deprocess_image``
     crops the border, and the title says how many pixels. The figure uses matplotlib's constrained
     layout, so the title never overlaps a tile.
+
+    Args:
+        res: From :func:`cnnlab.interpret.visualize_filters`.
+        cols: Filters per row (each filter is a column of two tiles).
+
+    Returns:
+        The figure.
     """
     from matplotlib.figure import Figure
 
@@ -182,7 +205,18 @@ def cam_overlay_figure(
     probabilities: torch.Tensor | None = None,
     alpha: float = 0.5,
 ) -> Figure:
-    """One row per image: the image and its CAM overlay, titled with the explained class."""
+    """One row per image: the image and its CAM overlay, titled with the explained class.
+
+    Args:
+        images: The images the CAM was computed for, uint8 ``[N, C, H, W]`` (as the model saw them).
+        result: From :func:`cnnlab.interpret.explain`.
+        class_names: Names of the classes (default: the class index).
+        probabilities: ``[N]`` probability of each explained class, shown beside its name.
+        alpha: Weight of the heatmap in the overlay.
+
+    Returns:
+        The figure.
+    """
     from matplotlib.figure import Figure
 
     n = len(images)
@@ -254,7 +288,14 @@ def top_channels_figure(image: torch.Tensor, result: CamResult, top: TopChannels
 
 
 def faithfulness_figure(curves: Mapping[str, FaithfulnessCurves]) -> Figure:
-    """Mean deletion and insertion curves per method, with their mean AUCs in the legend."""
+    """Mean deletion and insertion curves per method, with their mean AUCs in the legend.
+
+    Args:
+        curves: ``{method name: curves}`` from :func:`cnnlab.interpret.deletion_insertion`.
+
+    Returns:
+        The figure (two panels: deletion, insertion).
+    """
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(9, 3.4))

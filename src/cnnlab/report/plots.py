@@ -190,3 +190,42 @@ def confusion_figure(
                 ax.text(j, i, f"{int(matrix[i, j])}", ha="center", va="center", color=color, fontsize=8)
     ax.set_title("confusion matrix")
     return fig
+
+
+def compare_curves_figure(runs: Mapping[str, Sequence[Mapping[str, Any]]], *, title: str = "") -> Figure:
+    """Several runs' curves overlaid: validation (solid) and training (dashed) loss and accuracy per epoch.
+
+    Args:
+        runs: ``{run name: metrics rows}`` (the rows of each run's ``metrics.csv``); one colour per run.
+        title: Figure title.
+
+    Returns:
+        A figure with two panels (loss, accuracy); the overfitting onset of a run is marked with a dot.
+    """
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
+    fig = Figure(figsize=(11, 4.2))
+    ax_loss, ax_acc = fig.subplots(1, 2)
+    for k, (name, rows) in enumerate(runs.items()):
+        colour = f"C{k % 10}"
+        epochs = [int(r["epoch"]) for r in rows]
+        val_loss, train_loss = _column(rows, "val_loss"), _column(rows, "train_loss")
+        ax_loss.plot(epochs, val_loss, "-", color=colour, label=f"{name}: validation")
+        ax_loss.plot(epochs, train_loss, "--", color=colour, alpha=0.6, label=f"{name}: training")
+        ax_acc.plot(epochs, _column(rows, "val_acc"), "-", color=colour, label=f"{name}: validation")
+        ax_acc.plot(epochs, _column(rows, "train_acc"), "--", color=colour, alpha=0.6,
+                    label=f"{name}: training")
+        onset = overfitting_onset(val_loss, train_loss)
+        if onset is not None:
+            ax_loss.plot([epochs[onset]], [val_loss[onset]], "o", color=colour, markersize=8,
+                         markeredgecolor="tab:red", label=f"{name}: overfitting from epoch {epochs[onset]}")
+    for ax, name in ((ax_loss, "loss"), (ax_acc, "accuracy")):
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(name)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if title:
+        fig.suptitle(title)
+    return fig

@@ -5,8 +5,9 @@ Layer records (:mod:`.records`) -> statistics (:class:`ModelSummary`) -> formatt
 
 from __future__ import annotations
 
-from .format import summary_table
+from .format import summary_html, summary_table
 from .receptive import Field, FieldTracker
 from .records import LayerRecord, ModelSummary, summarize
 
-__all__ = ["Field", "FieldTracker", "LayerRecord", "ModelSummary", "summarize", "summary_table"]
+__all__ = ["Field", "FieldTracker", "LayerRecord", "ModelSummary", "summarize", "summary_html",
+           "summary_table"]

@@ -12,6 +12,13 @@ block), so the field is propagated through the real graph rather than a guessed 
 * padding: unchanged (it moves the grid's origin only);
 * any other op: the largest field over its tensor inputs (residual ``+``, ``cat``, ReLU, BN, ...).
 
+Where a field lies is tracked too: :meth:`FieldTracker.start` is the input row/column where the field
+of unit (0, 0) begins (negative where it reaches into padding), so unit ``u`` sees input pixels
+``start + u * jump`` to ``start + u * jump + rf - 1``. Padding moves it (``start -= padding_before *
+jump``, for a conv's or pool's own padding, torch's ``"same"`` included, and for an explicit ``F.pad``,
+how timm's asymmetric "same" padding works); an op with several inputs (a residual sum, a
+concatenation) starts where the first of their fields starts; nothing else moves it.
+
 A *global* unit depends on the whole input: its field is reported as the extent the last spatial map
 covers, ``rf + (n - 1) * jump``, and it has no jump. Squeeze-excitation gates make the gated map
 global, which is true: every output then depends on every pixel.
@@ -60,6 +67,25 @@ def _pair(v: Any, default: int | None = None) -> tuple[int, int]:
     return int(v), int(v)
 
 
+def _padding_before(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[int, int] | None:
+    """Rows and columns of padding an op puts before its input (None: the op pads nothing)."""
+    if name in ("pad", "_pad", "constant_pad_nd"):
+        pad = list(_arg(args, kwargs, 1, "pad", ()))  # (left, right, top, bottom, ...)
+        return (int(pad[2]) if len(pad) >= 4 else 0, int(pad[0]) if pad else 0)
+    if name in ("conv2d", "_conv_forward"):
+        padding = _arg(args, kwargs, 4, "padding", 0)
+        if padding == "valid":
+            return (0, 0)
+        if padding == "same":  # torch puts total // 2 first, the odd one after
+            w = _arg(args, kwargs, 1, "weight", None)
+            d = _pair(_arg(args, kwargs, 5, "dilation", 1))
+            return (d[0] * (int(w.shape[-2]) - 1) // 2, d[1] * (int(w.shape[-1]) - 1) // 2)
+        return _pair(padding, 0)
+    if "pool2d" in name and "adaptive" not in name:
+        return _pair(_arg(args, kwargs, 3, "padding", 0), 0)
+    return None
+
+
 def _slide(f: Field, k: tuple[int, int], s: tuple[int, int], d: tuple[int, int] = (1, 1)) -> Field:
     if f.jump is None:
         return f
@@ -100,14 +126,21 @@ class FieldTracker(TorchFunctionMode):
     def __init__(self) -> None:
         super().__init__()
         self._fields: WeakIdKeyDictionary = WeakIdKeyDictionary()  # keyed by tensor identity
+        self._starts: WeakIdKeyDictionary = WeakIdKeyDictionary()
 
     def mark_input(self, x: torch.Tensor) -> None:
-        """Declare ``x`` a network input (field 1 x 1, jump 1)."""
+        """Declare ``x`` a network input (field 1 x 1, jump 1, unit 0's field starting at pixel 0)."""
         self._fields[x] = INPUT_FIELD
+        self._starts[x] = (0.0, 0.0)
 
     def field(self, t: Any) -> Field | None:
         """The field of tensor ``t`` (None when unknown)."""
         return self._fields.get(t) if isinstance(t, torch.Tensor) else None
+
+    def start(self, t: Any) -> tuple[float, float] | None:
+        """Input (row, col) where the field of unit (0, 0) of ``t`` begins (None when unknown or global)."""
+        f = self.field(t)
+        return self._starts.get(t) if f is not None and f.jump is not None else None
 
     def __torch_function__(
         self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: Any = None
@@ -158,6 +191,29 @@ class FieldTracker(TorchFunctionMode):
         if res is not None:
             for t in outs:
                 self._fields[t] = res
+            self._place(name, args, kwargs, inputs, outs)
+
+    def _place(
+        self,
+        name: str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        inputs: list[torch.Tensor],
+        outs: list[torch.Tensor],
+    ) -> None:
+        """Where the outputs' unit-0 field starts (see the module docstring)."""
+        starts = [self._starts[t] for t in inputs if t in self._starts]
+        x, fin = inputs[0], self._fields[inputs[0]]
+        if not starts or x not in self._starts or fin.jump is None:
+            return
+        before = _padding_before(name, args, kwargs) if x.dim() == 4 else None
+        if before is None:  # any other op: the earliest start of its inputs (equal for one input)
+            start = (min(s[0] for s in starts), min(s[1] for s in starts))
+        else:
+            own = self._starts[x]
+            start = (own[0] - before[0] * fin.jump[0], own[1] - before[1] * fin.jump[1])
+        for t in outs:
+            self._starts[t] = start
 
     def _elementwise(self, inputs: list[torch.Tensor], out: torch.Tensor) -> Field | None:
         fields = [self._fields[t] for t in inputs]

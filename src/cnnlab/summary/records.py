@@ -120,6 +120,12 @@ class ModelSummary:
             "layers": [r.to_dict() for r in self.layers if r.depth > 0],
         }
 
+    def _repr_html_(self) -> str:
+        """The summary table in a notebook (:func:`~cnnlab.summary.format.summary_html`)."""
+        from .format import summary_html
+
+        return summary_html(self)
+
 
 def _shape_str(shape: tuple[int, ...]) -> str:
     return "x".join(str(s) for s in shape)

@@ -74,6 +74,12 @@ class EvalResult:
             "top_losses": self.top_losses,
         }
 
+    def _repr_html_(self) -> str:
+        """Accuracy, loss, per-class table and confusion matrix (:func:`cnnlab.report.evaluation_html`)."""
+        from ..report.notebook import evaluation_html
+
+        return evaluation_html(self)
+
 
 @dataclass
 class Prediction:

@@ -1,0 +1,254 @@
+"""The report as data: a :class:`Report` of runs, each a list of :class:`Section` of blocks.
+
+Record -> aggregate -> render: the section builders (``sec_*.py``) compute these blocks from a run folder,
+:mod:`cnnlab.report.html` renders them. Every block is plain data; figures are already PNG bytes (see
+:func:`figure_picture` and :func:`image_picture`), so rendering needs neither torch nor matplotlib.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ._png import figure_png
+
+if TYPE_CHECKING:
+    import torch
+    from matplotlib.figure import Figure
+
+__all__ = [
+    "Block",
+    "Code",
+    "Facts",
+    "Gallery",
+    "Missing",
+    "Picture",
+    "Report",
+    "RunReport",
+    "Section",
+    "Table",
+    "Text",
+    "Tile",
+    "figure_picture",
+    "image_picture",
+]
+
+#: Figures are drawn at this resolution, lowered so that no side exceeds :data:`MAX_FIGURE_SIDE` pixels.
+FIGURE_DPI = 100
+MAX_FIGURE_SIDE = 2400
+#: Image thumbnails (top losses, Grad-CAM tiles) are downscaled to at most this side.
+THUMBNAIL_SIDE = 160
+#: Thumbnails smaller than this are scaled up by the page without smoothing (pixels stay visible).
+PIXELATED_BELOW = 64
+
+
+@dataclass(frozen=True)
+class Picture:
+    """A PNG image: a figure or a thumbnail.
+
+    Attributes:
+        png: The PNG file's bytes.
+        alt: Alternative text (what the picture shows).
+        width: Pixel width of the PNG.
+        height: Pixel height of the PNG.
+        caption: A caption under the picture ("" for none).
+        pixelated: A tiny image the page enlarges without smoothing (e.g. 28x28 digits).
+    """
+
+    png: bytes
+    alt: str
+    width: int
+    height: int
+    caption: str = ""
+    pixelated: bool = False
+
+
+@dataclass(frozen=True)
+class Tile:
+    """One gallery entry: pictures side by side, lines of text under them, a tooltip; ``wrong`` marks a
+    misclassified image."""
+
+    pictures: tuple[Picture, ...]
+    lines: tuple[str, ...] = ()
+    title: str = ""
+    wrong: bool = False
+
+
+@dataclass(frozen=True)
+class Gallery:
+    """Thumbnails in a grid, with a caption that says how many there are and how they were chosen."""
+
+    tiles: tuple[Tile, ...]
+    caption: str = ""
+
+
+@dataclass(frozen=True)
+class Table:
+    """A table of cells (numbers are right-aligned); ``scroll`` puts a long table in a scrolling box."""
+
+    columns: tuple[str, ...]
+    rows: tuple[tuple[Any, ...], ...]
+    caption: str = ""
+    scroll: bool = False
+
+
+@dataclass(frozen=True)
+class Facts:
+    """``name: value`` pairs (a definition list)."""
+
+    items: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class Text:
+    """A paragraph."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Code:
+    """A command or other literal text, shown in a monospace box with its label."""
+
+    text: str
+    label: str = ""
+
+
+@dataclass(frozen=True)
+class Missing:
+    """One line saying which input of a section is missing and why (the rest of the report goes on)."""
+
+    reason: str
+
+
+Block = Picture | Gallery | Table | Facts | Text | Code | Missing
+
+
+@dataclass
+class Section:
+    """One section of a run's report: a key (for anchors), its title and its blocks."""
+
+    key: str
+    title: str
+    blocks: list[Block] = field(default_factory=list)
+
+
+@dataclass
+class RunReport:
+    """The sections of one run folder."""
+
+    name: str
+    path: str
+    sections: list[Section] = field(default_factory=list)
+
+
+@dataclass
+class Report:
+    """A whole report: one or more runs, and for several runs the comparison between them.
+
+    Attributes:
+        title: Page title.
+        created: When the report was made (ISO 8601, local time).
+        command: The command line that made it.
+        versions: Package versions of the environment that made the report.
+        runs: One :class:`RunReport` per run folder, in the order given.
+        comparison: The comparison section (several runs only).
+    """
+
+    title: str
+    created: str
+    command: str
+    versions: dict[str, str]
+    runs: list[RunReport] = field(default_factory=list)
+    comparison: Section | None = None
+
+    def pictures(self) -> list[Picture]:
+        """Every picture of the report (figures, thumbnails), in page order."""
+        sections = ([self.comparison] if self.comparison else []) + [s for r in self.runs for s in r.sections]
+        out: list[Picture] = []
+        for sec in sections:
+            for block in sec.blocks:
+                if isinstance(block, Picture):
+                    out.append(block)
+                elif isinstance(block, Gallery):
+                    out.extend(p for t in block.tiles for p in t.pictures)
+        return out
+
+
+def _png_size(png: bytes) -> tuple[int, int]:
+    """(width, height) from a PNG's IHDR chunk."""
+    if png[:8] != b"\x89PNG\r\n\x1a\n":
+        raise ValueError("not a PNG")
+    width, height = struct.unpack(">II", png[16:24])
+    return int(width), int(height)
+
+
+def figure_picture(fig: Figure, alt: str, *, caption: str = "", dpi: int = FIGURE_DPI) -> Picture:
+    """Render a matplotlib figure to PNG (tight bounding box), at most :data:`MAX_FIGURE_SIDE` px a side.
+
+    Args:
+        fig: The figure (from the :mod:`cnnlab.report` plotting functions).
+        alt: What the figure shows, for the ``alt`` attribute.
+        caption: Caption under the figure.
+        dpi: Resolution; lowered for very large figures.
+
+    Returns:
+        The :class:`Picture`.
+    """
+    inches = max(float(v) for v in fig.get_size_inches())
+    dpi = max(30, min(dpi, int(MAX_FIGURE_SIDE / max(inches, 1e-3))))
+    png = figure_png(fig, dpi=dpi)
+    width, height = _png_size(png)
+    return Picture(png, alt, width, height, caption)
+
+
+def image_picture(image: torch.Tensor, alt: str, *, max_side: int = THUMBNAIL_SIDE) -> Picture:
+    """A uint8 ``[C, H, W]`` image as a PNG thumbnail (downscaled to ``max_side``, aspect ratio kept).
+
+    Args:
+        image: uint8 ``[1, H, W]`` or ``[3, H, W]``.
+        alt: What the image shows.
+        max_side: Largest side of the PNG; smaller images keep their size (the page enlarges them).
+
+    Returns:
+        The :class:`Picture` (``pixelated`` for images under :data:`PIXELATED_BELOW` pixels).
+    """
+    from PIL import Image
+
+    from ..images import tensor_to_pil
+
+    pil = tensor_to_pil(image)
+    if max(pil.size) > max_side:
+        scale = max_side / max(pil.size)
+        pil = pil.resize(
+            (max(1, round(pil.width * scale)), max(1, round(pil.height * scale))), Image.Resampling.LANCZOS
+        )
+    buf = io.BytesIO()
+    pil.save(buf, format="PNG")
+    return Picture(buf.getvalue(), alt, pil.width, pil.height, pixelated=max(pil.size) < PIXELATED_BELOW)
+
+
+def fmt_int(n: int | float) -> str:
+    """``93322`` -> ``"93,322"``."""
+    return f"{int(n):,}"
+
+
+def fmt_seconds(seconds: float) -> str:
+    """Seconds as ``"42.1 s"`` or ``"3 min 5 s"``."""
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes} min {rest} s"
+
+
+def shown_of(shown: int, total: int, what: str) -> str:
+    """``"all 10 classes"`` or ``"16 of 1,000 images"`` (never a silent subset)."""
+    return f"all {total:,} {what}" if shown >= total else f"{shown:,} of {total:,} {what}"
+
+
+def rows_of(items: Iterable[Sequence[Any]]) -> tuple[tuple[Any, ...], ...]:
+    """Table rows as tuples."""
+    return tuple(tuple(r) for r in items)
