@@ -21,8 +21,8 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 RESULTS = HERE / "results"
 # Cheap ones first so a cut-short run still records something.
-ORDER = ["filters", "data_loading", "train_throughput", "cam", "dream", "scorecam", "accuracy", "transfer",
-         "serve"]
+ORDER = ["startup", "filters", "data_loading", "predict", "train_throughput", "cam", "dream", "scorecam",
+         "ddp", "scale", "accuracy", "transfer", "serve"]
 # Sections written by a script of another name, or with arguments (default: benchmarks/<name>.py).
 COMMANDS = {"scorecam": ["cam.py", "--method", "scorecam", "--threads", "1"]}
 

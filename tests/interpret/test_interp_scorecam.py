@@ -13,9 +13,9 @@ from pytorch_grad_cam import ScoreCAM
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import nn
 
+from cnnlab._layout import channels_last
 from cnnlab.images import decode_image, pil_to_tensor
 from cnnlab.interpret import explain
-from cnnlab.interpret._layout import channels_last
 from cnnlab.interpret._scorecam import distinct_masks
 from cnnlab.interpret.cam import ScoreCAM as ScoreCAMImpl
 from cnnlab.models import create_model, model_info

@@ -3,9 +3,11 @@
 The cache key is a hash of the file list (absolute paths, sizes, mtimes), the target size and mode, so
 a changed, added or removed file gives a new key and a fresh decode; epochs and runs after the first
 decode no JPEG at all. Decoding runs in a thread pool (PIL releases the GIL while decoding) and JPEGs
-are decoded at reduced scale with ``draft`` when the target is much smaller than the photo. The cache
-is bounded (``CNNLAB_CACHE_MAX_GB``, default 10 GB): after a new entry is written, the least recently
-used ones are deleted until it fits.
+are decoded at reduced scale with ``draft`` when the target is much smaller than the photo. A new
+entry is decoded straight into its file, row after row, so memory stays flat however large the folder.
+The cache is bounded (``CNNLAB_CACHE_MAX_GB``, default 10 GB): after a new entry is written, the least
+recently used ones are deleted until it fits; data whose decoded size alone exceeds the bound is never
+cached (:func:`cnnlab.data.load_data` streams it instead, :mod:`cnnlab.data.stream`).
 
 The cache never fails a load: a damaged entry (unreadable, truncated, garbage, or not matching its
 files) is dropped with a warning and decoded again; a full disk or an unwritable cache folder gives
@@ -17,10 +19,13 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import os
+import struct
 import warnings
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from collections.abc import Callable, Collection, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -53,13 +58,14 @@ def max_cache_bytes() -> int | None:
 
 
 def prune_cache(
-    folder: str | os.PathLike[str], max_bytes: int | None, *, keep: str | None = None
+    folder: str | os.PathLike[str], max_bytes: int | None, *, keep: str | Collection[str] = ()
 ) -> list[str]:
     """Delete the least recently used decode-cache entries of ``folder`` until it holds ``max_bytes``.
 
     An entry is its ``.npy`` + ``.json`` pair; its last use is the ``.json``'s mtime (touched on every
-    hit). The entry ``keep`` (a key) is never deleted. Returns the deleted keys, oldest first.
+    hit). The entries ``keep`` (a key or keys) are never deleted. Returns the deleted keys, oldest first.
     """
+    kept = {keep} if isinstance(keep, str) else set(keep)
     if max_bytes is None:
         return []
     entries = []
@@ -75,7 +81,7 @@ def prune_cache(
     for _, key, meta, npy, nbytes in sorted(entries, key=lambda e: e[0]):
         if total <= max_bytes:
             break
-        if key == keep:
+        if key in kept:
             continue
         _drop_entry(npy, meta)
         total -= nbytes
@@ -102,31 +108,111 @@ def cache_key(paths: Sequence[Path], *, size: tuple[int, int], mode: ImageMode) 
     return h.hexdigest()[:32]
 
 
+def decoded_nbytes(n_files: int, *, size: tuple[int, int], mode: ImageMode) -> int:
+    """Bytes ``n_files`` images take decoded at ``size`` in ``mode`` (what a cache entry holds)."""
+    return n_files * (3 if mode == "RGB" else 1) * size[0] * size[1]
+
+
+#: ``(file index, uint8 [C, H, W] or None, skip reason or None)``
+Decoded = tuple[int, np.ndarray | None, str | None]
+
+
+def iter_decoded(
+    paths: Sequence[Path], *, size: tuple[int, int], mode: ImageMode, progress: ProgressFn | None = None,
+    workers: int | None = None,
+) -> Iterator[Decoded]:
+    """Decode ``paths`` in a thread pool, yielding :data:`Decoded` tuples in file order.
+
+    At most four images per thread are in flight, so memory stays flat however many files there are.
+    """
+    budget = PixelBudget(max_image_pixels())  # one for all threads: big images decode one at a time
+
+    def work(i: int) -> Decoded:
+        try:
+            arr = np.asarray(decode_image(paths[i], mode=mode, size=size, budget=budget), dtype=np.uint8)
+        except DataError as exc:
+            return i, None, skip_reason(exc)
+        return i, np.ascontiguousarray(arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)), None
+
+    n_workers = workers or min(8, (os.cpu_count() or 1) + 2)
+    with ThreadPoolExecutor(max_workers=n_workers) as pool:
+        pending: deque[Future[Decoded]] = deque()
+        submitted = 0
+        for done in range(1, len(paths) + 1):
+            while submitted < len(paths) and len(pending) < 4 * n_workers:
+                pending.append(pool.submit(work, submitted))
+                submitted += 1
+            yield pending.popleft().result()
+            if progress is not None:
+                progress(done, len(paths))
+
+
+def _skipped(paths: Sequence[Path], errors: dict[int, str]) -> list[SkippedFile]:
+    return [SkippedFile(str(paths[i]), errors[i]) for i in sorted(errors)]
+
+
 def _decode_all(
     paths: Sequence[Path], *, size: tuple[int, int], mode: ImageMode, progress: ProgressFn | None,
     workers: int | None,
 ) -> tuple[np.ndarray, list[int], list[SkippedFile]]:
-    channels = 3 if mode == "RGB" else 1
-    out = np.zeros((len(paths), channels, *size), np.uint8)
+    """Decode into memory (``use_cache=False``, or a cache that cannot be written)."""
+    out = np.zeros((len(paths), 3 if mode == "RGB" else 1, *size), np.uint8)
     errors: dict[int, str] = {}
-    budget = PixelBudget(max_image_pixels())  # one for all threads: big images decode one at a time
-
-    def work(i: int) -> None:
-        try:
-            arr = np.asarray(decode_image(paths[i], mode=mode, size=size, budget=budget), dtype=np.uint8)
-        except DataError as exc:
-            errors[i] = skip_reason(exc)
-            return
-        out[i] = arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
-
-    n_workers = workers or min(8, (os.cpu_count() or 1) + 2)
-    with ThreadPoolExecutor(max_workers=n_workers) as pool:
-        for done, _ in enumerate(pool.map(work, range(len(paths))), start=1):
-            if progress is not None:
-                progress(done, len(paths))
+    for i, arr, reason in iter_decoded(paths, size=size, mode=mode, progress=progress, workers=workers):
+        if arr is None:
+            errors[i] = str(reason)
+        else:
+            out[i] = arr
     ok = [i for i in range(len(paths)) if i not in errors]
-    skipped = [SkippedFile(str(paths[i]), errors[i]) for i in sorted(errors)]
-    return (out if len(ok) == len(paths) else out[ok]), ok, skipped
+    return (out if len(ok) == len(paths) else out[ok]), ok, _skipped(paths, errors)
+
+
+def check_files(
+    paths: Sequence[Path], *, size: tuple[int, int], mode: ImageMode = "RGB",
+    progress: ProgressFn | None = None, workers: int | None = None,
+) -> tuple[list[int], list[SkippedFile]]:
+    """Decode every file once and keep nothing: which ones decode (indices) and why the others do not.
+
+    What a streamed dataset (decoded again batch by batch) checks first, so that it holds exactly the
+    files a cached one would.
+    """
+    errors = {i: str(reason) for i, arr, reason in
+              iter_decoded(paths, size=size, mode=mode, progress=progress, workers=workers) if arr is None}
+    return [i for i in range(len(paths)) if i not in errors], _skipped(paths, errors)
+
+
+def _npy_header(shape: tuple[int, ...], length: int | None = None) -> bytes:
+    """A ``.npy`` (version 1.0) header for a C-order uint8 array, padded to ``length`` bytes (default: the
+    next multiple of 64, as numpy writes it); the same length lets a header be rewritten in place."""
+    text = f"{{'descr': '|u1', 'fortran_order': False, 'shape': {shape!r}, }}"
+    total = length or -(-(10 + len(text) + 1) // 64) * 64
+    if 10 + len(text) + 1 > total:
+        raise ValueError(f"npy header for {shape} does not fit in {total} bytes")
+    body = (text.ljust(total - 11) + "\n").encode("latin1")
+    return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(body)) + body
+
+
+def _decode_to_file(
+    paths: Sequence[Path], dest: Path, *, size: tuple[int, int], mode: ImageMode, progress: ProgressFn | None,
+    workers: int | None,
+) -> tuple[list[int], list[SkippedFile]]:
+    """Decode straight into the ``.npy`` file ``dest``, row after row (never the whole array in memory)."""
+    tail = (3 if mode == "RGB" else 1, *size)
+    header = _npy_header((len(paths), *tail))
+    errors: dict[int, str] = {}
+    with open(dest, "wb") as fh:
+        fh.write(header)
+        for i, arr, reason in iter_decoded(paths, size=size, mode=mode, progress=progress, workers=workers):
+            if arr is None:
+                errors[i] = str(reason)
+            else:
+                fh.write(arr.data)
+        if errors:  # the skipped files left no row: the header says how many there are
+            n_ok = len(paths) - len(errors)
+            fh.seek(0)
+            fh.write(_npy_header((n_ok, *tail), len(header)))
+            fh.truncate(len(header) + n_ok * math.prod(tail))
+    return [i for i in range(len(paths)) if i not in errors], _skipped(paths, errors)
 
 
 def decode_files(
@@ -138,8 +224,12 @@ def decode_files(
     use_cache: bool = True,
     progress: ProgressFn | None = None,
     workers: int | None = None,
+    keep: Collection[str] = (),
 ) -> tuple[np.ndarray, list[int], list[SkippedFile]]:
     """Decode and resize image files once, through the on-disk cache.
+
+    A new entry is decoded straight into its file (memory stays flat however large the folder); after
+    it is written, least recently used entries are deleted until the cache fits its bound.
 
     Args:
         paths: Image files, in dataset order.
@@ -149,9 +239,11 @@ def decode_files(
         use_cache: False decodes in memory and writes nothing.
         progress: Called with (done, total) while decoding (not called on a cache hit).
         workers: Decoding threads (default: CPU count + 2, at most 8).
+        keep: Keys (:func:`cache_key`) of other entries pruning must not delete (the other split of
+            the same data).
 
     Returns:
-        (uint8 array [N_ok, C, H, W] (memory-mapped on a cache hit), indices into ``paths`` of the
+        (uint8 array [N_ok, C, H, W] (memory-mapped from the cache file), indices into ``paths`` of the
         decoded files, the skipped files with reasons).
     """
     if not use_cache:
@@ -167,10 +259,10 @@ def decode_files(
             warnings.warn(f"decode cache entry {meta_path} is damaged ({exc}); decoding the files again",
                           stacklevel=2)
             _drop_entry(npy, meta_path)
-    arr, ok, skipped = _decode_all(paths, size=size, mode=mode, progress=progress, workers=workers)
     try:
-        _write_entry(npy, meta_path, arr, ok, skipped, size=size, mode=mode)
-        prune_cache(folder, max_cache_bytes(), keep=key)
+        ok, skipped = _write_entry(npy, meta_path, paths, size=size, mode=mode, progress=progress,
+                                   workers=workers)
+        prune_cache(folder, max_cache_bytes(), keep={key, *keep})
     except OSError as exc:
         why = "the disk is full" if is_disk_full(exc) else f"cannot write there: {exc.strerror or exc}"
         warnings.warn(
@@ -178,7 +270,7 @@ def decode_files(
             "(free space, or set CNNLAB_CACHE_DIR to another folder)",
             stacklevel=2,
         )
-        return arr, ok, skipped
+        return _decode_all(paths, size=size, mode=mode, progress=progress, workers=workers)
     return np.load(npy, mmap_mode="c"), ok, skipped
 
 
@@ -228,18 +320,22 @@ def _metadata_problem(meta: object, n_files: int) -> str | None:
     return None
 
 
-def _write_entry(npy: Path, meta_path: Path, arr: np.ndarray, ok: list[int], skipped: list[SkippedFile], *,
-                 size: tuple[int, int], mode: ImageMode) -> None:
-    """Write one cache entry, the array first: an entry only counts once its metadata exists."""
+def _write_entry(
+    npy: Path, meta_path: Path, paths: Sequence[Path], *, size: tuple[int, int], mode: ImageMode,
+    progress: ProgressFn | None, workers: int | None,
+) -> tuple[list[int], list[SkippedFile]]:
+    """Decode ``paths`` into a new entry, the array first: an entry only counts once its metadata exists."""
     try:
         with atomic_path(npy) as tmp:
-            np.save(tmp, arr)
+            ok, skipped = _decode_to_file(paths, tmp, size=size, mode=mode, progress=progress,
+                                          workers=workers)
         write_json(meta_path, {"ok": ok, "skipped": [[s.path, s.reason] for s in skipped],
                                "size": list(size), "mode": mode, "version": CACHE_VERSION})
     except OSError:
         with contextlib.suppress(OSError):
             npy.unlink(missing_ok=True)  # a lone array is never read, but it takes the space
         raise
+    return ok, skipped
 
 
 def _drop_entry(npy: Path, meta_path: Path) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -18,14 +18,24 @@ class SkippedFile:
     reason: str
 
 
+class RowReader(Protocol):
+    """Reads the images of a batch from where a split's pixels live (a cache file, the image files)."""
+
+    def read(self, index: torch.Tensor) -> torch.Tensor: ...
+
+
 class ImageTensorDataset(Dataset[tuple[torch.Tensor, int]]):
-    """A whole split held as one uint8 tensor; batches are index slices of it.
+    """A whole split as one uint8 tensor; batches are index slices of it.
 
     Attributes:
-        images: uint8 tensor [N, C, H, W] (may be backed by a memory-mapped cache file).
+        images: uint8 tensor [N, C, H, W] (may be backed by a memory-mapped cache file), or a
+            :class:`~cnnlab.data.stream.StreamingImages` that decodes its files when read.
         labels: int64 tensor [N].
         classes: Class names; ``labels`` index into it.
         paths: Source file of each sample, or None (IDX data).
+        reader: Where :meth:`get_batch` reads a batch's images from instead of indexing ``images``
+            (:class:`~cnnlab.data.stream.FileRows` for a cache file: the pixels stay out of the
+            process's memory), or None.
     """
 
     def __init__(
@@ -34,6 +44,8 @@ class ImageTensorDataset(Dataset[tuple[torch.Tensor, int]]):
         labels: torch.Tensor,
         classes: list[str],
         paths: list[str] | None = None,
+        *,
+        reader: RowReader | None = None,
     ) -> None:
         if images.dtype != torch.uint8 or images.ndim != 4:
             raise ValueError(f"images must be uint8 [N,C,H,W], got {images.dtype} {list(images.shape)}")
@@ -45,6 +57,7 @@ class ImageTensorDataset(Dataset[tuple[torch.Tensor, int]]):
         self.labels = labels.to(torch.int64)
         self.classes = list(classes)
         self.paths = paths
+        self.reader = reader
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
@@ -54,7 +67,8 @@ class ImageTensorDataset(Dataset[tuple[torch.Tensor, int]]):
 
     def get_batch(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Gather a batch: uint8 [B, C, H, W] and int64 [B] for the sample indices ``index``."""
-        return self.images.index_select(0, index), self.labels.index_select(0, index)
+        images = self.reader.read(index) if self.reader is not None else self.images.index_select(0, index)
+        return images, self.labels.index_select(0, index)
 
     def class_counts(self) -> list[int]:
         """Number of samples per class, in ``classes`` order."""

@@ -9,17 +9,19 @@ is 1-channel unless ``grayscale=False`` (then copied to 3 channels, for ImageNet
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from ..errors import DataArgumentError, DataError, did_you_mean
 from ..images import ImageMode
-from .cache import ProgressFn, decode_files
+from .cache import ProgressFn, cache_key, check_files, decode_files, decoded_nbytes, max_cache_bytes
 from .core import DataBundle, ImageTensorDataset, SkippedFile, stratified_split, stratified_take
 from .folders import FileList, read_csv_list, scan_folder
 from .idx import (
@@ -31,9 +33,14 @@ from .idx import (
     find_idx_set,
     read_idx,
 )
+from .stream import FileRows, StreamingImages
 
 #: Side length folders and CSV lists are resized to when ``img_size`` is not given.
 DEFAULT_FOLDER_SIZE = 150
+
+#: One-line notices of the data layer (a folder streamed because it is over the cache bound); with no
+#: logging configured Python prints them on stderr as they are.
+log = logging.getLogger("cnnlab.data")
 
 
 @dataclass(frozen=True)
@@ -202,8 +209,11 @@ def _sample(opts: LoadOptions) -> DataBundle:
 # ---------------------------------------------------------------- folders and CSV lists
 
 
-def _decode_split(items: list[tuple[Path, int]], classes: list[str], opts: LoadOptions, *, done: int,
-                  total: int) -> tuple[ImageTensorDataset, list[SkippedFile]]:
+def _decode_split(
+    items: list[tuple[Path, int]], classes: list[str], opts: LoadOptions, *, done: int, total: int,
+    stream: bool, keep: tuple[str, ...],
+) -> tuple[ImageTensorDataset, list[SkippedFile]]:
+    """One split's images: through the decode cache (read back with pread), or streamed from the files."""
     size = opts.img_size or DEFAULT_FOLDER_SIZE
     mode: ImageMode = "L" if opts.grayscale else "RGB"
     paths = [p for p, _ in items]
@@ -212,12 +222,51 @@ def _decode_split(items: list[tuple[Path, int]], classes: list[str], opts: LoadO
     if opts.progress is not None:
         outer = opts.progress
         progress = lambda i, _n: outer(done + i, total)  # noqa: E731
-    arr, ok, skipped = decode_files(paths, size=(size, size), mode=mode, cache_dir=opts.cache_dir,
-                                    use_cache=opts.use_cache, progress=progress)
-    channels = 1 if mode == "L" else 3
-    images = torch.from_numpy(arr) if len(ok) else torch.zeros((0, channels, size, size), dtype=torch.uint8)
-    ds = ImageTensorDataset(images, torch.from_numpy(labels[ok]), classes, [str(paths[i]) for i in ok])
+    reader = None
+    images: Any
+    if stream:
+        ok, skipped = check_files(paths, size=(size, size), mode=mode, progress=progress)
+        images = StreamingImages([paths[i] for i in ok], size=(size, size), mode=mode)
+        reader = images
+    else:
+        arr, ok, skipped = decode_files(paths, size=(size, size), mode=mode, cache_dir=opts.cache_dir,
+                                        use_cache=opts.use_cache, progress=progress, keep=keep)
+        channels = 1 if mode == "L" else 3
+        empty = torch.zeros((0, channels, size, size), dtype=torch.uint8)
+        images = torch.from_numpy(arr) if len(ok) else empty
+        if isinstance(arr, np.memmap) and len(ok) and FileRows.available():
+            reader = FileRows(arr)
+    ds = ImageTensorDataset(images, torch.from_numpy(labels[ok]), classes, [str(paths[i]) for i in ok],
+                            reader=reader)
     return ds, skipped
+
+
+def _size(nbytes: int) -> str:
+    return f"{nbytes / 1e9:.2f} GB" if nbytes >= 1e9 else f"{nbytes / 1e6:.1f} MB"
+
+
+def _stream_instead(spec: str, n_files: int, opts: LoadOptions) -> bool:
+    """Whether the decoded images are more than the decode cache may hold (then they are streamed)."""
+    bound = max_cache_bytes() if opts.use_cache else None
+    if bound is None:
+        return False
+    side = opts.img_size or DEFAULT_FOLDER_SIZE
+    nbytes = decoded_nbytes(n_files, size=(side, side), mode="L" if opts.grayscale else "RGB")
+    if nbytes <= bound:
+        return False
+    log.warning(
+        f"note: {spec}: {n_files:,} images decoded at {side}x{side} take {_size(nbytes)}, over the decode "
+        f"cache bound of {_size(bound)} (CNNLAB_CACHE_MAX_GB); decoding every batch from the files instead "
+        "(slower epochs; raise CNNLAB_CACHE_MAX_GB to cache them)"
+    )
+    return True
+
+
+def _cache_keys(*splits: list[tuple[Path, int]], opts: LoadOptions) -> tuple[str, ...]:
+    """The decode-cache keys of the splits: writing one never prunes the other."""
+    side = opts.img_size or DEFAULT_FOLDER_SIZE
+    mode: ImageMode = "L" if opts.grayscale else "RGB"
+    return tuple(cache_key([p for p, _ in items], size=(side, side), mode=mode) for items in splits)
 
 
 def _take(items: list[tuple[Path, int]], n: int) -> list[tuple[Path, int]]:
@@ -234,9 +283,13 @@ def _files_bundle(spec: str, fl: FileList, opts: LoadOptions) -> DataBundle:
         train_items = _take(train_items, opts.limit)
         val_items = _take(val_items, opts.limit)
     total = len(train_items) + len(val_items)
-    _check_decoded_memory(total, 1 if opts.grayscale else 3, opts.img_size or DEFAULT_FOLDER_SIZE)
-    train, sk1 = _decode_split(train_items, fl.classes, opts, done=0, total=total)
-    val, sk2 = _decode_split(val_items, fl.classes, opts, done=len(train_items), total=total)
+    stream = _stream_instead(spec, total, opts)
+    if not (stream or opts.use_cache):  # else a batch at a time, or in the memory-mapped cache file
+        _check_decoded_memory(total, 1 if opts.grayscale else 3, opts.img_size or DEFAULT_FOLDER_SIZE)
+    keep = () if stream or not opts.use_cache else _cache_keys(train_items, val_items, opts=opts)
+    train, sk1 = _decode_split(train_items, fl.classes, opts, done=0, total=total, stream=stream, keep=keep)
+    val, sk2 = _decode_split(val_items, fl.classes, opts, done=len(train_items), total=total, stream=stream,
+                             keep=keep)
     skipped = fl.skipped + sk1 + sk2
     if len(train) == 0:
         raise DataError(

@@ -13,7 +13,7 @@ image; here the work is cut without changing the map beyond float rounding:
   all-zero channel);
 * the masks are computed batch-wise in one vectorised op, and the masked images of all images of
   the batch run together, ``batch_size`` at a time, under ``inference_mode`` and, on the CPU,
-  channels-last (input and weights, see :mod:`._layout`).
+  channels-last (input and weights, see :mod:`cnnlab._layout`).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ._layout import channels_last, use_channels_last
+from .._layout import channels_last, use_channels_last
 from .targets import CamInputs, target_scores
 
 __all__ = ["distinct_masks", "score_weights"]

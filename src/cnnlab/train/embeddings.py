@@ -134,7 +134,10 @@ def compute_embeddings(
         ident = {"version": _CACHE_VERSION, "parts": key_parts or {}, "backbone": _backbone_digest(model),
                  "prefix": repr(prefix), "mean": list(mean), "std": list(std)}
         h.update(json.dumps(ident, sort_keys=True, default=str).encode())
-        _hash_tensor(h, torch.as_tensor(dataset.images))
+        if hasattr(dataset.images, "fingerprint"):  # streamed from its files: their key stands for the pixels
+            h.update(dataset.images.fingerprint().encode())
+        else:
+            _hash_tensor(h, torch.as_tensor(dataset.images))
         _hash_tensor(h, labels)
         name = str((key_parts or {}).get("model", type(model).__name__)).replace(":", "-").replace("/", "-")
         path = Path(cache_dir) / f"{name}-{h.hexdigest()}.safetensors"

@@ -3,6 +3,8 @@
 :func:`evaluate` gives accuracy, mean loss, per-class precision/recall/F1 (scikit-learn), the
 confusion matrix and the examples with the highest loss; :func:`predict` gives the top-k classes of
 images, preprocessed exactly as the training data was (same decoder, same resize, same normalisation).
+
+Importing this module does not import torch (``cnnlab predict RUN missing.jpg`` says so at once).
 """
 
 from __future__ import annotations
@@ -13,12 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-import torch
-import torch.nn.functional as F
-
 from ..errors import ArgumentError, DataError
 
 if TYPE_CHECKING:
+    import torch
     from torch import nn
 
     from ..data import DataBundle, ImageTensorDataset
@@ -98,14 +98,18 @@ class Prediction:
         return {"path": self.path, "predictions": [{"class": c, "probability": p} for c, p in self.top_k]}
 
 
-@torch.inference_mode()
 def _logits(run: Classifier, images: torch.Tensor) -> torch.Tensor:
+    import torch
+
     device = next(run.model.parameters()).device
-    return run.model(run.preprocess.normalize(images.to(device))).float().cpu()
+    with torch.inference_mode():
+        return run.model(run.preprocess.normalize(images.to(device))).float().cpu()
 
 
 def probabilities(run: Classifier, logits: torch.Tensor) -> torch.Tensor:
     """Class probabilities ``[N, len(classes)]`` (a one-logit model gives ``[1 - p, p]``)."""
+    import torch
+
     if run.binary:
         p = torch.sigmoid(logits.reshape(-1))
         return torch.stack([1 - p, p], dim=1)
@@ -113,6 +117,8 @@ def probabilities(run: Classifier, logits: torch.Tensor) -> torch.Tensor:
 
 
 def _batches(dataset: ImageTensorDataset, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    import torch
+
     n = len(dataset)
     for start in range(0, n, batch_size):
         yield dataset.get_batch(torch.arange(start, min(start + batch_size, n)))
@@ -120,6 +126,8 @@ def _batches(dataset: ImageTensorDataset, batch_size: int) -> Iterator[tuple[tor
 
 def _check_compatible(run: LoadedRun, dataset: ImageTensorDataset, spec: str) -> torch.Tensor:
     """Map the dataset's labels onto the run's class order; clear errors when they cannot match."""
+    import torch
+
     shape = tuple(dataset.images.shape[1:])
     if shape != tuple(run.image_size):
         raise DataError(
@@ -181,6 +189,8 @@ def evaluate(
     Returns:
         An :class:`EvalResult`.
     """
+    import torch
+    import torch.nn.functional as F
     from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
     if len(dataset) == 0:
@@ -259,19 +269,70 @@ def load_images(run: Classifier, paths: Sequence[str | os.PathLike[str]]) -> tor
     return run.preprocess.load(paths)
 
 
-def _decode_skipping(
-    run: Classifier, paths: list[str | os.PathLike[str]], skipped: list[tuple[str, str]]
-) -> tuple[list[str | os.PathLike[str]], list[torch.Tensor]]:
+#: From this many image files on, :func:`predict` decodes them through the decode cache (the second
+#: prediction on the same folder decodes no image); fewer are decoded directly.
+CACHE_MIN_FILES = 16
+
+
+def _as_batches(images: Iterator[torch.Tensor], batch_size: int) -> Iterator[torch.Tensor]:
+    """Decoded uint8 images (one each) -> stacked batches of ``batch_size`` (the last may be smaller)."""
+    import torch
+
+    pending: list[torch.Tensor] = []
+    for image in images:
+        pending.append(image)
+        if len(pending) == batch_size:
+            yield torch.stack(pending)
+            pending = []
+    if pending:
+        yield torch.stack(pending)
+
+
+Skipped = list[tuple[str, str]]
+
+
+def _decoded_one_by_one(
+    run: Classifier, paths: list[str | os.PathLike[str]], names: list[str], skipped: Skipped | None
+) -> Iterator[torch.Tensor]:
+    """Each readable file's image (its name appended to ``names``); a broken one raises or is skipped."""
     from ..images import skip_reason
 
-    ok, tensors = [], []
     for p in paths:
         try:
-            tensors.append(load_images(run, [p])[0])
-            ok.append(p)
+            image = load_images(run, [p])[0]
         except DataError as exc:
+            if skipped is None:
+                raise
             skipped.append((str(p), skip_reason(exc)))
-    return ok, tensors
+            continue
+        names.append(str(p))
+        yield image
+
+
+def _decoded_through_cache(
+    run: Classifier, paths: list[str | os.PathLike[str]], names: list[str], skipped: Skipped | None,
+    batch_size: int,
+) -> Iterator[torch.Tensor]:
+    """The files decoded once into the decode cache (memory-mapped back), sliced into batches.
+
+    The pixels are those of :meth:`Preprocess.load` (the same :func:`~cnnlab.images.decode_image` at the
+    same size); a broken file raises the error direct decoding gives, or is skipped with its reason.
+    """
+    import torch
+
+    from ..data.cache import decode_files
+
+    c, h, w = run.preprocess.image_size
+    arr, ok, bad = decode_files([Path(p) for p in paths], size=(h, w), mode="L" if c == 1 else "RGB")
+    failed = sorted(set(range(len(paths))) - set(ok))
+    if failed and skipped is None:
+        load_images(run, [paths[failed[0]]])  # raises that file's own error, as direct decoding does
+        raise DataError(f"{paths[failed[0]]}: {bad[0].reason}; fix or remove the file")
+    if skipped is not None:
+        skipped.extend((str(paths[i]), s.reason) for i, s in zip(failed, bad, strict=True))
+    names.extend(str(paths[i]) for i in ok)
+    for start in range(0, len(ok), batch_size):
+        yield torch.from_numpy(arr[start : start + batch_size])
 
 
 def predict(
@@ -281,52 +342,57 @@ def predict(
     top_k: int = 5,
     batch_size: int = 64,
     skipped: list[tuple[str, str]] | None = None,
+    use_cache: bool | None = None,
 ) -> list[Prediction]:
     """Top-k classes of image files (or of a uint8 ``[N, C, H, W]`` tensor at the run's size), batched.
+
+    Batches run under ``inference_mode``, channels-last on the CPU (the layout oneDNN convolves
+    fastest). With a run's own preprocessing (not a pretrained model's crop) the files are decoded
+    through the decode cache (:func:`cnnlab.data.cache.decode_files`), so predicting on the same
+    folder again decodes nothing; the predictions are the same with and without it.
 
     Args:
         run: A run folder read by :func:`cnnlab.train.load_run`, or a :class:`cnnlab.source.ModelSource`.
         images: Image paths, or uint8 images already at the model's input size.
         top_k: Classes per image (capped at the number of classes).
-        batch_size: Images decoded and run per batch.
+        batch_size: Images run per batch.
         skipped: If given, files that cannot be decoded are left out and appended here as
             ``(path, reason)``; by default the first such file raises a :class:`DataError`.
+        use_cache: Decode files through the decode cache; None (default): from
+            :data:`CACHE_MIN_FILES` files on. Ignored for a pretrained model's preprocessing.
 
     Returns:
         One :class:`Prediction` per (readable) image, in input order.
     """
+    import torch
+
+    from .._layout import channels_last
+
     if top_k < 1:
         raise ArgumentError("must be at least 1", param="top_k")
+    if batch_size < 1:
+        raise ArgumentError("must be at least 1", param="batch_size")
     k = min(top_k, len(run.classes))
+    names: list[str] = []
+    chunks: Iterator[torch.Tensor]
     if isinstance(images, torch.Tensor):
         names = [f"#{i}" for i in range(images.shape[0])]
-        chunks: Iterator[torch.Tensor] = (
-            images[i : i + batch_size] for i in range(0, images.shape[0], batch_size)
-        )
+        chunks = (images[i : i + batch_size] for i in range(0, images.shape[0], batch_size))
     else:
         paths = list(images)
-        if skipped is not None:  # decode file by file, a batch at a time: a broken file is skipped
-            names = []
-
-            def skipping_chunks(log: list[tuple[str, str]]) -> Iterator[torch.Tensor]:
-                for i in range(0, len(paths), batch_size):
-                    ok, tensors = _decode_skipping(run, paths[i : i + batch_size], log)
-                    names.extend(str(p) for p in ok)
-                    if tensors:
-                        yield torch.stack(tensors)
-
-            chunks = skipping_chunks(skipped)
+        cached = len(paths) >= CACHE_MIN_FILES if use_cache is None else use_cache
+        if cached and run.preprocess.weights is None:
+            chunks = _decoded_through_cache(run, paths, names, skipped, batch_size)
         else:
-            names = [str(p) for p in paths]
-            chunks = (load_images(run, paths[i : i + batch_size]) for i in range(0, len(paths), batch_size))
+            chunks = _as_batches(_decoded_one_by_one(run, paths, names, skipped), batch_size)
+    device = next(run.model.parameters()).device
     out: list[Prediction] = []
-    for chunk in chunks:
-        probs = probabilities(run, _logits(run, chunk))
-        values, index = probs.topk(k, dim=1)
-        for row_v, row_i in zip(values.tolist(), index.tolist(), strict=True):
-            out.append(
-                Prediction(
-                    names[len(out)], [(run.classes[j], float(v)) for v, j in zip(row_v, row_i, strict=True)]
-                )
-            )
+    with channels_last(run.model, enabled=device.type == "cpu"):
+        for chunk in chunks:
+            x = chunk.contiguous(memory_format=torch.channels_last) if device.type == "cpu" else chunk
+            probs = probabilities(run, _logits(run, x))
+            values, index = probs.topk(k, dim=1)
+            for row_v, row_i in zip(values.tolist(), index.tolist(), strict=True):
+                top = [(run.classes[j], float(v)) for v, j in zip(row_v, row_i, strict=True)]
+                out.append(Prediction(names[len(out)], top))
     return out

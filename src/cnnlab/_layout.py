@@ -1,4 +1,4 @@
-"""Scoped memory layout of a model's weights (internal to the interpretation code).
+"""Scoped memory layout of a model's weights (internal: Score-CAM and prediction use it).
 
 oneDNN runs convolutions fastest on the CPU when both the input and the weights are channels-last
 (NHWC); with only the input converted, it reorders the weights on every call (measured on
