@@ -112,6 +112,22 @@ def test_damaged_entry_from_the_cli_is_a_warning_not_a_traceback(
     assert json.loads(result.stdout)["splits"] == {"train": 8, "val": 2}
 
 
+def test_without_its_cache_a_folder_is_held_in_ram_and_checked_against_the_memory_budget(
+    folder: Path, cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cnnlab.errors import CnnlabError
+
+    def no_space(fd: int) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", no_space)
+    monkeypatch.setenv("CNNLAB_MAX_MEMORY_GB", "0.000001")  # 1 KiB: less than 8 images of 3x16x16
+    with warnings.catch_warnings(), pytest.raises(CnnlabError, match="over the memory budget") as info:
+        warnings.simplefilter("ignore")
+        load_data(str(folder), img_size=16)
+    assert "in memory" in str(info.value) and "CNNLAB_MAX_MEMORY_GB=1" in str(info.value)
+
+
 def test_full_disk_loses_only_the_cache(
     folder: Path, cache: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -270,6 +270,13 @@ def decode_files(
             "(free space, or set CNNLAB_CACHE_DIR to another folder)",
             stacklevel=2,
         )
+        from ..memory import check_memory
+
+        check_memory(  # from here on the pixels are held in RAM, not in the memory-mapped entry
+            decoded_nbytes(len(paths), size=size, mode=mode),
+            f"decoding {len(paths):,} images at {mode} {size[0]}x{size[1]} in memory",
+            "free space for the decode cache, use a smaller `img_size`, or fewer images with `limit`",
+        )
         return _decode_all(paths, size=size, mode=mode, progress=progress, workers=workers)
     return np.load(npy, mmap_mode="c"), ok, skipped
 
