@@ -1,7 +1,7 @@
-"""The import graph of ``src/cnnlab``, read from the source (every import statement, lazy ones too).
-
-Imports under ``if TYPE_CHECKING:`` are left out (they never run). An edge goes from a module to the
-module it names; ``from pkg import name`` points at ``pkg.name`` when that is a module, else at ``pkg``.
+"""The import graph of ``src/cnnlab``, read from the source (every import statement: lazy ones in function
+bodies and those under ``if TYPE_CHECKING:`` too, since a type-only import is still a dependency a reader
+follows). An edge goes from a module to the module it names; ``from pkg import name`` points at ``pkg.name``
+when that is a module, else at ``pkg``.
 """
 
 from __future__ import annotations
@@ -23,28 +23,8 @@ def modules(src: Path = SRC) -> dict[str, Path]:
     return out
 
 
-def _is_type_checking(node: ast.If) -> bool:
-    test = node.test
-    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
-    )
-
-
 def _imports(tree: ast.AST) -> list[ast.Import | ast.ImportFrom]:
-    found: list[ast.Import | ast.ImportFrom] = []
-
-    def visit(node: ast.AST) -> None:
-        for child in ast.iter_child_nodes(node):
-            if isinstance(child, ast.If) and _is_type_checking(child):
-                for sub in child.orelse:
-                    visit(sub)
-                continue
-            if isinstance(child, (ast.Import, ast.ImportFrom)):
-                found.append(child)
-            visit(child)
-
-    visit(tree)
-    return found
+    return [node for node in ast.walk(tree) if isinstance(node, (ast.Import, ast.ImportFrom))]
 
 
 def graph(src: Path = SRC) -> dict[str, set[str]]:

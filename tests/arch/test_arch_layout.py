@@ -1,7 +1,7 @@
 """House rules of ``src/cnnlab`` checked on the source: no import cycle, small modules, no copied blocks.
 
-The import graph is read from every import statement (lazy ones inside functions too; ``TYPE_CHECKING``
-blocks excluded), so a cycle hidden in a function body fails as well.
+The import graph is read from every import statement (lazy ones inside functions and type-only ones under
+``TYPE_CHECKING`` too), so a cycle hidden in a function body or in a type annotation fails as well.
 """
 
 from __future__ import annotations
@@ -24,6 +24,19 @@ def test_no_import_cycle_in_src() -> None:
 def test_the_cycle_finder_finds_a_cycle() -> None:
     edges = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
     assert _imports.cycles(edges) == [["a", "b", "c"]]
+
+
+def test_a_cycle_through_a_lazy_or_a_type_only_import_is_found(tmp_path: Path) -> None:
+    pkg = tmp_path / "cnnlab"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "result.py").write_text("def show():\n    from .figure import draw\n    return draw\n")
+    (pkg / "figure.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n"
+                                   "    from .result import show\n")
+    (pkg / "plain.py").write_text("import cnnlab.figure\n")
+    edges = _imports.graph(tmp_path)
+    assert edges["cnnlab.plain"] == {"cnnlab.figure"}
+    assert _imports.cycles(edges) == [["cnnlab.figure", "cnnlab.result"]]
 
 
 def test_the_registry_imports_no_provider() -> None:

@@ -89,7 +89,7 @@ def net() -> torch.nn.Module:
 
 def test_summary_html_has_the_rows_of_the_table_and_the_totals(net: torch.nn.Module) -> None:
     from cnnlab.summary import summarize, summary_table
-    from cnnlab.summary.format import COLUMNS, summary_rows, summary_totals
+    from cnnlab.summary.records import COLUMNS, summary_rows, summary_totals
 
     s = summarize(net, (1, 28, 28), model_name="mnist_cnn")
     tree = parse(s._repr_html_())
@@ -227,7 +227,7 @@ def test_report_exports_documented_figure_functions_lazily() -> None:
 def test_the_report_model_table_shows_the_cells_of_the_summary(net: torch.nn.Module) -> None:
     from cnnlab.report.sec_model import INDENT, layer_row
     from cnnlab.summary import summarize
-    from cnnlab.summary.format import summary_rows
+    from cnnlab.summary.records import summary_rows
 
     rows = list(summary_rows(summarize(net, (1, 28, 28), model_name="mnist_cnn")))
     assert rows

@@ -17,7 +17,7 @@ INDENT = "\u00a0\u00a0"
 
 def layer_row(rec: LayerRecord) -> tuple[str, ...]:
     """One table row of a summary record: the cells of ``cnnlab summary``, the full name indented."""
-    from ..summary.format import layer_cells
+    from ..summary.records import layer_cells
 
     name, *cells = layer_cells(rec)
     return (INDENT * (rec.depth - 1) + name, *cells)

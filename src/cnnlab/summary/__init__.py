@@ -1,13 +1,14 @@
 """Model summaries: torchinfo's shapes, params and mult-adds plus receptive field and jump per layer.
 
-Layer records (:mod:`.records`) -> statistics (:class:`ModelSummary`) -> formatting (:mod:`.format`).
+Measuring (:mod:`.measure`: :func:`summarize`) fills the records of a :class:`ModelSummary` (:mod:`.records`:
+the summary as data, a rich table and HTML).
 """
 
 from __future__ import annotations
 
-from .format import summary_html, summary_table
+from .measure import summarize
 from .receptive import Field, FieldTracker
-from .records import LayerRecord, ModelSummary, summarize
+from .records import LayerRecord, ModelSummary, summary_html, summary_table
 
 __all__ = ["Field", "FieldTracker", "LayerRecord", "ModelSummary", "summarize", "summary_html",
            "summary_table"]

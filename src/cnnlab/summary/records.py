@@ -1,20 +1,18 @@
-"""Layer records -> model statistics: torchinfo's shapes, params and mult-adds, plus receptive fields.
+"""A model summary as data and as text: one :class:`LayerRecord` per layer call, the :class:`ModelSummary`
+with its totals, and the two forms it is shown in: a rich table (terminal) and HTML (notebooks).
 
-torchinfo runs the forward pass (its numbers are used as they are, nothing is re-counted); the same
-pass runs under :class:`~cnnlab.summary.receptive.FieldTracker`, and forward hooks read the field of
-every module's output.
+Both forms show the same cells (:func:`summary_rows`); printing or displaying them is the caller's.
+:func:`cnnlab.summary.summarize` (:mod:`.measure`) fills the records.
 """
 
 from __future__ import annotations
 
+import html
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import torch
-from torch import nn
-
-from ..errors import ModelError
-from .receptive import Field, FieldTracker
+from .receptive import Field
 
 
 def _num(v: float) -> int | float:
@@ -82,7 +80,7 @@ class LayerRecord:
 
 @dataclass
 class ModelSummary:
-    """What :func:`summarize` returns: totals from torchinfo and one :class:`LayerRecord` per row."""
+    """What :func:`~cnnlab.summary.summarize` returns: torchinfo's totals, one :class:`LayerRecord` a row."""
 
     model_name: str
     input_size: tuple[int, ...]
@@ -121,136 +119,145 @@ class ModelSummary:
         }
 
     def _repr_html_(self) -> str:
-        """The summary table in a notebook (:func:`~cnnlab.summary.format.summary_html`)."""
-        from .format import summary_html
-
+        """The summary table in a notebook (:func:`summary_html`)."""
         return summary_html(self)
 
 
-def _shape_str(shape: tuple[int, ...]) -> str:
-    return "x".join(str(s) for s in shape)
+#: The columns of the summary table and their alignment.
+COLUMNS: tuple[tuple[str, str], ...] = (
+    ("Layer", "left"),
+    ("Type", "left"),
+    ("Output shape", "right"),
+    ("Params", "right"),
+    ("Frozen", "right"),
+    ("Mult-adds", "right"),
+    ("RF", "right"),
+    ("Jump", "right"),
+)
 
 
-def _too_small(
-    model_name: str, input_size: tuple[int, ...], where: tuple[str, str, Any] | None, exc: BaseException
-) -> ModelError:
-    root = exc
-    while root.__cause__ is not None:
-        root = root.__cause__
-    detail = str(root).strip().splitlines()[0] if str(root).strip() else type(root).__name__
-    size = _shape_str(input_size)
-    if where is None:
-        return ModelError(f"{size}: {model_name} cannot run on it ({detail})", param="input_size")
-    name, typ, shape = where
-    shape_txt = _shape_str(tuple(shape[1:])) if shape is not None else "?"
-    low = detail.lower()
-    if any(s in low for s in ("too small", "can't be greater", "larger than", "kernel size", "padded input")):
-        return ModelError(
-            f"{size} is too small for {model_name}: the size runs out at layer {name} ({typ}), "
-            f"whose input is {shape_txt}; use a larger `input_size`",
-            param="input_size",
-        )
-    return ModelError(
-        f"{size} does not fit {model_name}: layer {name} ({typ}) fails on its input {shape_txt} "
-        f"({detail}); use the model's input size",
-        param="input_size",
-    )
+def _fmt_pair(v: Any) -> str:
+    if v is None:
+        return "--"
+    if isinstance(v, list):
+        return "x".join(str(a) for a in v)
+    return str(v)
 
 
-def summarize(
-    model: nn.Module,
-    input_size: tuple[int, int, int] | tuple[int, ...],
-    *,
-    device: str = "cpu",
-    model_name: str | None = None,
-) -> ModelSummary:
-    """Shapes, params, mult-adds (torchinfo) plus receptive field, jump and frozen params per layer.
+def _field_cells(rec: LayerRecord) -> tuple[str, str]:
+    d = rec.to_dict()
+    rf = _fmt_pair(d["receptive_field"])
+    if d["global"]:
+        return f"{rf} (all)", "--"
+    return rf, _fmt_pair(d["jump"])
+
+
+def layer_cells(rec: LayerRecord) -> list[str]:
+    """The cells of one row, in the order of :data:`COLUMNS`; the layer cell is the full dotted name.
 
     Args:
-        model: Any ``nn.Module``; it runs in eval mode (torchinfo restores its mode afterwards).
-        input_size: (C, H, W) of one input (batch size 1 is used, so mult-adds are per image).
-        device: Where to run the forward pass.
-        model_name: Name used in messages (default: the class name).
+        rec: One record of a :class:`ModelSummary`.
 
     Returns:
-        The :class:`ModelSummary`.
-
-    Raises:
-        ModelError: The input is too small (naming the layer where the size runs out) or does not fit.
+        Texts: name, type, output shape, params ("(recursive)" for a repeated call), frozen params,
+        mult-adds (leaf layers), receptive field ("N (all)" when it covers the input) and jump ("--" when
+        none applies).
     """
-    from torchinfo import summary as ti_summary
+    rf, jump = _field_cells(rec)
+    params = "(recursive)" if rec.recursive else (f"{rec.params:,}" if rec.params else "--")
+    return [
+        rec.name,
+        rec.type,
+        "x".join(map(str, rec.output_shape)) or "--",
+        params,
+        f"{rec.frozen_params:,}" if rec.frozen_params and not rec.recursive else "--",
+        f"{rec.mult_adds:,}" if rec.is_leaf and rec.mult_adds else "--",
+        rf,
+        jump,
+    ]
 
-    name = model_name or type(model).__name__
-    input_size = tuple(int(v) for v in input_size)
-    names: dict[int, str] = {}
-    for n, m in model.named_modules():
-        names.setdefault(id(m), n)
-    x = torch.zeros((1, *input_size), device=device)
-    outputs: dict[int, list[Any]] = {}
-    last: list[tuple[str, str, Any]] = []
 
-    def pre_hook(m: nn.Module, args: tuple[Any, ...]) -> None:
-        if not any(m.children()):
-            shp = tuple(args[0].shape) if args and isinstance(args[0], torch.Tensor) else None
-            last[:] = [(names.get(id(m), "?"), type(m).__name__, shp)]
+def summary_rows(
+    summary: ModelSummary, *, max_depth: int | None = None
+) -> Iterator[tuple[LayerRecord, list[str]]]:
+    """The table's rows: each layer call (the model's own row left out) with its cells as text.
 
-    def hook(m: nn.Module, args: tuple[Any, ...], out: Any) -> None:
-        outputs.setdefault(id(m), []).append(out)
+    Args:
+        summary: From :func:`~cnnlab.summary.summarize`.
+        max_depth: Leave out rows nested deeper than this (None = all).
 
-    handles = []
-    for m in model.modules():
-        handles.append(m.register_forward_pre_hook(pre_hook))
-        handles.append(m.register_forward_hook(hook))
-    tracker = FieldTracker()
-    try:
-        with tracker:
-            tracker.mark_input(x)
-            stats = ti_summary(model, input_data=[x], device=device, verbose=0, depth=100, mode="eval")
-            fields = {
-                k: [tracker.field(o if isinstance(o, torch.Tensor) else _first_tensor(o)) for o in v]
-                for k, v in outputs.items()
-            }
-    except RuntimeError as exc:
-        raise _too_small(name, input_size, last[0] if last else None, exc) from None
-    finally:
-        for h in handles:
-            h.remove()
-    calls: dict[int, int] = {}
-    records = []
-    for info in stats.summary_list:
-        k = calls.get(info.layer_id, 0)
-        calls[info.layer_id] = k + 1
-        flist = fields.get(info.layer_id, [])
-        out_shape = list(info.output_size[1:]) if info.output_size else []
-        records.append(
-            LayerRecord(
-                name=names.get(info.layer_id, info.var_name or ""),
-                type=info.class_name,
-                depth=info.depth,
-                is_leaf=info.is_leaf_layer,
-                output_shape=out_shape,
-                params=max(info.num_params, 0),
-                trainable_params=max(info.trainable_params, 0),
-                mult_adds=max(int(info.macs), 0),
-                field=flist[k] if k < len(flist) else None,
-                recursive=bool(info.is_recursive),
-            )
-        )
-    for rec in records:  # torchinfo's container mult-adds are not meaningful: use the sum of its leaves
-        if not rec.is_leaf:
-            prefix = f"{rec.name}." if rec.name else ""
-            rec.mult_adds = sum(r.mult_adds for r in records if r.is_leaf and r.name.startswith(prefix))
-    return ModelSummary(
-        name,
-        input_size,
-        int(stats.total_params),
-        int(stats.trainable_params),
-        int(stats.total_mult_adds),
-        records,
+    Yields:
+        ``(record, cells)``: the cells in the order of :data:`COLUMNS`; the layer cell is the last part of
+        the dotted name below the top level (the caller indents it by ``record.depth``).
+    """
+    for rec in summary.layers:
+        if rec.depth == 0 or (max_depth is not None and rec.depth > max_depth):
+            continue
+        cells = layer_cells(rec)
+        cells[0] = rec.name.rsplit(".", 1)[-1] if rec.depth > 1 else rec.name
+        yield rec, cells
+
+
+def _title(summary: ModelSummary) -> str:
+    return f"{summary.model_name}  input {'x'.join(map(str, summary.input_size))}"
+
+
+def summary_totals(summary: ModelSummary) -> str:
+    """The totals line: parameters (all, trainable, frozen) and mult-adds per image."""
+    return (
+        f"Total params {summary.total_params:,}  trainable {summary.trainable_params:,}  "
+        f"frozen {summary.frozen_params:,}  mult-adds {summary.mult_adds / 1e6:,.2f}M"
     )
 
 
-def _first_tensor(o: Any) -> torch.Tensor | None:
-    from torch.utils._pytree import tree_flatten
+def summary_table(summary: ModelSummary, *, max_depth: int | None = None) -> Any:
+    """A ``rich.table.Table``: one row per layer call, then totals as the caption.
 
-    return next((t for t in tree_flatten(o)[0] if isinstance(t, torch.Tensor)), None)
+    Args:
+        summary: From :func:`~cnnlab.summary.summarize`.
+        max_depth: Hide rows nested deeper than this (None = all).
+
+    Returns:
+        The table.
+    """
+    from rich.table import Table
+
+    table = Table(title=_title(summary), show_lines=False)
+    for col, just in COLUMNS:
+        table.add_column(col, justify=just)  # type: ignore[arg-type]
+    for rec, cells in summary_rows(summary, max_depth=max_depth):
+        table.add_row("  " * (rec.depth - 1) + cells[0], *cells[1:])
+    table.caption = summary_totals(summary)
+    return table
+
+
+def summary_html(summary: ModelSummary, *, max_depth: int | None = None) -> str:
+    """The summary table as one HTML ``<table>`` (what a notebook shows for a ``ModelSummary``).
+
+    The same rows and cells as :func:`summary_table`: nested layers are indented by their depth, the
+    totals line is the table's footer. Every text is HTML-escaped.
+
+    Args:
+        summary: From :func:`~cnnlab.summary.summarize`.
+        max_depth: Leave out rows nested deeper than this (None = all).
+
+    Returns:
+        An HTML fragment (no ``<html>``/``<body>``), self-contained: styles are inline.
+    """
+    esc = html.escape
+    cell = "padding:1px 8px;text-align:{}"
+    head = "".join(f'<th style="{cell.format(just)}">{esc(col)}</th>' for col, just in COLUMNS)
+    body = []
+    for rec, cells in summary_rows(summary, max_depth=max_depth):
+        tds = [f'<td style="{cell.format(COLUMNS[0][1])};padding-left:{0.3 + 1.2 * (rec.depth - 1):.1f}em"'
+               f' title="{esc(rec.name)}">{esc(cells[0])}</td>']
+        tds += [f'<td style="{cell.format(just)}">{esc(text)}</td>'
+                for text, (_, just) in zip(cells[1:], COLUMNS[1:], strict=True)]
+        body.append(f"<tr>{''.join(tds)}</tr>")
+    return (
+        '<table class="cnnlab-summary" style="border-collapse:collapse;font-size:90%">'
+        f'<caption style="text-align:left;font-weight:bold">{esc(_title(summary))}</caption>'
+        f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody>"
+        f'<tfoot><tr><td colspan="{len(COLUMNS)}" style="padding:4px 8px;border-top:1px solid #999">'
+        f"{esc(summary_totals(summary))}</td></tr></tfoot></table>"
+    )
