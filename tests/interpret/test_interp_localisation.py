@@ -55,15 +55,24 @@ def test_gradcam_peak_lies_in_the_shape_box(tmp_path: Path) -> None:
     res = explain(run.model, (images.float() / 255 - mean) / std)  # target: the predicted class
     labels = torch.tensor([run.classes.index(Path(p).parent.name) for p in paths])
     accuracy = float((res.targets == labels).float().mean())
-    hits = []
+    # The map is the 16x16 layer upsampled: its peak is placed to one cell, 4 input pixels. Seen on an
+    # AVX2 CPU: 80 of 90 peaks strictly inside, the 10 others on a triangle's slanted side, 1-3 px out.
+    cell = 64 // res.activations.shape[-1]
+    strict, near = [], []
     for i, p in enumerate(paths):
         x0, y0, x1, y1 = boxes[p]
         y, x = divmod(int(res.maps[i].flatten().argmax()), 64)
-        hits.append(x0 <= x <= x1 and y0 <= y <= y1)
-    rate = sum(hits) / len(hits)
-    print(f"val accuracy {accuracy:.3f}; Grad-CAM peak inside the box for {rate:.1%} of {len(hits)} images")
+        off = max(x0 - x, 0, x - x1, y0 - y, 0, y - y1)
+        strict.append(off == 0)
+        near.append(off <= cell)
+    rate, rate_near = sum(strict) / len(strict), sum(near) / len(near)
+    print(f"val accuracy {accuracy:.3f}; Grad-CAM peak in the box for {rate:.1%} of {len(strict)} images, "
+          f"within one map cell ({cell} px) of it for {rate_near:.1%}")
     assert accuracy >= 0.8, "the net did not learn the shapes; the localisation check would be meaningless"
-    assert rate >= 0.9
+    assert cell == 4
+    # a random peak falls in a box (16-22 px on 64) grown by a cell about 20% of the time
+    assert rate_near >= 0.95
+    assert rate >= 0.8
 
     # Faithfulness on the same trained net: deleting the Grad-CAM-ranked pixels first destroys the
     # evidence faster (lower deletion AUC), and inserting them first restores it faster, than a random map.

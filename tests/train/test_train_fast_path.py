@@ -39,10 +39,17 @@ def test_channels_last_is_the_cpu_default_and_can_be_turned_off(setting, nhwc):
 
 
 def test_channels_last_and_fused_adam_learn_what_the_plain_path_learns():
-    """Ten Adam steps on the same batches: NHWC + fused vs NCHW + for-loop Adam agree to rounding."""
-    x = torch.rand(32, 1, 28, 28)
-    y = torch.randint(0, 10, (32,))
-    finals = []
+    """Ten Adam steps on the same batches: NHWC + fused vs NCHW + for-loop Adam learn the same function.
+
+    The losses of every step and the final logits agree to rounding. The weights agree too, but for a few:
+    where a gradient is ~0, Adam's step m / (sqrt(v) + eps) takes the sign of rounding noise, so a weight
+    may move by up to lr the other way (seen: 5 of 93,322 weights, 6e-4 apart, on an AVX2 CPU).
+    """
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(32, 1, 28, 28, generator=g)
+    y = torch.randint(0, 10, (32,), generator=g)
+    steps = 10
+    finals, losses, logits = [], [], []
     for fast in (True, False):
         module = _module(channels_last=fast)
         module.setup("fit")
@@ -50,15 +57,28 @@ def test_channels_last_and_fused_adam_learn_what_the_plain_path_learns():
         if not fast:
             # the for-loop Adam
             opt = torch.optim.Adam(module.model.parameters(), lr=module.config.learning_rate)
-        for _ in range(10):
+        run = []
+        for _ in range(steps):
             loss = torch.nn.functional.cross_entropy(module(x), y)
             opt.zero_grad()
             loss.backward()
             opt.step()
+            run.append(float(loss))
+        losses.append(torch.tensor(run))
+        with torch.no_grad():
+            logits.append(module(x).contiguous())
         finals.append({k: v.detach().contiguous() for k, v in module.model.state_dict().items()})
+    assert float(losses[0][0] - losses[0][-1]) > 0.01  # it learned something
+    torch.testing.assert_close(losses[0], losses[1], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(logits[0], logits[1], rtol=1e-4, atol=1e-4)
+    lr = module.config.learning_rate
+    off = total = 0
     for key in finals[0]:
-        # Adam moves each weight by ~lr = 1e-3 per step; rounding differences stay far below that
-        torch.testing.assert_close(finals[0][key], finals[1][key], rtol=1e-3, atol=1e-4)
+        a, b = finals[0][key].float(), finals[1][key].float()
+        off += int((~torch.isclose(a, b, rtol=1e-3, atol=1e-4)).sum())
+        total += a.numel()
+        assert float((a - b).abs().max()) <= 2 * steps * lr, key
+    assert off <= total // 1000, f"{off} of {total} weights differ"
 
 
 _FAULTS = """
