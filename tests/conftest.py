@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-torch.set_num_threads(2)
+# The cores shared out: all to one process, or an equal part to each pytest-xdist worker (`make test`).
+torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))))
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
