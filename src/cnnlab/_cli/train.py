@@ -16,7 +16,7 @@ import typer
 
 from ..errors import CnnlabError, DataError
 from ..models.surgery import HeadKind
-from ..train.config import Accelerator, Optimizer, Schedule, Strategy, TrainConfig, Transfer
+from ..train.config import Accelerator, Logger, Optimizer, Schedule, Strategy, TrainConfig, Transfer, parse_lr
 from ._app import app, console, print_json
 
 
@@ -86,10 +86,10 @@ def train(
     ),
     epochs: int = typer.Option(10, "--epochs"),
     batch_size: int = typer.Option(64, "--batch-size"),
-    lr: float | None = typer.Option(
-        None, "--lr", show_default=False,
-        help="learning rate (of the head when transferring) [default: the model's recommended one "
-             "(cats_cnn: 3e-4), else 1e-3]",
+    lr: str | None = typer.Option(
+        None, "--lr", show_default=False, metavar="LR|find",
+        help="learning rate (of the head when transferring), or find: Lightning's learning-rate finder "
+             "chooses it (lr_find.png) [default: the model's recommended one (cats_cnn: 3e-4), else 1e-3]",
     ),
     backbone_lr_mult: float = typer.Option(0.1, "--backbone-lr-mult", help="backbone lr = lr x this"),
     weight_decay: float = typer.Option(0.0, "--weight-decay"),
@@ -129,9 +129,13 @@ def train(
         None, "--channels-last/--no-channels-last", help="NHWC convolutions [default: on for the CPU]"
     ),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
+    logger: Logger = typer.Option(
+        Logger.CSV, "--logger", help="csv: metrics.csv only; tensorboard: also event files in OUT/tensorboard"
+    ),
 ) -> None:
     """Train a model on a dataset and write a run folder (checkpoints, metrics, curves, weights)."""
     options: dict[str, Any] = dict(ctx.params)
+    options["lr"], options["lr_find"] = parse_lr(lr)
     options["fine_tune_epochs"] = options.pop("fine_tune_schedule")
     options["unfreeze_layers"] = tuple(options["unfreeze_layers"])
     for key in ("weights", "out", "data_dir", "cache_dir"):
@@ -139,6 +143,8 @@ def train(
     explicit = _explicit(ctx)
     if "fine_tune_schedule" in explicit:
         explicit.add("fine_tune_epochs")
+    if options["lr_find"]:  # `--lr find` on --resume keeps the rate found before
+        explicit = (explicit - {"lr"}) | {"lr_find"}
     check_data_exists(options["data"])  # before any slow import: as fast as `cnnlab --help`
     from ..train.preflight import check_transfer
     from ..train.runfolder import resume_config

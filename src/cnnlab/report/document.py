@@ -205,6 +205,16 @@ def figure_picture(fig: Figure, alt: str, *, caption: str = "", dpi: int = FIGUR
     return Picture(png, alt, width, height, caption)
 
 
+def png_picture(png: bytes, alt: str, *, caption: str = "") -> Picture:
+    """A PNG file's bytes (a figure a run wrote, such as ``lr_find.png``) as a :class:`Picture`.
+
+    Raises:
+        ValueError: The bytes are not a PNG.
+    """
+    width, height = _png_size(png)
+    return Picture(png, alt, width, height, caption)
+
+
 def image_picture(image: torch.Tensor, alt: str, *, max_side: int = THUMBNAIL_SIDE) -> Picture:
     """A uint8 ``[C, H, W]`` image as a PNG thumbnail (downscaled to ``max_side``, aspect ratio kept).
 

@@ -229,3 +229,31 @@ def compare_curves_figure(runs: Mapping[str, Sequence[Mapping[str, Any]]], *, ti
     if title:
         fig.suptitle(title)
     return fig
+
+
+def lr_find_figure(lrs: Sequence[float], losses: Sequence[float], suggestion: float) -> Figure:
+    """The learning-rate finder's loss against learning rate (log axis), its suggestion marked.
+
+    Args:
+        lrs: Learning rates tried, one per step, increasing.
+        losses: The smoothed training loss at each.
+        suggestion: The suggested learning rate (the steepest descent of the loss).
+
+    Returns:
+        A one-panel figure.
+    """
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6, 4))
+    ax = fig.subplots()
+    ax.plot(lrs, losses, "-", label="training loss (smoothed)")
+    nearest = min(range(len(lrs)), key=lambda i: abs(math.log(lrs[i]) - math.log(suggestion)))
+    ax.plot([lrs[nearest]], [losses[nearest]], "o", color="tab:red", ms=8,
+            label=f"suggestion: lr = {suggestion:.3g} (steepest descent)")
+    ax.set_xscale("log")
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel("loss")
+    ax.set_title("learning-rate finder")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .context import RunContext, Unavailable, blocks_of
-from .document import Block, Facts, Section, Table, Text, figure_picture, fmt_seconds, rows_of
+from .document import Block, Facts, Section, Table, Text, figure_picture, fmt_seconds, png_picture, rows_of
 
 
 def best_row(rows: list[dict[str, float]]) -> dict[str, float]:
@@ -41,6 +41,21 @@ def _curves(ctx: RunContext) -> list[Block]:
         Text(marker),
         Facts(tuple(facts)),
     ]
+
+
+def _lr_found(ctx: RunContext) -> list[Block]:
+    """With ``lr_find``: the rate the learning-rate finder suggested (the run's ``lr``) and its curve."""
+    cfg = ctx.config
+    if not cfg.lr_find:
+        return []
+    facts = Facts((("learning rate", f"{cfg.learning_rate:.3g}, suggested by the learning-rate finder "
+                                     "(the steepest descent of the loss as the rate grows)"),))
+    path = ctx.path / "lr_find.png"
+    try:
+        picture = png_picture(path.read_bytes(), "learning-rate finder: loss against learning rate")
+    except (OSError, ValueError) as exc:
+        return [facts, Text(f"{path}: cannot be shown ({exc})")]
+    return [facts, picture]
 
 
 def _epochs(ctx: RunContext) -> list[Block]:
@@ -93,4 +108,5 @@ def _epochs(ctx: RunContext) -> list[Block]:
 
 def training_section(ctx: RunContext) -> Section:
     """The curves (``metrics.csv``) with the overfitting onset, the best epoch and the seconds per epoch."""
-    return Section("training", "Training", blocks_of(lambda: _curves(ctx), lambda: _epochs(ctx)))
+    blocks = blocks_of(lambda: _curves(ctx), lambda: _lr_found(ctx), lambda: _epochs(ctx))
+    return Section("training", "Training", blocks)

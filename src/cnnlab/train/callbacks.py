@@ -41,6 +41,12 @@ def _csv_text(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> str:
     return buf.getvalue()
 
 
+def metric_columns(rows: Sequence[dict[str, Any]]) -> tuple[str, ...]:
+    """:data:`METRIC_COLUMNS`, then each parameter group's learning rate (``lr_head``, ``lr_backbone``)."""
+    groups = dict.fromkeys(k for row in rows for k in row if k.startswith("lr_"))
+    return (*METRIC_COLUMNS, *groups)
+
+
 def read_metrics(path: str | Path, columns: Sequence[str] = METRIC_COLUMNS) -> list[dict[str, float]]:
     """Read a ``metrics.csv`` (or, with ``columns=TIMING_COLUMNS``, a ``timing.csv``) written by
     :class:`MetricsHistory`: ``epoch`` as int, the rest floats.
@@ -117,7 +123,9 @@ class MetricsHistory(L.Callback):
         if bad:
             raise TrainingError(_nonfinite_message(trainer, f"{bad[0]} = {metrics[bad[0]]}", epoch))
         seconds = time.perf_counter() - self._t0
-        self.rows.append({"epoch": epoch, **{k: metrics.get(k, float("nan")) for k in METRIC_COLUMNS[1:]}})
+        groups = {k: v for k, v in metrics.items() if k.startswith("lr_")}
+        self.rows.append({"epoch": epoch, **{k: metrics.get(k, float("nan")) for k in METRIC_COLUMNS[1:]},
+                          **groups})
         train_seconds = max(self._t_train - self._t0, 1e-9)
         rate = self._images * trainer.world_size / train_seconds
         self.timing.append(
@@ -128,7 +136,7 @@ class MetricsHistory(L.Callback):
 
     def write(self) -> None:
         """Write ``metrics.csv``, ``timing.csv`` and ``curves.png`` (atomically)."""
-        write_text(self.run_dir / "metrics.csv", _csv_text(self.rows, METRIC_COLUMNS))
+        write_text(self.run_dir / "metrics.csv", _csv_text(self.rows, metric_columns(self.rows)))
         write_text(self.run_dir / "timing.csv", _csv_text(self.timing, TIMING_COLUMNS))
         if self.plot and self.rows:
             from ..report.plots import curves_figure

@@ -43,6 +43,13 @@ class Transfer(StrEnum):
     FULL = "full"
 
 
+class Logger(StrEnum):
+    """Where ``--logger`` sends the scalars besides ``metrics.csv`` (see :mod:`cnnlab.train.tracking`)."""
+
+    CSV = "csv"
+    TENSORBOARD = "tensorboard"
+
+
 class Strategy(StrEnum):
     """Lightning strategies ``--strategy`` accepts."""
 
@@ -67,6 +74,7 @@ _ENUMS: dict[str, type[StrEnum]] = {
     "head": HeadKind,
     "strategy": Strategy,
     "accelerator": Accelerator,
+    "logger": Logger,
 }
 
 #: The learning rate of a run whose model recommends none (``TrainConfig.lr`` None).
@@ -96,6 +104,26 @@ def default_model(data: str, img_size: int | None = None) -> str:
     if data not in list_datasets():
         return "cats_cnn"
     return "mnist_cnn" if img_size in (None, 28) else "mnist_cnn_gap"
+
+
+def parse_lr(text: str | None) -> tuple[float | None, bool]:
+    """``--lr`` as typed: a number, or ``find`` (the learning-rate finder chooses it).
+
+    Returns:
+        ``(lr, lr_find)``: the number and False, or None and True for ``find`` (None, False when not given).
+
+    Raises:
+        ArgumentError: Text that is neither a number nor ``find`` (naming ``lr``).
+    """
+    if text is None:
+        return None, False
+    if text.strip().lower() == "find":
+        return None, True
+    try:
+        return float(text), False
+    except ValueError:
+        raise ArgumentError(f"{text!r}: give a number such as 3e-4, or find (the learning-rate finder "
+                            "chooses it)", param="lr") from None
 
 
 def _accepts(hint: Any, value: Any) -> bool:
@@ -150,6 +178,8 @@ class TrainConfig:
         batch_size: Images per optimisation step (per device).
         lr: Learning rate (of the head when transferring); ``None`` means the model's recommended rate
             (``ModelEntry.defaults``, e.g. 3e-4 for ``cats_cnn``), else 1e-3; ``fit`` fills it in.
+        lr_find: Choose ``lr`` with Lightning's learning-rate finder (``lr_find.png``); ``fit`` then records
+            the suggestion as ``lr`` (a config with both set was found: it reruns without the finder).
         weight_decay: Weight decay (decoupled for adamw, L2 otherwise).
         optimizer: ``adam``, ``adamw`` or ``sgd`` (momentum 0.9).
         schedule: ``none``, ``onecycle`` (max lr = ``lr``) or ``cosine`` (to zero over ``epochs``).
@@ -183,6 +213,8 @@ class TrainConfig:
             for every cnnlab model (``benchmarks/train_throughput.py``), off on accelerators. The
             numbers differ from NCHW only by float rounding.
         progress: Show a rich progress bar.
+        logger: ``csv`` (``metrics.csv`` only) or ``tensorboard`` (also TensorBoard event files in
+            ``<out>/tensorboard``: scalars, every group's learning rate, hyper-parameters, figures).
     """
 
     data: str = "sample"
@@ -191,6 +223,7 @@ class TrainConfig:
     epochs: int = 10
     batch_size: int = 64
     lr: float | None = None
+    lr_find: bool = False
     weight_decay: float = 0.0
     optimizer: Optimizer = Optimizer.ADAM
     schedule: Schedule = Schedule.NONE
@@ -219,6 +252,7 @@ class TrainConfig:
     cache_dir: str | None = None
     channels_last: bool | None = None
     progress: bool = True
+    logger: Logger = Logger.CSV
 
     def __post_init__(self) -> None:
         for name, enum in _ENUMS.items():

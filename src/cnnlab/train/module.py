@@ -99,7 +99,7 @@ class ClassifierModule(L.LightningModule):
         self._param_groups_fn = param_groups
         self.train_metrics = _EpochMetrics(num_classes)
         self.val_metrics = _EpochMetrics(num_classes)
-        #: Metrics of the last finished epoch: train_loss, train_acc, val_loss, val_acc, lr.
+        #: Metrics of the last finished epoch: train_loss, train_acc, val_loss, val_acc, lr, lr_<group>.
         self.epoch_metrics: dict[str, float] = {}
         #: Convolutions run channels-last (decided in :meth:`setup` from the config and the device).
         self.nhwc = False
@@ -145,12 +145,17 @@ class ClassifierModule(L.LightningModule):
         metrics = {"val_loss": val_loss, "val_acc": val_acc}
         if self.trainer.state.fn == "fit":
             train_loss, train_acc = self.train_metrics.compute_and_reset()
-            lr = float(self.trainer.optimizers[0].param_groups[0]["lr"]) if self.trainer.optimizers else 0.0
-            metrics = {"train_loss": train_loss, "train_acc": train_acc, **metrics, "lr": lr}
+            groups = self.trainer.optimizers[0].param_groups if self.trainer.optimizers else []
+            lr = float(groups[0]["lr"]) if groups else 0.0
+            # Every named group's rate (lr_head, lr_backbone): `lr` alone is the first group's.
+            named = {f"lr_{g['name']}": float(g["lr"]) for g in groups if "name" in g}
+            metrics = {"train_loss": train_loss, "train_acc": train_acc, **metrics, "lr": lr, **named}
         self.epoch_metrics = metrics
         # Already reduced over processes by torchmetrics; logged for the progress bar and ModelCheckpoint.
+        # Learning rates stay out of the logger: LearningRateMonitor logs one series per group, per step.
         for name, value in metrics.items():
-            self.log(name, value, prog_bar=name in ("train_loss", "val_loss", "val_acc"), sync_dist=False)
+            self.log(name, value, prog_bar=name in ("train_loss", "val_loss", "val_acc"), sync_dist=False,
+                     logger=False if name.startswith("lr") else None)
 
     # -- optimisation --------------------------------------------------------------------------
     def _param_groups(self) -> list[dict[str, Any]]:

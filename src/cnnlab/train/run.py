@@ -35,6 +35,7 @@ from .preflight import (
     expected_image_shape,
 )
 from .runfolder import check_resume, export_best, finished_run, write_setup
+from .tracking import log_every, make_logger, tracking_callbacks
 
 if TYPE_CHECKING:
     import lightning as L
@@ -287,6 +288,25 @@ def finish_run(
     return result
 
 
+def _with_found_lr(
+    cfg: TrainConfig, bundle: DataBundle, model: nn.Module, setup: TrainingSetup, notices: list[str]
+) -> tuple[TrainConfig, TrainingSetup]:
+    """``lr_find``: the finder's suggestion becomes ``lr``; the set-up is built again around the restored
+    weights (the finder's steps leave optimizer and metric state behind) and the seeds are set again."""
+    import lightning as L
+
+    from .lr_find import STEPS, find_lr
+
+    quiet = cfg.replace(progress=False)  # the finder's trainer shows no bar and writes no log
+    trainer = build_trainer(quiet, cfg.run_dir, list(setup.callbacks), logger=False, max_epochs=STEPS)
+    finding = find_lr(trainer, setup.module, setup.datamodule, cfg.run_dir)
+    notices.append(finding.notice())
+    cfg = cfg.replace(lr=finding.suggestion)
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    num_classes = int(setup.info["num_classes"])
+    return cfg, training_setup(cfg, bundle, model, num_classes=num_classes, notices=notices)
+
+
 def fit(
     config: TrainConfig,
     *,
@@ -311,9 +331,13 @@ def fit(
     import lightning as L
 
     from .callbacks import EpochLines, MetricsHistory, NonFiniteGuard
+    from .embeddings import use_embedding_cache
+    from .lr_find import check_lr_find
 
     rank = _env_global_rank()
     check_transfer(config)
+    check_lr_find(config)
+    find = config.lr_find and config.lr is None  # a config with both set holds the rate found before
     cfg, notices = apply_model_defaults(config)
     check_devices(cfg)
     last = prepare_run_dir(cfg, rank)
@@ -327,10 +351,16 @@ def fit(
     model = build_model(cfg, in_chans=int(bundle.image_shape[0]), num_classes=num_classes, notices=notices)
     check_model_fits(cfg, bundle.image_shape, model=model, images=len(bundle.train))
     setup = training_setup(cfg, bundle, model, num_classes=num_classes, notices=notices)
+    if find:
+        cfg, setup = _with_found_lr(cfg, bundle, model, setup, notices)
     history = MetricsHistory(cfg.run_dir, title=f"{cfg.model} on {cfg.data}")
     lines = [] if cfg.progress else [EpochLines(history)]  # without the bar: one line per epoch
-    ours = [history, *lines, NonFiniteGuard(), *setup.callbacks]
-    trainer = build_trainer(cfg, cfg.run_dir, [*ours, *callbacks])
+    tracking = tracking_callbacks(cfg, history, model=model, val=bundle.val, info=setup.info,
+                                  classes=list(bundle.classes), on_images=not use_embedding_cache(cfg),
+                                  notices=notices)
+    ours = [history, *lines, NonFiniteGuard(), *setup.callbacks, *tracking]
+    trainer = build_trainer(cfg, cfg.run_dir, [*ours, *callbacks], logger=make_logger(cfg, cfg.run_dir),
+                            log_every_n_steps=log_every(len(bundle.train), cfg.batch_size))
     if rank == 0:
         write_setup(cfg.run_dir, cfg, list(bundle.classes), setup.info)
         if on_setup is not None:

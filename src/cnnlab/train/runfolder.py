@@ -6,7 +6,10 @@ Layout::
     classes.json           class names, in output order
     run.json               what load_run needs besides the config (outputs, channels, normalisation,
                            image size) and the parameter counts, best epoch and best validation loss
-    metrics.csv            epoch, train_loss, train_acc, val_loss, val_acc, lr (identical for equal seeds)
+    metrics.csv            epoch, train_loss, train_acc, val_loss, val_acc, lr, then each parameter group's
+                           lr_head, lr_backbone (identical for equal seeds)
+    lr_find.png            with ``lr_find``: the learning-rate finder's curve, its suggestion marked
+    tensorboard/           with ``logger`` tensorboard: the event files
     timing.csv             seconds and training images/s per epoch
     curves.png             learning curves, overfitting onset marked
     checkpoints/best.ckpt  lowest validation loss;  checkpoints/last.ckpt  end of the last epoch
@@ -56,6 +59,7 @@ RESUME_FREE = {
     "resume",
     "out",
     "channels_last",  # a memory layout: the same computation up to float rounding
+    "logger",  # where the numbers are written, not what they are
 }
 
 
