@@ -10,6 +10,7 @@ the backbone keeps ``lr * backbone_lr_mult``. ``lr_find.png`` shows the curve wi
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -82,8 +83,11 @@ def find_lr(trainer: Any, module: Any, datamodule: Any, run_dir: Path) -> LrFind
 
     from ..report.plots import lr_find_figure
 
-    finder = Tuner(trainer).lr_find(module, datamodule=datamodule, min_lr=MIN_LR, max_lr=MAX_LR,
-                                    num_training=STEPS, update_attr=False)
+    with warnings.catch_warnings():
+        # The finder restores the checkpoint it has just written itself: a file of this run, not untrusted.
+        warnings.filterwarnings("ignore", message=r".*weights_only.* was not set")
+        finder = Tuner(trainer).lr_find(module, datamodule=datamodule, min_lr=MIN_LR, max_lr=MAX_LR,
+                                        num_training=STEPS, update_attr=False)
     suggestion = finder.suggestion() if finder is not None else None
     if finder is None or suggestion is None or not math.isfinite(suggestion):
         raise TrainingError(": the learning-rate finder found no rate (too few steps before the loss "
