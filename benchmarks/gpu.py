@@ -102,8 +102,8 @@ def train_steps(model: str, data: str, img_size: int | None, batch: int, *, devi
     """``steps`` optimisation steps of ``model`` on ``device`` through cnnlab's training path."""
     import lightning as L
 
-    from cnnlab.train.build import build_model, output_count
     from cnnlab.train.config import TrainConfig
+    from cnnlab.train.recipe import build_model, output_count
     from cnnlab.train.run import build_trainer, load_training_data, training_setup
 
     cfg = TrainConfig(data=data, model=model, img_size=img_size, batch_size=batch, epochs=1, lr=1e-3,
@@ -139,8 +139,8 @@ def cam_agreement(model: str, data: str, img_size: int | None, *, device: str) -
     """Grad-CAM of the same weights and images on ``device`` and on the CPU (fp32, TF32 off)."""
     from cnnlab.data.transforms import Preprocess
     from cnnlab.interpret.cam import explain
-    from cnnlab.train.build import build_model, normalization, output_count
     from cnnlab.train.config import TrainConfig
+    from cnnlab.train.recipe import build_model, normalization, output_count
     from cnnlab.train.run import load_training_data
 
     torch.backends.cudnn.allow_tf32 = False

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     import torch
     from torch import nn
 
-    from .train.runfolder import LoadedRun
+    from .runfolder.folder import LoadedRun
 
 __all__ = ["ExportCheck", "ExportFormat", "ExportResult", "export_run", "preprocessing_record"]
 

@@ -37,7 +37,7 @@ def report(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from .._io import ensure_writable_dir
-    from ..report.build import default_output, make_report
+    from ..report.assemble import default_output, make_report
     from ..report.document import Missing
     from .train import quiet_lightning
 

@@ -146,8 +146,8 @@ def train(
     if options["lr_find"]:  # `--lr find` on --resume keeps the rate found before
         explicit = (explicit - {"lr"}) | {"lr_find"}
     check_data_exists(options["data"])  # before any slow import: as fast as `cnnlab --help`
+    from ..runfolder.folder import resume_config
     from ..train.preflight import check_transfer
-    from ..train.runfolder import resume_config
 
     # With --resume, the run continues as configured; only options typed now override it (fit checks).
     cfg = resume_config(TrainConfig(**options), explicit)
@@ -193,9 +193,9 @@ def evaluate(
     """
     from .._io import save_figure, write_json
     from ..report.plots import confusion_figure
+    from ..runfolder.folder import load_run
     from ..train.evaluate import evaluate as run_evaluate
     from ..train.evaluate import load_eval_data
-    from ..train.runfolder import load_run
 
     loaded = load_run(run)
     dataset, spec = load_eval_data(loaded, data)
