@@ -241,8 +241,8 @@ def export_run(
     Args:
         run: A run folder.
         fmt: ``onnx`` or ``torchscript``.
-        out: The model file (default ``<run>/model.onnx`` or ``<run>/model.torchscript.pt``); the
-            preprocessing record goes beside it as ``<out>.json``.
+        out: The model file, or a folder for it (default ``<run>/model.onnx`` or
+            ``<run>/model.torchscript.pt``); the preprocessing record goes beside it as ``<file>.json``.
         dynamic_batch: Let the file take any batch size (else it takes batch 1).
         tolerance: Largest |logit difference| from PyTorch accepted on the check images.
         images: Validation images to check with (the first ones of the run's validation split).
@@ -268,6 +268,8 @@ def export_run(
     loaded = load_run(run)
     model = loaded.model.eval().float().cpu()
     path = Path(out) if out is not None else loaded.path / DEFAULT_NAMES[fmt]
+    if path.is_dir():  # a folder given as `out`: the file goes inside it under its default name
+        path = path / DEFAULT_NAMES[fmt]
     record = preprocessing_record(loaded, fmt=fmt, dynamic_batch=dynamic_batch)
     x = _check_images(loaded, images)
     with torch.no_grad():

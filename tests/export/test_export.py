@@ -153,3 +153,7 @@ def test_export_of_a_transfer_features_run(tmp_path: Path) -> None:
     assert result.path == tmp_path / "features" / "model.onnx" and result.path.is_file()
     assert result.check.max_abs_diff <= TOL and result.check.top1_agreement == 1.0
     assert json.loads(result.sidecar.read_text())["model"] == "mnist_cnn"
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    scripted = export_run(tmp_path / "features", fmt="torchscript", out=folder)  # a folder: its default name
+    assert scripted.path == folder / "model.torchscript.pt" and scripted.check.max_abs_diff <= TOL
