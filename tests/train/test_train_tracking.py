@@ -132,3 +132,13 @@ def test_lr_option_refuses_other_text_in_one_line(value: str, tmp_path: Path) ->
     assert res.exit_code == 2
     assert res.stderr.startswith("error: --lr") and len(res.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "r").exists()
+
+
+def test_lr_find_is_refused_for_a_head_fitted_in_closed_form() -> None:
+    from cnnlab.train.lr_find import check_lr_find
+
+    cfg = TrainConfig(lr_find=True, transfer="features", head="logreg", pretrained=True)
+    with pytest.raises(ArgumentError) as info:
+        check_lr_find(cfg)
+    assert info.value.cli_message().startswith("--lr find: the logreg head is fitted in closed form")
+    check_lr_find(cfg.replace(head="linear"))  # a head trained by steps: the finder has a rate to find

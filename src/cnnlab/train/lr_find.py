@@ -54,13 +54,13 @@ def check_lr_find(cfg: TrainConfig) -> None:
     closed form.
 
     Raises:
-        ArgumentError: naming ``lr_find`` and the fix.
+        ArgumentError: naming ``lr`` and the fix.
     """
     from ..models.surgery import HeadKind
 
     if cfg.lr_find and cfg.lr is None and cfg.head is HeadKind.LOGREG and cfg.transfer.value == "features":
-        raise ArgumentError("the logreg head is fitted in closed form, without a learning rate; drop "
-                            "`lr_find` or use `head` linear", param="lr_find")
+        raise ArgumentError("find: the logreg head is fitted in closed form, without a learning rate; give a "
+                            "number or use `head` linear", param="lr")
 
 
 def find_lr(trainer: Any, module: Any, datamodule: Any, run_dir: Path) -> LrFinding:
@@ -90,8 +90,8 @@ def find_lr(trainer: Any, module: Any, datamodule: Any, run_dir: Path) -> LrFind
                                         num_training=STEPS, update_attr=False)
     suggestion = finder.suggestion() if finder is not None else None
     if finder is None or suggestion is None or not math.isfinite(suggestion):
-        raise TrainingError(": the learning-rate finder found no rate (too few steps before the loss "
-                            "diverged); give a number to `lr`", param="lr_find")
+        raise TrainingError("find: the learning-rate finder found no rate (too few steps before the loss "
+                            "diverged); give a number", param="lr")
     lrs = [float(v) for v in finder.results["lr"]]
     losses = [float(v) for v in finder.results["loss"]]
     figure = save_figure(run_dir / FIGURE, lr_find_figure(lrs, losses, float(suggestion)))
