@@ -19,7 +19,7 @@ from .._io import save_figure
 from ..errors import ArgumentError, TrainingError
 from .config import TrainConfig
 
-__all__ = ["FIGURE", "LrFinding", "check_lr_find", "find_lr"]
+__all__ = ["FIGURE", "LrFinding", "check_lr_find", "find_lr", "use_found_lr"]
 
 #: The finder's figure in the run folder.
 FIGURE = "lr_find.png"
@@ -96,3 +96,27 @@ def find_lr(trainer: Any, module: Any, datamodule: Any, run_dir: Path) -> LrFind
     losses = [float(v) for v in finder.results["loss"]]
     figure = save_figure(run_dir / FIGURE, lr_find_figure(lrs, losses, float(suggestion)))
     return LrFinding(float(suggestion), lrs, losses, figure)
+
+
+def use_found_lr(cfg: TrainConfig, trainer: Any, setup: Any, notices: list[str]) -> TrainConfig:
+    """Run the finder on a run's set-up and return its config with the suggestion as ``lr``.
+
+    The seeds are set again afterwards, so that training from the suggestion draws the same random
+    numbers as a run given that ``lr`` directly (the config it records reruns to the same metrics).
+
+    Args:
+        cfg: The run's options.
+        trainer: A Trainer for the finder alone (no logger, no progress bar, at least :data:`STEPS` epochs).
+        setup: The run's :class:`~cnnlab.train.run.TrainingSetup`; build it again afterwards (the finder's
+            steps leave optimizer and metric state behind; the weights are restored).
+        notices: Where to say which rate was found.
+
+    Returns:
+        ``cfg`` with ``lr`` the suggestion.
+    """
+    import lightning as L
+
+    finding = find_lr(trainer, setup.module, setup.datamodule, cfg.run_dir)
+    notices.append(finding.notice())
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    return cfg.replace(lr=finding.suggestion)

@@ -288,23 +288,17 @@ def finish_run(
     return result
 
 
-def _with_found_lr(
-    cfg: TrainConfig, bundle: DataBundle, model: nn.Module, setup: TrainingSetup, notices: list[str]
-) -> tuple[TrainConfig, TrainingSetup]:
-    """``lr_find``: the finder's suggestion becomes ``lr``; the set-up is built again around the restored
-    weights (the finder's steps leave optimizer and metric state behind) and the seeds are set again."""
-    import lightning as L
+def quiet_lightning() -> None:
+    """Silence Lightning's banner lines and known-harmless warnings (cnnlab's messages say what matters)."""
+    import logging
+    import warnings
 
-    from .lr_find import STEPS, find_lr
-
-    quiet = cfg.replace(progress=False)  # the finder's trainer shows no bar and writes no log
-    trainer = build_trainer(quiet, cfg.run_dir, list(setup.callbacks), logger=False, max_epochs=STEPS)
-    finding = find_lr(trainer, setup.module, setup.datamodule, cfg.run_dir)
-    notices.append(finding.notice())
-    cfg = cfg.replace(lr=finding.suggestion)
-    L.seed_everything(cfg.seed, workers=True, verbose=False)
-    num_classes = int(setup.info["num_classes"])
-    return cfg, training_setup(cfg, bundle, model, num_classes=num_classes, notices=notices)
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=r".*LeafSpec.*")
+    warnings.filterwarnings("ignore", message=r".*Checkpoint directory .* exists and is not empty.*")
+    warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=r".*litlogger.*")
 
 
 def fit(
@@ -331,12 +325,12 @@ def fit(
     import lightning as L
 
     from ..transfer.embeddings import use_embedding_cache
+    from . import lr_find
     from .callbacks import EpochLines, MetricsHistory, NonFiniteGuard
-    from .lr_find import check_lr_find
 
     rank = _env_global_rank()
     check_transfer(config)
-    check_lr_find(config)
+    lr_find.check_lr_find(config)
     find = config.lr_find and config.lr is None  # a config with both set holds the rate found before
     cfg, notices = apply_model_defaults(config)
     check_devices(cfg)
@@ -351,8 +345,11 @@ def fit(
     model = build_model(cfg, in_chans=int(bundle.image_shape[0]), num_classes=num_classes, notices=notices)
     check_model_fits(cfg, bundle.image_shape, model=model, images=len(bundle.train))
     setup = training_setup(cfg, bundle, model, num_classes=num_classes, notices=notices)
-    if find:
-        cfg, setup = _with_found_lr(cfg, bundle, model, setup, notices)
+    if find:  # the suggestion becomes `lr`; the set-up is built again around the restored weights
+        finder = build_trainer(cfg.replace(progress=False), cfg.run_dir, list(setup.callbacks), logger=False,
+                               max_epochs=lr_find.STEPS)
+        cfg = lr_find.use_found_lr(cfg, finder, setup, notices)
+        setup = training_setup(cfg, bundle, model, num_classes=num_classes, notices=notices)
     history = MetricsHistory(cfg.run_dir, title=f"{cfg.model} on {cfg.data}")
     lines = [] if cfg.progress else [EpochLines(history)]  # without the bar: one line per epoch
     tracking = tracking_callbacks(cfg, history, model=model, val=bundle.val, info=setup.info,
@@ -383,6 +380,7 @@ __all__ = [
     "fit",
     "load_training_data",
     "prepare_run_dir",
+    "quiet_lightning",
     "run_trainer",
     "training_setup",
 ]
