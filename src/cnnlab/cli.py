@@ -8,7 +8,6 @@ from __future__ import annotations
 from ._cli import (  # noqa: F401  (importing a command module registers its commands)
     data,
     demo,
-    export,
     filters,
     insight,
     interpret,

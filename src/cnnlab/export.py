@@ -99,6 +99,15 @@ class ExportResult:
     dynamic_batch: bool
     check: ExportCheck
 
+    def summary(self) -> str:
+        """One line: where the files went and how well the runtime agrees with PyTorch."""
+        c = self.check
+        batch = "any" if self.dynamic_batch else 1
+        return (f"wrote {self.path} ({self.format.value}, batch {batch}) and its preprocessing "
+                f"{self.sidecar}; {c.runtime} on {c.images} validation images (batches of "
+                f"{', '.join(map(str, c.batch_sizes))}): max |logit difference| {c.max_abs_diff:.3g} "
+                f"(tolerance {c.tolerance:g}), top-1 agreement {c.top1_agreement:.1%}")
+
     def to_dict(self) -> dict[str, Any]:
         """The ``cnnlab export --json`` document."""
         c = self.check

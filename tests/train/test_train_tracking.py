@@ -124,6 +124,9 @@ def test_lr_option_takes_a_number_or_find() -> None:
     assert parse_lr("find") == (None, True) == parse_lr(" FIND ")
     with pytest.raises(ArgumentError, match="number such as 3e-4, or find"):
         parse_lr("fast")
+    typed = TrainConfig(lr="find")  # type: ignore[arg-type]  # the text `cnnlab train --lr` passes on
+    assert typed.lr is None and typed.lr_find is True
+    assert TrainConfig(lr="0.01").lr == 0.01  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("value", ["fast", "x", "", "finder", "1e-3x"])

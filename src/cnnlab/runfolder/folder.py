@@ -121,6 +121,8 @@ def resume_config(cfg: TrainConfig, typed: set[str]) -> TrainConfig:
     saved = cfg.run_dir / "config.yaml"
     if not cfg.resume or not saved.is_file():
         return cfg
+    if cfg.lr_find and cfg.lr is None:  # `lr` find typed again: the rate found before stays
+        typed = (typed - {"lr"}) | {"lr_find"}
     base = TrainConfig.from_yaml(saved).to_dict()
     base.update({k: v for k, v in cfg.to_dict().items() if k in typed or k in ("resume", "out")})
     return TrainConfig.from_dict(base)

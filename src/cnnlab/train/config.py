@@ -180,6 +180,7 @@ class TrainConfig:
             (``ModelEntry.defaults``, e.g. 3e-4 for ``cats_cnn``), else 1e-3; ``fit`` fills it in.
         lr_find: Choose ``lr`` with Lightning's learning-rate finder (``lr_find.png``); ``fit`` then records
             the suggestion as ``lr`` (a config with both set was found: it reruns without the finder).
+            ``lr="find"`` (the text ``cnnlab train --lr`` takes) sets it.
         weight_decay: Weight decay (decoupled for adamw, L2 otherwise).
         optimizer: ``adam``, ``adamw`` or ``sgd`` (momentum 0.9).
         schedule: ``none``, ``onecycle`` (max lr = ``lr``) or ``cosine`` (to zero over ``epochs``).
@@ -255,6 +256,9 @@ class TrainConfig:
     logger: Logger = Logger.CSV
 
     def __post_init__(self) -> None:
+        if isinstance(self.lr, str):  # as typed: a number, or `find`
+            self.lr, found = parse_lr(self.lr)
+            self.lr_find = self.lr_find or found
         for name, enum in _ENUMS.items():
             value = getattr(self, name)
             try:
