@@ -3,7 +3,8 @@
 Rooms: ``config`` (TrainConfig: every option), ``recipe`` (the one model recipe of fit and load_run),
 ``run`` (fit as named steps), ``preflight`` (what fit checks before slow work), ``module`` (the
 LightningModule), ``callbacks`` (metrics, guards, checkpoint I/O, progress), ``tracking`` (the TensorBoard
-logger), ``lr_find`` (the learning-rate finder), ``evaluate`` (evaluate and predict). The run folder is :mod:`cnnlab.runfolder`; transfer learning is :mod:`cnnlab.transfer`.
+logger), ``lr_find`` (the learning-rate finder), ``evaluate`` (evaluate and predict). The run folder is
+:mod:`cnnlab.runfolder`; transfer learning is :mod:`cnnlab.transfer`.
 
 Names are imported lazily so that ``import cnnlab.train`` stays cheap (Lightning loads on first use).
 """
