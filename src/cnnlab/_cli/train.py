@@ -75,7 +75,8 @@ def train(
     model: str | None = typer.Option(
         None, "--model", show_default=False,
         help="a name from `cnnlab models`, timm:<name>, or a layer spec string [default: one that fits the "
-             "data: mnist_cnn for sample, mnist, fashion-mnist; cats_cnn for photo folders and CSVs]",
+             "data: mnist_cnn for sample, mnist, fashion-mnist and small grayscale images; for photo folders "
+             "and CSVs efficientnet_lite0, pretrained, --transfer features]",
     ),
     pretrained: bool = typer.Option(False, "--pretrained", help="start from the model's pretrained weights"),
     weights: Path | None = typer.Option(
@@ -161,7 +162,10 @@ def train(
             f"frozen {p['frozen']:,} ({cfg.transfer.value}); run folder {cfg.run_dir}"
         )
         if "model" not in explicit and not cfg.resume:
-            console.print(f"note: model {cfg.model}, chosen to fit this data; choose another with --model")
+            from ..train.defaults import default_choice
+
+            reason = cli_text(default_choice(cfg.data, cfg.img_size).reason)
+            console.print(f"note: {reason}; choose another with --model", markup=False, highlight=False)
         for notice in info.get("notices", []):
             console.print(f"note: {cli_text(notice)}", markup=False, highlight=False)
 

@@ -23,6 +23,8 @@ from .runschema import RunFileError
 if TYPE_CHECKING:
     from torch import nn
 
+    from .verdict import Verdict
+
 __all__ = ["RunResult", "extend_error", "keep_best", "nothing_to_do"]
 
 
@@ -41,6 +43,7 @@ class RunResult:
         global_rank: The process's rank (only rank 0 wrote the folder).
         already_done: ``resume`` found the run finished: nothing was trained or written.
         epochs: The epochs the run was asked for.
+        verdict: Whether the kept weights are good, and what to do next (:mod:`cnnlab.train.verdict`).
     """
 
     run_dir: Path
@@ -53,6 +56,7 @@ class RunResult:
     global_rank: int = 0
     already_done: bool = False
     epochs: int = 0
+    verdict: Verdict | None = None
 
     def summary(self) -> str:
         """One paragraph for the terminal: what was trained, how well, and where everything is."""
@@ -75,7 +79,7 @@ class RunResult:
             "metrics.csv, curves.png, checkpoints/best.ckpt and last.ckpt, model.safetensors, classes.json. "
             f"Evaluate it with `cnnlab evaluate {self.run_dir}`; continue it with "
             f"`--out {self.run_dir} --resume`."
-        )
+        ) + (f"\n{self.verdict.line()}" if self.verdict is not None else "")
 
 
 def extend_error(exc: CnnlabError, more: str) -> CnnlabError:
