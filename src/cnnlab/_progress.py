@@ -77,3 +77,18 @@ def progress_bar(description: str, *, enabled: bool = True) -> Iterator[Callable
             bar.update(task, completed=done, total=total)
 
         yield update
+
+
+def step_lines(prefix: str) -> tuple[Callable[[str, int, int], None], Callable[[int, int], None]]:
+    """``(on_step, on_work)`` for a log: one line per step (``report: run/a: data (2/7)``), and the work
+    inside a step (decoding, gradient ascent) as :func:`plain_lines`."""
+    work: dict[str, Callable[[int, int], None]] = {}
+
+    def on_step(what: str, done: int, total: int) -> None:
+        phase_line(f"{prefix}: {what} ({done}/{total})")
+        work["now"] = plain_lines(f"{prefix}: {what}: working")
+
+    def on_work(done: int, total: int) -> None:
+        work.setdefault("now", plain_lines(f"{prefix}: working"))(done, total)
+
+    return on_step, on_work

@@ -13,7 +13,7 @@ import pytest
 from browser import open_page
 from cnnlab.report.build import SECTION_TITLES, make_report
 
-SIX = ["Run", "Data", "Model", "Training", "Evaluation", "Inside the network"]
+SIX = ["Verdict", "Run", "Data", "Model", "Training", "Evaluation", "Inside the network"]  # the verdict first
 
 
 def _check_page(page, log, url: str, n_pictures: int, shot: Path) -> None:

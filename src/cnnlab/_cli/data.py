@@ -63,7 +63,8 @@ def print_summary(bundle: Any) -> None:
 def data(
     spec: str = typer.Argument(..., help="sample | mnist | fashion-mnist | FOLDER | CSV of path,label"),
     json_out: bool = typer.Option(False, "--json", help="print the summary as JSON on stdout"),
-    out: Path = typer.Option(Path("runs/data"), "--out", help="folder for the image grids"),
+    out: Path | None = typer.Option(None, "--out", show_default=False, help="folder for the image grids "
+                                    "[default: $CNNLAB_OUT_DIR/data-NAME, $CNNLAB_OUT_DIR ~/cnnlab]"),
     augment: str | None = typer.Option(
         None, "--augment", help="also write the images augmented with this preset (e.g. standard)"
     ),
@@ -84,13 +85,13 @@ def data(
 
         raise DataError(f"folder {spec} does not exist; pass an existing image folder, a .csv file or a "
                         "dataset name such as sample")
-    from .._io import ensure_writable_dir
+    from .._io import default_output, ensure_writable_dir
     from ..data.transforms import get_preset
     from ..report.grids import save_sample_grid
 
     if augment is not None:
         get_preset(augment)  # unknown names fail before any loading
-    out_dir = ensure_writable_dir(out)
+    out_dir = ensure_writable_dir(out or default_output("data", label=spec))
     bundle = load_with_progress(spec, data_dir=data_dir, img_size=img_size, val_split=val_split, seed=seed,
                                 download=download)
     written = [save_sample_grid(bundle, out_dir / "samples.png", seed=seed)]

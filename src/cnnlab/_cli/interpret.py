@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from .._io import default_output
 from ..errors import CnnlabError
 from ..train.config import MAX_LR  # the same bound as training: --lr 3.4e37 overflowed Adam's step
 from ._app import app, console, print_json
@@ -181,7 +182,8 @@ def explain(
     target: str | None = typer.Option(None, "--target", help="Class index or name (default: predicted)."),
     channels: int = typer.Option(0, "--channels", help="Also draw the top-K channels view per image."),
     faithfulness: bool = typer.Option(False, "--faithfulness", help="Deletion/insertion curves and AUCs."),
-    out: Path = typer.Option(Path("explain.png"), "--out", help="Figure file; overlays go beside it."),
+    out: Path | None = typer.Option(None, "--out", show_default=False, help="Figure file; overlays go beside "
+                                    "it [default: RUN/explain.png, else $CNNLAB_OUT_DIR (~/cnnlab)]"),
     as_json: bool = typer.Option(False, "--json", help="Print paths and numbers as JSON."),
 ) -> None:
     """Class activation maps (Grad-CAM and friends) over images.
@@ -200,8 +202,8 @@ def explain(
     from ..report import interpret_plots as plots
 
     at_least(channels, 0, "--channels")
-    figure_path(out)
     run, images = split_inputs(inputs, model)
+    out = figure_path(out or default_output("explain.png", run, label=model))
     src = load_source(run, model)
     paths = _image_paths(images)
     raw, x = src.preprocess(paths)
@@ -263,7 +265,8 @@ def features(
     max_channels: int = typer.Option(64, "--max-channels", help="Channels drawn in the grid."),
     scale: str = typer.Option("channel", "--scale",
                               help="channel (each tile its own range) or layer (one range: tiles compare)."),
-    out: Path = typer.Option(Path("features.png"), "--out", help="Figure file."),
+    out: Path | None = typer.Option(None, "--out", show_default=False, help="Figure file [default: "
+                                    "RUN/features.png, else $CNNLAB_OUT_DIR (~/cnnlab)]"),
     as_json: bool = typer.Option(False, "--json", help="Print paths and numbers as JSON."),
 ) -> None:
     """Feature maps: every channel of a layer for one image, or one channel across images (--channel).
@@ -277,8 +280,8 @@ def features(
     from ..report import interpret_plots as plots
 
     at_least(max_channels, 1, "--max-channels")
-    figure_path(out)
     run, images = split_inputs(inputs, model)
+    out = figure_path(out or default_output("features.png", run, label=model))
     src = load_source(run, model)
     paths = _image_paths(images)
     if channel is None and len(paths) != 1:
@@ -329,7 +332,8 @@ def dream(
     param: str = typer.Option("fft", "--param", help="fft (decorrelated Fourier) or pixel."),
     transforms: bool = typer.Option(True, "--transforms/--no-transforms", help="Random jitter/scale/rotate."),
     seed: int = typer.Option(0, "--seed", help="Seed of the start images and transforms."),
-    out: Path = typer.Option(Path("dream.png"), "--out", help="Figure file."),
+    out: Path | None = typer.Option(None, "--out", show_default=False, help="Figure file [default: "
+                                    "RUN/dream.png, else $CNNLAB_OUT_DIR (~/cnnlab)]"),
     as_json: bool = typer.Option(False, "--json", help="Print paths and numbers as JSON."),
 ) -> None:
     """Filter visualisation: the input each filter of a layer responds to most (gradient ascent).
@@ -354,8 +358,8 @@ def dream(
     if size is not None:
         at_least(size, 8, "--size")
     filter_ranges(filters)  # the syntax, before the model loads
-    figure_path(out)
     items = list(inputs or [])
+    out = figure_path(out or default_output("dream.png", items[0] if items else None, label=model))
     if len(items) > 1:
         raise CnnlabError("dream takes one RUN folder (or --model NAME), no images")
     src = load_source(items[0] if items else None, model)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import shlex
 import time
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -34,7 +35,7 @@ def report(
     the network (kernels, feature maps, filter visualisations, Grad-CAM per class). With several runs the
     page first compares them: curves overlaid and one table.
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 
     from .._io import ensure_writable_dir
     from ..report.build import default_output, make_report
@@ -61,6 +62,32 @@ def report(
         MofNCompleteColumn(),
         TimeElapsedColumn(),
     )
+    from .._progress import stderr_is_terminal, step_lines
+
+    if not stderr_is_terminal():  # a log: one line per section, no bar redrawn into it
+        on_step, on_work = step_lines("report")
+        path, doc = make_report(runs, out=dest, data=data, top_losses=top_losses, command=command,
+                                on_step=on_step, on_work=on_work)
+    else:
+        path, doc = _with_bar(runs, dest, data, top_losses, command, columns)
+    missing = [b for r in doc.runs for s in r.sections for b in s.blocks if isinstance(b, Missing)]
+    note = f"; {len(missing)} part(s) not shown, the page says why" if missing else ""
+    console.print(
+        f"wrote {path}: {len(doc.runs)} run(s), {len(doc.pictures())} pictures, "
+        f"{time.perf_counter() - start:.1f} s{note}",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+def _with_bar(runs: list[Path], dest: Path, data: str | None, top_losses: int, command: str,
+              columns: tuple[Any, ...]) -> tuple[Path, Any]:
+    """``make_report`` under a rich bar (a terminal): the step, and the work inside it."""
+    from rich.progress import Progress
+
+    from ..report.build import make_report
+
     with Progress(*columns, console=console, transient=True) as bar:
         steps = bar.add_task("loading", total=None)
         work = bar.add_task("", total=None, visible=False)
@@ -72,7 +99,7 @@ def report(
         def on_work(done: int, total: int) -> None:
             bar.update(work, description="  working", completed=done, total=total, visible=True)
 
-        path, doc = make_report(
+        return make_report(
             runs,
             out=dest,
             data=data,
@@ -81,12 +108,3 @@ def report(
             on_step=on_step,
             on_work=on_work,
         )
-    missing = [b for r in doc.runs for s in r.sections for b in s.blocks if isinstance(b, Missing)]
-    note = f"; {len(missing)} part(s) not shown, the page says why" if missing else ""
-    console.print(
-        f"wrote {path}: {len(doc.runs)} run(s), {len(doc.pictures())} pictures, "
-        f"{time.perf_counter() - start:.1f} s{note}",
-        markup=False,
-        highlight=False,
-        soft_wrap=True,
-    )

@@ -52,6 +52,7 @@ def serve(
     from ..source import resolve_model
 
     sock = _listen(host, port)  # before the model loads: a port in use is one line, at once
+    console.print(f"loading {run} ...", markup=False, highlight=False, soft_wrap=True)
     source = resolve_model(run)
     for notice in source.notices:
         console.print(f"note: {notice}")

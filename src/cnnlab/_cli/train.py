@@ -190,15 +190,21 @@ def evaluate(
     predicted classes, probabilities and Grad-CAM) into the run folder.
     """
     from .._io import save_figure, write_json
+    from .._progress import phase_line
     from ..report.plots import confusion_figure
     from ..train.evaluate import evaluate as run_evaluate
     from ..train.evaluate import load_eval_data
     from ..train.runfolder import load_run
+    from ..train.verdict_run import evaluation_verdict, phase_progress
 
+    phase_line(f"loading {run} ...")
     loaded = load_run(run)
     dataset, spec = load_eval_data(loaded, data)
+    phase_line(f"evaluating {run} on {spec} ({len(dataset)} images) ...")
     result = run_evaluate(loaded, dataset, spec=spec, batch_size=batch_size, top_losses=top_losses)
-    doc = {**result.to_dict(), "weights": "trained"}  # a run folder: the weights it learned
+    verdict = evaluation_verdict(loaded, result, dataset, own_data=data is None, progress=phase_progress())
+    # a run folder: the weights it learned
+    doc = {**result.to_dict(), "weights": "trained", "verdict": verdict.to_dict()}
     gallery_path = run / "top_losses.png" if result.top_losses else None
     try:
         write_json(run / "evaluation.json", {"data": spec, **doc})
@@ -208,11 +214,13 @@ def evaluate(
             from ..interpret.top_losses import top_loss_gallery
             from ..report.evaluation_plots import top_losses_figure
 
+            phase_line(f"drawing the {len(result.top_losses)} top losses with their Grad-CAM ...")
             save_figure(gallery_path, top_losses_figure(top_loss_gallery(loaded, dataset, result)))
     except OSError as exc:
         where, gallery_path = f"nowhere ({run} is not writable: {exc.strerror})", None
     if json_out:
         print_json(doc)
+        console.print(verdict.line(), markup=False, highlight=False)
         return
     from rich.table import Table
 
@@ -232,6 +240,7 @@ def evaluate(
     console.print(f"Confusion matrix and JSON written to {where}.")
     if gallery_path is not None:
         console.print(f"The top losses, drawn with their classes and Grad-CAM: {gallery_path}.")
+    console.print(verdict.line(), markup=False, highlight=False)
 
 
 @app.command()

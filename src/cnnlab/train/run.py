@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._io import ensure_writable_dir, remove_orphan_temps, write_json
 from .._perf import tune_allocator
-from .._progress import plain_lines, progress_bar, stderr_is_terminal
+from .._progress import progress_bar, stderr_is_terminal
 from ..errors import DataError, DiskFullError, TrainingError
 from .build import build_model, normalization, output_count, weights_preprocessing
 from .config import TrainConfig
@@ -37,7 +37,7 @@ from .preflight import (
     expected_image_shape,
 )
 from .runfolder import check_resume, export_best, finished_run, write_setup
-from .verdict_run import verdict_after_fit
+from .verdict_run import phase_progress, verdict_after_fit
 
 if TYPE_CHECKING:
     import lightning as L
@@ -363,22 +363,10 @@ def fit(
                         run_dir=cfg.run_dir) from None
     result = finish_run(trainer, setup, model, history.rows, cfg.run_dir, started=started)
     if trainer.is_global_zero:
-        result.verdict = verdict_after_fit(cfg.run_dir, bundle, progress=_phases(show))
+        result.verdict = verdict_after_fit(cfg.run_dir, bundle, progress=phase_progress() if show else None)
     return result
 
 
-def _phases(show: bool) -> Callable[[str, int, int], None] | None:
-    """``progress(phase, done, total)`` for the work after training: a line per phase and per ~10%."""
-    if not show:
-        return None
-    reporters: dict[str, Callable[[int, int], None]] = {}
-
-    def update(phase: str, done: int, total: int) -> None:
-        if phase not in reporters:
-            reporters[phase] = plain_lines(phase)
-        reporters[phase](done, total)
-
-    return update
 
 
 __all__ = [

@@ -23,7 +23,10 @@ if TYPE_CHECKING:
     from .evaluate import EvalResult
     from .runfolder import LoadedRun
 
-__all__ = ["ProgressFn", "read_verdict", "run_verdict", "train_split", "verdict_after_fit"]
+__all__ = [
+    "ProgressFn", "evaluation_verdict", "phase_progress", "read_verdict", "run_verdict", "train_split",
+    "verdict_after_fit",
+]
 
 #: ``progress(phase, done, total)``.
 ProgressFn = Callable[[str, int, int], None]
@@ -89,6 +92,20 @@ def run_verdict(
                  pretrained=cfg.pretrained, lr=cfg.lr, run=str(run.path))
 
 
+def phase_progress() -> ProgressFn:
+    """``progress(phase, done, total)`` on stderr: a line when a phase starts and per ~10% of it."""
+    from .._progress import plain_lines
+
+    reporters: dict[str, Callable[[int, int], None]] = {}
+
+    def update(phase: str, done: int, total: int) -> None:
+        if phase not in reporters:
+            reporters[phase] = plain_lines(phase)
+        reporters[phase](done, total)
+
+    return update
+
+
 def train_split(run: LoadedRun) -> ImageTensorDataset:
     """The run's own training split, loaded as the evaluation loads its validation split."""
     from ..data import load_data
@@ -137,3 +154,24 @@ def read_verdict(run_dir: Path) -> dict[str, Any] | None:
         if isinstance(doc, dict) and isinstance(doc.get("verdict"), dict):
             return doc["verdict"]
     return None
+
+
+def evaluation_verdict(
+    run: LoadedRun, evaluation: EvalResult, val: ImageTensorDataset, *, own_data: bool = True,
+    progress: ProgressFn | None = None,
+) -> Verdict:
+    """The verdict of ``cnnlab evaluate``: on the run's own data with its training split, else ``val`` alone.
+
+    Args:
+        run: The run folder read back.
+        evaluation: The evaluation of ``run`` on ``val``.
+        val: The evaluated split.
+        own_data: ``val`` is the run's own validation split (its training split is then loaded too: class
+            counts, leakage).
+        progress: Called with ``(phase, done, total)``.
+
+    Returns:
+        The :class:`Verdict`.
+    """
+    train = train_split(run) if own_data else None
+    return run_verdict(run, evaluation, train=train, val=val if own_data else None, progress=progress)
