@@ -66,7 +66,7 @@ COMMANDS: dict[str, str] = {
     "serve": "a web page: drop a photo, see the classes and why",
     "models": "the model registry, with offline weight availability",
     "summary": "shapes, parameters, mult-adds, receptive field per layer",
-    "filters": "classical filter banks (Gabor, Sobel, ...) over images",
+    "filters": "classical filter banks (Gabor, Sobel, Haar and more) over images",
     "rf": "the receptive field of a unit on the input",
     "arithmetic": "one conv/pool layer: grids and the output-size formula",
     "probe": "linear-probe accuracy by depth, embedding map",
