@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from torch import nn
 
     from .data.transforms import Preprocess
-    from .train.runfolder import LoadedRun
+    from .runfolder.folder import LoadedRun
 
 __all__ = ["RANDOM_WEIGHTS", "ModelSource", "is_spec", "resolve_model"]
 
@@ -131,7 +131,7 @@ def _from_run(path: Path) -> ModelSource:
         raise ModelArgumentError(
             f"{path}: a folder but not a run folder (no config.yaml); give a model name or a run"
         )
-    from .train.runfolder import load_run
+    from .runfolder.folder import load_run
 
     run = load_run(path)
     classes = list(run.classes)

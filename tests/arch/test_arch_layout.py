@@ -42,7 +42,7 @@ def test_a_cycle_through_a_lazy_or_a_type_only_import_is_found(tmp_path: Path) -
 def test_the_registry_imports_no_provider() -> None:
     edges = _imports.graph()
     providers = {m for m in edges if m.startswith("cnnlab.models.") and m.split(".")[-1] in
-                 ("lecture", "zoo_torchvision", "zoo_timm")}
+                 ("course", "zoo_torchvision", "zoo_timm")}
     assert providers and not edges["cnnlab.models._registry"] & providers
 
 

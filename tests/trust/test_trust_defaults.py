@@ -137,7 +137,7 @@ def test_the_default_on_real_photos_is_good_and_cats_cnn_for_one_epoch_is_at_cha
     that verdict; training's best validation loss is evaluate's (within 1e-4)."""
     import json
 
-    from cnnlab.report.build import build_report
+    from cnnlab.report.assemble import build_report
     from cnnlab.report.document import Facts
 
     env = {"CNNLAB_CACHE_DIR": str(tmp_path / "cache")}

@@ -38,7 +38,7 @@ def report(
     from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 
     from .._io import ensure_writable_dir
-    from ..report.build import default_output, make_report
+    from ..report.assemble import default_output, make_report
     from ..report.document import Missing
     from .train import quiet_lightning
 
@@ -86,7 +86,7 @@ def _with_bar(runs: list[Path], dest: Path, data: str | None, top_losses: int, c
     """``make_report`` under a rich bar (a terminal): the step, and the work inside it."""
     from rich.progress import Progress
 
-    from ..report.build import make_report
+    from ..report.assemble import make_report
 
     with Progress(*columns, console=console, transient=True) as bar:
         steps = bar.add_task("loading", total=None)

@@ -141,8 +141,8 @@ def train(
     if "fine_tune_schedule" in explicit:
         explicit.add("fine_tune_epochs")
     check_data_exists(options["data"])  # before any slow import: as fast as `cnnlab --help`
+    from ..runfolder.folder import resume_config
     from ..train.preflight import check_transfer
-    from ..train.runfolder import resume_config
 
     # With --resume, the run continues as configured; only options typed now override it (fit checks).
     cfg = resume_config(TrainConfig(**options), explicit)
@@ -192,9 +192,9 @@ def evaluate(
     from .._io import save_figure, write_json
     from .._progress import phase_line
     from ..report.plots import confusion_figure
+    from ..runfolder.folder import load_run
     from ..train.evaluate import evaluate as run_evaluate
     from ..train.evaluate import load_eval_data
-    from ..train.runfolder import load_run
     from ..train.verdict_run import evaluation_verdict, phase_progress
 
     phase_line(f"loading {run} ...")

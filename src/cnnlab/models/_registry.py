@@ -66,7 +66,7 @@ def register_provider(module: str) -> None:
     """Declare a module whose import registers models (imported on first use of the registry).
 
     Args:
-        module: Absolute module name, e.g. ``"cnnlab.models.lecture"``.
+        module: Absolute module name, e.g. ``"cnnlab.models.course"``.
     """
     if module not in _PROVIDERS:
         _PROVIDERS.append(module)

@@ -19,9 +19,9 @@ from ..errors import ArgumentError
 from ..images import PixelBudget, max_image_pixels
 from ..interpret.cam import CamResult, explain
 from ..interpret.hooks import capture, resolve_layer, run_until, truncated_capture
+from ..receptive.units import Stage, conv_stages
 from ..summary import summarize
 from ..train.evaluate import probabilities
-from .fields import Stage, conv_stages
 
 if TYPE_CHECKING:
     from ..source import ModelSource

@@ -6,8 +6,8 @@ the summary as data, a rich table and HTML).
 
 from __future__ import annotations
 
+from ..receptive.tracker import Field, FieldTracker
 from .measure import summarize
-from .receptive import Field, FieldTracker
 from .records import LayerRecord, ModelSummary, summary_html, summary_table
 
 __all__ = ["Field", "FieldTracker", "LayerRecord", "ModelSummary", "summarize", "summary_html",

@@ -1,7 +1,7 @@
 """Measuring a model: torchinfo's shapes, params and mult-adds, plus the receptive field of every layer.
 
 torchinfo runs the forward pass (its numbers are used as they are, nothing is re-counted); the same
-pass runs under :class:`~cnnlab.summary.receptive.FieldTracker`, and forward hooks read the field of
+pass runs under :class:`~cnnlab.receptive.tracker.FieldTracker`, and forward hooks read the field of
 every module's output. The result is a :class:`~cnnlab.summary.records.ModelSummary`.
 """
 
@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from ..errors import ModelError
-from .receptive import FieldTracker
+from ..receptive.tracker import FieldTracker
 from .records import LayerRecord, ModelSummary
 
 

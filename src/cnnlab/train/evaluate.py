@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
     from ..data import DataBundle, ImageTensorDataset
     from ..data.transforms import Preprocess
-    from .runfolder import LoadedRun
+    from ..runfolder.folder import LoadedRun
 
 
 class Classifier(Protocol):

@@ -123,7 +123,7 @@ def expected_image_shape(cfg: TrainConfig) -> tuple[int, int, int]:
     """
     from ..data import DEFAULT_FOLDER_SIZE
     from ..data.datasets import list_datasets
-    from .build import weights_preprocessing
+    from .recipe import weights_preprocessing
 
     idx = cfg.data in list_datasets()
     weights = weights_preprocessing(cfg)
@@ -136,7 +136,7 @@ def _architecture(cfg: TrainConfig, in_chans: int) -> nn.Module:
     """The run's network built on the meta device: its shapes without its memory or its weights."""
     import torch
 
-    from .build import build_model
+    from .recipe import build_model
 
     with torch.device("meta"):
         return build_model(cfg.replace(pretrained=False, weights=None), in_chans=in_chans, num_classes=2)

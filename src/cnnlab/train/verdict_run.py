@@ -20,8 +20,8 @@ if TYPE_CHECKING:
     import torch
 
     from ..data import DataBundle, ImageTensorDataset
+    from ..runfolder.folder import LoadedRun
     from .evaluate import EvalResult
-    from .runfolder import LoadedRun
 
 __all__ = [
     "ProgressFn", "evaluation_verdict", "phase_progress", "read_verdict", "run_verdict", "train_split",
@@ -35,7 +35,7 @@ ProgressFn = Callable[[str, int, int], None]
 def _embeddings(run: LoadedRun, dataset: ImageTensorDataset, work: str,
                 progress: ProgressFn | None) -> torch.Tensor:
     """The pretrained backbone's pooled embeddings of ``dataset``: the training cache's, else computed."""
-    from .embeddings import compute_embeddings, default_cache_dir
+    from ..transfer.embeddings import compute_embeddings, default_cache_dir
 
     cfg = run.config
     key = {"model": cfg.model, "weights": str(cfg.weights or cfg.pretrained)}  # fit's key: the same file
@@ -74,7 +74,7 @@ def run_verdict(
         labels = train.labels.tolist()
         counts = {c: labels.count(i) for i, c in enumerate(train.classes)}
     pairs: list[tuple[str, str, float]] = []
-    from .embeddings import use_embedding_cache
+    from ..transfer.embeddings import use_embedding_cache
 
     # The leakage check reads the embeddings `transfer` features cached (a pretrained, frozen backbone's).
     if use_embedding_cache(cfg) and train is not None and val is not None and train.paths and val.paths:
@@ -129,8 +129,8 @@ def verdict_after_fit(run_dir: Path, bundle: DataBundle, *, progress: ProgressFn
         The :class:`Verdict`.
     """
     from .._io import write_json
+    from ..runfolder.folder import load_run
     from .evaluate import evaluate
-    from .runfolder import load_run
 
     run = load_run(run_dir)
     if progress is not None:

@@ -57,7 +57,7 @@ def rf(
     import torch
 
     from .._io import save_figure
-    from ..interpret.fields import receptive_field_view
+    from ..receptive.view import receptive_field_view
     from ..report.lecture_plots import receptive_field_figure
     from ..source import resolve_model
 
@@ -172,8 +172,8 @@ def probe(
     from .._progress import progress_bar
     from ..interpret.probe import load_run_data, probe_run
     from ..report.measure_plots import embedding_map_figure, probe_figure
-    from ..train.embeddings import default_cache_dir
-    from ..train.runfolder import load_run
+    from ..runfolder.folder import load_run
+    from ..transfer.embeddings import default_cache_dir
 
     loaded = load_run(run)
     folder = out or run
@@ -227,8 +227,8 @@ def invariance(
     from .._progress import progress_bar
     from ..interpret.invariance import measure_invariance
     from ..report.measure_plots import invariance_figure
+    from ..runfolder.folder import load_run
     from ..train.evaluate import load_eval_data
-    from ..train.runfolder import load_run
 
     degrees = _angles(angles)
     _writable(out)

@@ -3,7 +3,7 @@
 A run's network is the registry's model (pretrained when the config says so), its head configured for
 the data (:func:`~cnnlab.models.surgery.configure_head`), its stem adapted to the data's channels
 (:func:`~cnnlab.models.surgery.adapt_in_chans`) and its parameters frozen as the transfer mode leaves
-them at the end of training (:mod:`cnnlab.train.freezing`: loading a run needs no Lightning). Training
+them at the end of training (:mod:`cnnlab.transfer.freezing`: loading a run needs no Lightning). Training
 builds it with the weights; ``load_run`` builds the same architecture without them and loads
 ``model.safetensors``.
 """
@@ -75,7 +75,7 @@ def build_model(
     from ..models import create_model
     from ..models.spec import build_from_spec, is_spec
     from ..models.surgery import adapt_in_chans, classifier_layer, configure_head
-    from .freezing import apply_transfer, mode_at
+    from ..transfer.freezing import apply_transfer, mode_at
 
     pretrained: bool | str = cfg.weights or cfg.pretrained
     if is_spec(cfg.model_name):  # a layer spec string: GAP head, any input size

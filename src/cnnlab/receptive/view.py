@@ -20,8 +20,8 @@ import torch
 from torch import nn
 
 from ..errors import ModelArgumentError
+from ..interpret.hooks import resolve_layer, run_until, truncated_capture
 from ..summary import Field, FieldTracker
-from .hooks import resolve_layer, run_until, truncated_capture
 
 __all__ = ["LayerField", "ReceptiveFieldView", "receptive_field_view"]
 
