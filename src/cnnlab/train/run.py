@@ -294,13 +294,23 @@ def finish_run(
             export_best(setup.module, model, best_ckpt, run_dir / "model.safetensors", info)
             info.update(best_epoch=result.best_epoch, best_val_loss=result.best_val_loss)
             if started is not None:
-                info["wall_seconds"] = round(info.get("wall_seconds", 0.0) + time.perf_counter() - started, 3)
+                info["wall_seconds"] = round(time.perf_counter() - started, 3)
             write_json(run_dir / "run.json", info)
         except DiskFullError as exc:
             more = (f"training finished and its best weights are in {best_ckpt}: free space, then resume the "
                     f"run (`out` {run_dir} `resume`) to export them")
             raise extend_error(exc, more) from None
     return result
+
+
+def _earlier_wall_seconds(run_dir: Path) -> float:
+    import json
+
+    try:
+        value = json.loads((run_dir / "run.json").read_text()).get("wall_seconds", 0.0)
+    except (OSError, ValueError, AttributeError):
+        return 0.0
+    return float(value) if isinstance(value, (int, float)) else 0.0
 
 
 def fit(
@@ -334,6 +344,8 @@ def fit(
     cfg, notices = apply_model_defaults(config)
     check_devices(cfg)
     last = prepare_run_dir(cfg, rank)
+    if last is not None:  # resumed: the wall time of the earlier part counts too (run.json's, if any)
+        started -= _earlier_wall_seconds(cfg.run_dir)
     done = finished_run(cfg, last) if last is not None else None
     if done is not None:
         return nothing_to_do(cfg, done, rank=rank)

@@ -135,7 +135,7 @@ def _chance(accuracy: float, confusion: Sequence[Sequence[int]], classes: Sequen
         reasons.append(f"the training loss {train_loss:.4f} is a uniform guess's ln({k}) = {uniform:.4f}")
     if not reasons:
         return None
-    return Finding("chance", "at chance: the model has learned nothing (" + "; ".join(reasons) + ")", fix)
+    return Finding("chance", "the model has learned nothing: " + "; ".join(reasons), fix)
 
 
 def _chance_fix(*, epochs: int, pretrained: bool, lr: float | None, run: str) -> str:
@@ -269,8 +269,8 @@ def judge(
     elif rows and train_loss is not None and len(classes) >= 2:  # no evaluation: the loss alone
         uniform = math.log(len(classes))
         if abs(train_loss - uniform) <= CHANCE_LOSS_TOL * uniform:
-            findings.append(Finding("chance", f"at chance: the training loss {train_loss:.4f} is a uniform "
-                                    f"guess's ln({len(classes)})",
+            findings.append(Finding("chance", f"the model has learned nothing: the training loss "
+                                    f"{train_loss:.4f} is a uniform guess's ln({len(classes)})",
                                     _chance_fix(epochs=epochs, pretrained=pretrained, lr=lr, run=run)))
     at_chance = any(f is not None for f in findings)
     findings += [
