@@ -59,6 +59,9 @@ def test_comparison_of_two_runs_in_the_browser(run_dir: Path, augmented_run: Pat
         assert rows == ["plain", "augmented"]
         legend = page.eval_on_selector_all("#comparison img", "els => els.map(e => e.alt)")
         assert legend == ["the learning curves of every run, overlaid"]
+        # the comparison table fits the page: its box needs no horizontal scrolling
+        box = page.eval_on_selector("#comparison .table", "e => [e.scrollWidth, e.clientWidth]")
+        assert box[0] <= box[1], box
         _check_page(page, log, url, len(report.pictures()), tmp_path / "compare.png")
 
 
