@@ -17,19 +17,10 @@ from ._app import app, console, print_json
 
 def load_with_progress(spec: str, **kwargs: Any) -> Any:
     """``load_data`` with a rich progress bar (on stderr) while image files are decoded."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
+    from .._progress import progress_bar
     from ..data import load_data
 
-    with Progress(
-        TextColumn("decoding images"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-        console=console, transient=True,
-    ) as bar:
-        task = bar.add_task("decode", total=None)
-
-        def progress(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
-
+    with progress_bar(f"decoding {spec}") as progress:  # a bar on a terminal, plain lines in a log
         return load_data(spec, progress=progress, **kwargs)
 
 
