@@ -122,6 +122,7 @@ def test_the_verdict_as_json(status: str) -> None:
     acc, conf = (0.95, [[95, 5], [5, 95]]) if status == "good" else (0.5, [[100, 0], [100, 0]])
     d = judge(FLAT, classes=CLASSES, accuracy=acc, confusion=conf).to_dict()
     assert d["status"] == status and d["line"].startswith(f"verdict: {status}")
+    assert Verdict.from_dict(d).to_dict() == d  # read back from run.json as written
     assert all(set(f) == {"check", "message", "fix", "files"} for f in d["findings"])
 
 
@@ -147,6 +148,9 @@ def test_training_best_validation_loss_is_evaluate_loss_and_the_run_ends_with_a_
     assert recorded["verdict"] == result.verdict.to_dict()
     assert result.summary().endswith(result.verdict.line())
     assert recorded["wall_seconds"] > sum(r["seconds"] for r in _timing(tmp_path / "run"))  # the whole run
+    again = fit(TrainConfig(data="sample", model="mnist_cnn", limit=100, batch_size=32, epochs=2,
+                            progress=False, out=str(tmp_path / "run"), resume=True))
+    assert again.already_done and again.summary().endswith(result.verdict.line())  # "Nothing to do" too
 
 
 def _timing(run):  # type: ignore[no-untyped-def]

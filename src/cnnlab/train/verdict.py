@@ -104,6 +104,13 @@ class Verdict:
         """One line for the end of ``train`` and ``evaluate``: the headline, then each finding and its fix."""
         return "; ".join([f"verdict: {self.headline()}", *(f.text() for f in self.findings)])
 
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Verdict:
+        """The verdict :meth:`to_dict` wrote (``run.json``, ``evaluation.json``)."""
+        findings = tuple(Finding(str(f["check"]), str(f["message"]), str(f.get("fix", "")),
+                                 tuple(map(str, f.get("files", ())))) for f in d.get("findings", []))
+        return cls(d["status"], d.get("accuracy"), d.get("chance"), findings)
+
     def to_dict(self) -> dict[str, Any]:
         """The ``verdict`` of ``evaluation.json`` and ``--json``."""
         return {"status": self.status, "accuracy": self.accuracy, "chance": self.chance,
