@@ -126,6 +126,7 @@ def test_the_verdict_as_json(status: str) -> None:
     assert all(set(f) == {"check", "message", "fix", "files"} for f in d["findings"])
 
 
+@pytest.mark.slow
 def test_training_best_validation_loss_is_evaluate_loss_and_the_run_ends_with_a_verdict(tmp_path) -> None:
     """The mean over images on both sides (the epoch loss was the mean of the batch means: batches of
     32, 32, 32 and 4 images weighed alike) and the verdict of the kept weights recorded in run.json."""
