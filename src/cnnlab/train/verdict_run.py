@@ -139,8 +139,11 @@ def verdict_after_fit(run_dir: Path, bundle: DataBundle, *, progress: ProgressFn
     if progress is not None:
         progress("evaluating the kept weights", len(bundle.val), len(bundle.val))
     verdict = run_verdict(run, evaluation, train=bundle.train, val=bundle.val, progress=progress)
-    info = json.loads((run_dir / "run.json").read_text())
-    write_json(run_dir / "run.json", {**info, "verdict": verdict.to_dict()})
+    try:  # recorded for the report; a full disk here loses the record, not the finished run
+        info = json.loads((run_dir / "run.json").read_text())
+        write_json(run_dir / "run.json", {**info, "verdict": verdict.to_dict()})
+    except (OSError, ValueError):
+        pass
     return verdict
 
 
