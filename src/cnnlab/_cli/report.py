@@ -40,7 +40,7 @@ def report(
     from .._io import ensure_writable_dir
     from ..report.assemble import default_output, make_report
     from ..report.document import Missing
-    from .train import quiet_lightning
+    from ..train.run import quiet_lightning
 
     dest = out if out is not None else default_output(runs)
     argv = [

@@ -313,6 +313,19 @@ def _earlier_wall_seconds(run_dir: Path) -> float:
     return float(value) if isinstance(value, (int, float)) else 0.0
 
 
+def quiet_lightning() -> None:
+    """Silence Lightning's banner lines and known-harmless warnings (cnnlab's messages say what matters)."""
+    import logging
+    import warnings
+
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=r".*LeafSpec.*")
+    warnings.filterwarnings("ignore", message=r".*Checkpoint directory .* exists and is not empty.*")
+    warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=r".*litlogger.*")
+
+
 def fit(
     config: TrainConfig,
     *,
@@ -389,6 +402,7 @@ __all__ = [
     "fit",
     "load_training_data",
     "prepare_run_dir",
+    "quiet_lightning",
     "run_trainer",
     "training_setup",
 ]
