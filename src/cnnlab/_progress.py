@@ -13,6 +13,8 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 
+#: ``on_step(what, steps done, steps in all)``.
+StepFn = Callable[[str, int, int], None]
 #: Percent steps between two plain lines.
 STEP = 10
 
@@ -92,3 +94,29 @@ def step_lines(prefix: str) -> tuple[Callable[[str, int, int], None], Callable[[
         work.setdefault("now", plain_lines(f"{prefix}: working"))(done, total)
 
     return on_step, on_work
+
+
+@contextlib.contextmanager
+def step_progress(prefix: str) -> Iterator[tuple[StepFn, Callable[[int, int], None]]]:
+    """``(on_step, on_work)`` for work in named steps (the report's sections): a rich bar with the step and
+    the work inside it on a terminal, :func:`step_lines` in a log."""
+    if not stderr_is_terminal():
+        yield step_lines(prefix)
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = (TextColumn(f"{prefix}: {{task.description}}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        steps = bar.add_task("loading", total=None)
+        work = bar.add_task("", total=None, visible=False)
+
+        def on_step(what: str, done: int, total: int) -> None:
+            bar.update(steps, description=what, completed=done, total=total)
+            bar.update(work, visible=False, completed=0)
+
+        def on_work(done: int, total: int) -> None:
+            bar.update(work, description="  working", completed=done, total=total, visible=True)
+
+        yield on_step, on_work

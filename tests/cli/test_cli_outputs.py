@@ -18,7 +18,7 @@ def _cnnlab(cwd: Path, *args: str, out_dir: Path) -> subprocess.CompletedProcess
 
 
 def test_help_lists_the_commands_in_the_order_of_the_work_with_whole_lines(tmp_path: Path) -> None:
-    from cnnlab._cli._app import COMMANDS
+    from cnnlab.commands import COMMANDS
 
     r = _cnnlab(tmp_path, "--help", out_dir=tmp_path / "out")
     assert r.returncode == 0, r.stderr

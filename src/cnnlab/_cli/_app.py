@@ -55,47 +55,18 @@ def usage_line(exc: Any) -> str:
     return f"{text} (see `{ctx.command_path} --help`)" if ctx is not None else text
 
 
-#: ``cnnlab --help``: the commands in the order of the work, each with its line (never cut at the width).
-COMMANDS: dict[str, str] = {
-    "data": "what a dataset holds: classes, splits, skipped files, grids",
-    "train": "train a model and write a run folder; ends with the verdict",
-    "evaluate": "accuracy, per-class scores, confusion, top losses, verdict",
-    "predict": "the top classes of images",
-    "explain": "class activation maps (Grad-CAM and friends) over images",
-    "features": "feature maps of a layer for an image",
-    "dream": "filter visualisation: what a filter responds to most",
-    "report": "one HTML file: a run's whole story, or runs compared",
-    "serve": "a web page: drop a photo, see the classes and why",
-    "models": "the model registry, with offline weight availability",
-    "summary": "shapes, parameters, mult-adds, receptive field per layer",
-    "filters": "classical filter banks (Gabor, Sobel, Haar and more) over images",
-    "rf": "the receptive field of a unit on the input",
-    "arithmetic": "one conv/pool layer: grids and the output-size formula",
-    "probe": "linear-probe accuracy by depth, embedding map",
-    "invariance": "accuracy under input shifts and rotations",
-    "demo": "all of the above on the embedded sample, offline",
-}
-
-
-def _first_sentence(text: str) -> str:
-    first = " ".join(text.strip().split("\n\n")[0].split())
-    return first.split(". ")[0].rstrip(".")
-
-
 class _Group(TyperGroup):
     def list_commands(self, ctx: Context) -> list[str]:
-        order = {name: i for i, name in enumerate(COMMANDS)}
-        return sorted(super().list_commands(ctx), key=lambda name: order.get(name, len(order)))
+        from ..commands import in_work_order
+
+        return in_work_order(super().list_commands(ctx))
 
     def format_commands(self, ctx: Context, formatter: Any) -> None:
-        rows = []
-        for name in self.list_commands(ctx):
-            cmd = self.get_command(ctx, name)
-            if cmd is not None and not cmd.hidden:
-                rows.append((name, COMMANDS.get(name) or _first_sentence(cmd.help or "")))
-        if rows:
-            with formatter.section("Commands"):
-                formatter.write_dl(rows)
+        from ..commands import command_line
+
+        shown = [(n, c) for n in self.list_commands(ctx) if (c := self.get_command(ctx, n)) and not c.hidden]
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, command_line(name, cmd.help or "")) for name, cmd in shown])
 
     def parse_args(self, ctx: Context, args: list[str]) -> list[str]:
         try:

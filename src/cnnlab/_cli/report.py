@@ -8,7 +8,6 @@ from __future__ import annotations
 import shlex
 import time
 from pathlib import Path
-from typing import Any
 
 import typer
 
@@ -35,8 +34,6 @@ def report(
     the network (kernels, feature maps, filter visualisations, Grad-CAM per class). With several runs the
     page first compares them: curves overlaid and one table.
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
-
     from .._io import ensure_writable_dir
     from ..report.assemble import default_output, make_report
     from ..report.document import Missing
@@ -56,20 +53,11 @@ def report(
     ensure_writable_dir(dest.parent if str(dest.parent) else Path("."), option="--out")
     quiet_lightning()
     start = time.perf_counter()
-    columns = (
-        TextColumn("report: {task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-    )
-    from .._progress import stderr_is_terminal, step_lines
+    from .._progress import step_progress
 
-    if not stderr_is_terminal():  # a log: one line per section, no bar redrawn into it
-        on_step, on_work = step_lines("report")
+    with step_progress("report") as (on_step, on_work):  # a bar on a terminal, a line a section in a log
         path, doc = make_report(runs, out=dest, data=data, top_losses=top_losses, command=command,
                                 on_step=on_step, on_work=on_work)
-    else:
-        path, doc = _with_bar(runs, dest, data, top_losses, command, columns)
     missing = [b for r in doc.runs for s in r.sections for b in s.blocks if isinstance(b, Missing)]
     note = f"; {len(missing)} part(s) not shown, the page says why" if missing else ""
     console.print(
@@ -79,32 +67,3 @@ def report(
         highlight=False,
         soft_wrap=True,
     )
-
-
-def _with_bar(runs: list[Path], dest: Path, data: str | None, top_losses: int, command: str,
-              columns: tuple[Any, ...]) -> tuple[Path, Any]:
-    """``make_report`` under a rich bar (a terminal): the step, and the work inside it."""
-    from rich.progress import Progress
-
-    from ..report.assemble import make_report
-
-    with Progress(*columns, console=console, transient=True) as bar:
-        steps = bar.add_task("loading", total=None)
-        work = bar.add_task("", total=None, visible=False)
-
-        def on_step(what: str, done: int, total: int) -> None:
-            bar.update(steps, description=what, completed=done, total=total)
-            bar.update(work, visible=False, completed=0)
-
-        def on_work(done: int, total: int) -> None:
-            bar.update(work, description="  working", completed=done, total=total, visible=True)
-
-        return make_report(
-            runs,
-            out=dest,
-            data=data,
-            top_losses=top_losses,
-            command=command,
-            on_step=on_step,
-            on_work=on_work,
-        )
