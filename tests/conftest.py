@@ -35,3 +35,10 @@ def data_dir() -> Path:
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     torch.manual_seed(0)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _output_dir(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """What commands write without --out or a run folder ($CNNLAB_OUT_DIR) lands in a temporary folder."""
+    if "CNNLAB_OUT_DIR" not in os.environ:
+        os.environ["CNNLAB_OUT_DIR"] = str(tmp_path_factory.mktemp("cnnlab-out"))

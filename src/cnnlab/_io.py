@@ -255,3 +255,31 @@ def ensure_writable_dir(path: str | os.PathLike[str], *, option: str = "--out") 
             f"choose a writable folder with {option}"
         ) from None
     return p
+
+
+def output_dir() -> Path:
+    """The one folder where commands write without ``--out`` and without a run folder to write into:
+    ``$CNNLAB_OUT_DIR``, default ``~/cnnlab`` (never the current directory)."""
+    root = os.environ.get("CNNLAB_OUT_DIR")
+    return Path(root).expanduser() if root else Path.home() / "cnnlab"
+
+
+def default_output(filename: str, source: str | None = None, *, label: str | None = None) -> Path:
+    """Where a command's ``filename`` goes without ``--out``: into the run folder ``source`` when it is one,
+    else into :func:`output_dir` (``explain-efficientnet_lite0.png`` for ``label`` efficientnet_lite0).
+
+    Args:
+        filename: The file's name (``explain.png``) or, for a folder of outputs, the folder's (``data``).
+        source: The run folder (or other model source) the command was given, if any.
+        label: What the output is of (a model or data name), added to the name outside a run folder.
+
+    Returns:
+        The path (its folder is not created here).
+    """
+    if source is not None and Path(source).is_dir():
+        return Path(source) / filename
+    if label:
+        stem, dot, suffix = filename.partition(".")
+        safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(label).name or label).strip("-") or "out"
+        filename = f"{stem}-{safe}{dot}{suffix}"
+    return output_dir() / filename

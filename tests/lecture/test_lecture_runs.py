@@ -86,7 +86,7 @@ def test_evaluate_draws_the_top_losses_gallery_and_keeps_its_json(sample_run) ->
     for model, with_cam in (("mnist_cnn", True), ("mnist_mlp", False)):
         run = sample_run(model)
         doc = _run("evaluate", str(run), "--json", "--top-losses", "6")
-        assert set(doc) == {"accuracy", "loss", "per_class", "confusion", "top_losses", "weights"}
+        assert set(doc) == {"accuracy", "loss", "per_class", "confusion", "top_losses", "weights", "verdict"}
         assert "index" in doc["top_losses"][0]  # IDX data: the JSON still names images by index
         assert _png(run / "top_losses.png")[0] > 400
 

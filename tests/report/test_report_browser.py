@@ -13,7 +13,7 @@ import pytest
 from browser import open_page
 from cnnlab.report.assemble import SECTION_TITLES, make_report
 
-SIX = ["Run", "Data", "Model", "Training", "Evaluation", "Inside the network"]
+SIX = ["Verdict", "Run", "Data", "Model", "Training", "Evaluation", "Inside the network"]  # the verdict first
 
 
 def _check_page(page, log, url: str, n_pictures: int, shot: Path) -> None:
@@ -59,6 +59,9 @@ def test_comparison_of_two_runs_in_the_browser(run_dir: Path, augmented_run: Pat
         assert rows == ["plain", "augmented"]
         legend = page.eval_on_selector_all("#comparison img", "els => els.map(e => e.alt)")
         assert legend == ["the learning curves of every run, overlaid"]
+        # the comparison table fits the page: its box needs no horizontal scrolling
+        box = page.eval_on_selector("#comparison .table", "e => [e.scrollWidth, e.clientWidth]")
+        assert box[0] <= box[1], box
         _check_page(page, log, url, len(report.pictures()), tmp_path / "compare.png")
 
 

@@ -16,7 +16,7 @@ from PIL import Image
 from cnnlab.errors import CnnlabError
 from cnnlab.report.assemble import SECTION_TITLES, build_report, default_output
 from cnnlab.report.context import RunContext
-from cnnlab.report.document import Facts, Gallery, Missing, Picture, Section, Table, Text
+from cnnlab.report.document import Facts, Gallery, Missing, Picture, Section, Table, Text, fmt_seconds
 from cnnlab.report.sec_evaluation import confusion_order, largest_confusions
 from cnnlab.report.tiles import explain_images
 
@@ -38,14 +38,16 @@ def report(run_dir: Path):
     return rep
 
 
-def test_six_sections_all_computed_from_the_run(report) -> None:
-    assert SECTION_TITLES == ("Run", "Data", "Model", "Training", "Evaluation", "Inside the network")
+def test_seven_sections_all_computed_from_the_run(report) -> None:
+    assert SECTION_TITLES == (
+        "Verdict", "Run", "Data", "Model", "Training", "Evaluation", "Inside the network"
+    )  # the verdict first
     sections = _sections(report)
     assert tuple(sections) == SECTION_TITLES
     for title, sec in sections.items():
         assert not _blocks(sec, Missing), f"{title}: {_blocks(sec, Missing)}"
     # progress: one step per section, counting up to the total
-    assert [d for _, d, _ in report.steps] == [0, *range(7)] and {t for *_, t in report.steps} == {6}
+    assert [d for _, d, _ in report.steps] == [0, *range(8)] and {t for *_, t in report.steps} == {7}
     assert report.steps[0][0].endswith("loading the model") and report.steps[-1][0] == "done"
 
 
@@ -56,6 +58,22 @@ def test_every_picture_is_a_png_of_its_recorded_size(report) -> None:
     for p in pictures:
         with Image.open(io.BytesIO(p.png)) as im:
             assert im.format == "PNG" and im.size == (p.width, p.height) and min(im.size) > 0
+
+
+def test_the_report_opens_with_the_verdict_of_evaluate(report, run_dir: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from cnnlab.cli import app
+
+    first = report.runs[0].sections[0]
+    facts = dict(_blocks(first, Facts)[0].items)
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run)
+    assert CliRunner().invoke(app, ["evaluate", str(run)]).exit_code == 0
+    verdict = json.loads((run / "evaluation.json").read_text())["verdict"]
+    headline = verdict["line"].split("; ")[0].removeprefix("verdict: ")
+    assert first.title == "Verdict" and facts["verdict"] == headline
+    assert verdict["status"] in facts["verdict"]
 
 
 def test_header_names_the_model_the_time_and_the_command(report, run_dir: Path) -> None:
@@ -207,10 +225,18 @@ def test_two_runs_are_compared(run_dir: Path, augmented_run: Path) -> None:
     assert rep.comparison is not None
     table = _blocks(rep.comparison, Table)[0]
     assert [r[0] for r in table.rows] == ["plain", "augmented"]
-    assert [r[4] for r in table.rows] == ["none", "standard"]
-    for row, run in zip(table.rows, (run_dir, augmented_run), strict=True):
-        acc = [float(line.split(",")[4]) for line in (run / "metrics.csv").read_text().splitlines()[1:]]
-        assert row[5] == len(acc) and row[7] == f"{max(acc):.2%}"
+    columns = dict(zip(table.columns, zip(*table.rows, strict=True), strict=True))
+    assert columns["augment"] == ("none", "standard")
+    for i, run in enumerate((run_dir, augmented_run)):
+        rows = [line.split(",") for line in (run / "metrics.csv").read_text().splitlines()[1:]]
+        kept = min(rows, key=lambda r: float(r[3]))  # the lowest validation loss: the weights kept
+        assert columns["epochs"][i] == len(rows) and columns["kept epoch"][i] == int(kept[0])
+        assert columns["val acc (kept)"][i] == f"{float(kept[4]):.2%}"  # that epoch's, not the highest
+        assert columns["val loss (kept)"][i] == f"{float(kept[3]):.4f}"
+        info = json.loads((run / "run.json").read_text())
+        assert columns["wall time"][i] == fmt_seconds(info["wall_seconds"])  # the whole run, not the epochs
+        assert columns["verdict"][i] in ("good", "at chance", "doubtful")
+        assert columns["evaluate acc"][i].endswith("%")
     assert len(_blocks(rep.comparison, Picture)) == 1
     plain, augmented = ({s.title: s for s in r.sections}["Data"] for r in rep.runs)
     assert [p.caption.split(",")[0] for p in _blocks(augmented, Picture)][1].startswith("6 training images")

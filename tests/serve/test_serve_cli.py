@@ -36,6 +36,9 @@ def test_binds_127_0_0_1_by_default_and_says_where(sample_run: Path, bound: list
     assert result.exit_code == 0, result.output
     assert bound[0][0] == "127.0.0.1" and bound[0][1] > 0
     assert f"at http://127.0.0.1:{bound[0][1]}/" in result.output and "warning" not in result.output
+    lines = result.output.splitlines()  # the model load is said before it happens, then where it serves
+    loading = next(i for i, line in enumerate(lines) if line == f"loading {sample_run} ...")
+    assert loading < next(i for i, line in enumerate(lines) if line.startswith("serving "))
 
 
 def test_another_host_is_bound_with_a_warning(sample_run: Path, bound: list[tuple[Any, ...]]) -> None:

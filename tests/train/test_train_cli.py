@@ -52,8 +52,10 @@ def test_evaluate_json_shape(trained_run):
     proc = _cnnlab("evaluate", str(trained_run), "--json")
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
-    assert set(doc) == {"accuracy", "loss", "per_class", "confusion", "top_losses", "weights"}
+    assert set(doc) == {"accuracy", "loss", "per_class", "confusion", "top_losses", "weights", "verdict"}
     assert doc["weights"] == "trained"
+    assert doc["verdict"]["status"] in ("good", "at chance", "doubtful")  # the verdict of the kept weights
+    assert proc.stderr.strip().splitlines()[-1] == doc["verdict"]["line"]  # printed last, on stderr
     classes = json.loads((trained_run / "classes.json").read_text())
     assert list(doc["per_class"]) == classes
     assert all(set(v) == {"precision", "recall", "f1", "support"} for v in doc["per_class"].values())
@@ -63,7 +65,9 @@ def test_evaluate_json_shape(trained_run):
     assert [sum(row) for row in matrix] == support  # rows add up to the class counts
     diag = sum(matrix[i][i] for i in range(len(classes)))
     assert doc["accuracy"] == pytest.approx(diag / sum(support))
-    assert doc["top_losses"] and set(doc["top_losses"][0]) == {"index", "label", "predicted", "loss"}
+    keys = {"index", "label", "predicted", "loss", "confidence"}
+    assert doc["top_losses"] and set(doc["top_losses"][0]) == keys
+    assert all(0.0 < t["confidence"] <= 1.0 for t in doc["top_losses"])  # the predicted class's probability
     losses = [t["loss"] for t in doc["top_losses"]]
     assert losses == sorted(losses, reverse=True) and losses[0] >= doc["loss"]
     assert (trained_run / "confusion.png").is_file() and (trained_run / "evaluation.json").is_file()

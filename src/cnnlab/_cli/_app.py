@@ -56,6 +56,18 @@ def usage_line(exc: Any) -> str:
 
 
 class _Group(TyperGroup):
+    def list_commands(self, ctx: Context) -> list[str]:
+        from ..commands import in_work_order
+
+        return in_work_order(super().list_commands(ctx))
+
+    def format_commands(self, ctx: Context, formatter: Any) -> None:
+        from ..commands import command_line
+
+        shown = [(n, c) for n in self.list_commands(ctx) if (c := self.get_command(ctx, n)) and not c.hidden]
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, command_line(name, cmd.help or "")) for name, cmd in shown])
+
     def parse_args(self, ctx: Context, args: list[str]) -> list[str]:
         try:
             return super().parse_args(ctx, args)

@@ -16,19 +16,10 @@ from ._app import app, console, print_json
 
 def load_with_progress(spec: str, **kwargs: Any) -> Any:
     """``load_data`` with a rich progress bar (on stderr) while image files are decoded."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
+    from .._progress import progress_bar
     from ..data import load_data
 
-    with Progress(
-        TextColumn("decoding images"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-        console=console, transient=True,
-    ) as bar:
-        task = bar.add_task("decode", total=None)
-
-        def progress(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
-
+    with progress_bar(f"decoding {spec}") as progress:  # a bar on a terminal, plain lines in a log
         return load_data(spec, progress=progress, **kwargs)
 
 
@@ -62,7 +53,8 @@ def print_summary(bundle: Any) -> None:
 def data(
     spec: str = typer.Argument(..., help="sample | mnist | fashion-mnist | FOLDER | CSV of path,label"),
     json_out: bool = typer.Option(False, "--json", help="print the summary as JSON on stdout"),
-    out: Path = typer.Option(Path("runs/data"), "--out", help="folder for the image grids"),
+    out: Path | None = typer.Option(None, "--out", show_default=False, help="folder for the image grids "
+                                    "[default: $CNNLAB_OUT_DIR/data-NAME, $CNNLAB_OUT_DIR ~/cnnlab]"),
     augment: str | None = typer.Option(
         None, "--augment", help="also write the images augmented with this preset (e.g. standard)"
     ),
@@ -80,13 +72,13 @@ def data(
     from ..options import check_data_exists
 
     check_data_exists(spec, param=None)  # before the slow imports, as fast as `cnnlab --help`
-    from .._io import ensure_writable_dir
+    from .._io import default_output, ensure_writable_dir
     from ..data.transforms import get_preset
     from ..report.grids import save_sample_grid
 
     if augment is not None:
         get_preset(augment)  # unknown names fail before any loading
-    out_dir = ensure_writable_dir(out)
+    out_dir = ensure_writable_dir(out or default_output("data", label=spec))
     bundle = load_with_progress(spec, data_dir=data_dir, img_size=img_size, val_split=val_split, seed=seed,
                                 download=download)
     written = [save_sample_grid(bundle, out_dir / "samples.png", seed=seed)]

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import typer
 
+from .._io import default_output
 from ..errors import CnnlabError
 from ._app import app, console, load_source, print_json
 
@@ -41,7 +42,8 @@ def explain(
     target: str | None = typer.Option(None, "--target", help="Class index or name (default: predicted)."),
     channels: int = typer.Option(0, "--channels", help="Also draw the top-K channels view per image."),
     faithfulness: bool = typer.Option(False, "--faithfulness", help="Deletion/insertion curves and AUCs."),
-    out: Path = typer.Option(Path("explain.png"), "--out", help="Figure file; overlays go beside it."),
+    out: Path | None = typer.Option(None, "--out", show_default=False, help="Figure file; overlays go beside "
+                                    "it [default: RUN/explain.png, else $CNNLAB_OUT_DIR (~/cnnlab)]"),
     as_json: bool = typer.Option(False, "--json", help="Print paths and numbers as JSON."),
 ) -> None:
     """Class activation maps (Grad-CAM and friends) over images.
@@ -56,8 +58,8 @@ def explain(
     from ..report.explanations import explain_images, image_paths
 
     at_least(channels, 0, "channels")
-    figure_file(out)
     run, images = run_and_images(inputs, model)
+    out = figure_file(out or default_output("explain.png", run, label=model))
     src = load_source(run, model)
     doc = explain_images(src, image_paths(images), out=out, method=method, layer=layer, target=target,
                          channels=channels, faithfulness=faithfulness)
@@ -82,7 +84,8 @@ def features(
     max_channels: int = typer.Option(64, "--max-channels", help="Channels drawn in the grid."),
     scale: str = typer.Option("channel", "--scale",
                               help="channel (each tile its own range) or layer (one range: tiles compare)."),
-    out: Path = typer.Option(Path("features.png"), "--out", help="Figure file."),
+    out: Path | None = typer.Option(None, "--out", show_default=False, help="Figure file [default: "
+                                    "RUN/features.png, else $CNNLAB_OUT_DIR (~/cnnlab)]"),
     as_json: bool = typer.Option(False, "--json", help="Print paths and numbers as JSON."),
 ) -> None:
     """Feature maps: every channel of a layer for one image, or one channel across images (--channel).
@@ -95,8 +98,8 @@ def features(
     from ..report.explanations import feature_map_files, image_paths
 
     at_least(max_channels, 1, "max_channels")
-    figure_file(out)
     run, images = run_and_images(inputs, model)
+    out = figure_file(out or default_output("features.png", run, label=model))
     src = load_source(run, model)
     doc, message = feature_map_files(src, image_paths(images), out=out, layer=layer, channel=channel,
                                      max_channels=max_channels, scale=scale)
@@ -118,7 +121,8 @@ def dream(
     param: str = typer.Option("fft", "--param", help="fft (decorrelated Fourier) or pixel."),
     transforms: bool = typer.Option(True, "--transforms/--no-transforms", help="Random jitter/scale/rotate."),
     seed: int = typer.Option(0, "--seed", help="Seed of the start images and transforms."),
-    out: Path = typer.Option(Path("dream.png"), "--out", help="Figure file."),
+    out: Path | None = typer.Option(None, "--out", show_default=False, help="Figure file [default: "
+                                    "RUN/dream.png, else $CNNLAB_OUT_DIR (~/cnnlab)]"),
     as_json: bool = typer.Option(False, "--json", help="Print paths and numbers as JSON."),
 ) -> None:
     """Filter visualisation: the input each filter of a layer responds to most (gradient ascent).
@@ -134,8 +138,8 @@ def dream(
 
     check_dream(steps=steps, lr=lr, size=size, param=param)
     filter_ranges(filters)  # the syntax, before the model loads
-    figure_file(out)
     items = list(inputs or [])
+    out = figure_file(out or default_output("dream.png", items[0] if items else None, label=model))
     if len(items) > 1:
         raise CnnlabError("dream takes one RUN folder (or --model NAME), no images")
     src = load_source(items[0] if items else None, model)

@@ -34,8 +34,6 @@ def report(
     the network (kernels, feature maps, filter visualisations, Grad-CAM per class). With several runs the
     page first compares them: curves overlaid and one table.
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from .._io import ensure_writable_dir
     from ..report.assemble import default_output, make_report
     from ..report.document import Missing
@@ -55,32 +53,11 @@ def report(
     ensure_writable_dir(dest.parent if str(dest.parent) else Path("."), option="--out")
     quiet_lightning()
     start = time.perf_counter()
-    columns = (
-        TextColumn("report: {task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-    )
-    with Progress(*columns, console=console, transient=True) as bar:
-        steps = bar.add_task("loading", total=None)
-        work = bar.add_task("", total=None, visible=False)
+    from .._progress import step_progress
 
-        def on_step(what: str, done: int, total: int) -> None:
-            bar.update(steps, description=what, completed=done, total=total)
-            bar.update(work, visible=False, completed=0)
-
-        def on_work(done: int, total: int) -> None:
-            bar.update(work, description="  working", completed=done, total=total, visible=True)
-
-        path, doc = make_report(
-            runs,
-            out=dest,
-            data=data,
-            top_losses=top_losses,
-            command=command,
-            on_step=on_step,
-            on_work=on_work,
-        )
+    with step_progress("report") as (on_step, on_work):  # a bar on a terminal, a line a section in a log
+        path, doc = make_report(runs, out=dest, data=data, top_losses=top_losses, command=command,
+                                on_step=on_step, on_work=on_work)
     missing = [b for r in doc.runs for s in r.sections for b in s.blocks if isinstance(b, Missing)]
     note = f"; {len(missing)} part(s) not shown, the page says why" if missing else ""
     console.print(

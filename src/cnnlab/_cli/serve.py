@@ -35,6 +35,7 @@ def serve(
     from ..source import resolve_model
 
     sock = listen(host, port, max_upload_mb=max_upload_mb)  # before the model loads: one line, at once
+    console.print(f"loading {run} ...", markup=False, highlight=False, soft_wrap=True)
     source = resolve_model(run)
     for notice in source.notices:
         console.print(f"note: {notice}", markup=False, highlight=False)

@@ -32,7 +32,8 @@ def train(
     model: str | None = typer.Option(
         None, "--model", show_default=False,
         help="a name from `cnnlab models`, timm:<name>, or a layer spec string [default: one that fits the "
-             "data: mnist_cnn for sample, mnist, fashion-mnist; cats_cnn for photo folders and CSVs]",
+             "data: mnist_cnn for sample, mnist, fashion-mnist and small grayscale images; for photo folders "
+             "and CSVs efficientnet_lite0, pretrained, --transfer features]",
     ),
     pretrained: bool = typer.Option(False, "--pretrained", help="start from the model's pretrained weights"),
     weights: Path | None = typer.Option(
@@ -122,7 +123,10 @@ def train(
             f"frozen {p['frozen']:,} ({cfg.transfer.value}); run folder {cfg.run_dir}"
         )
         if "model" not in explicit and not cfg.resume:
-            console.print(f"note: model {cfg.model}, chosen to fit this data; choose another with --model")
+            from ..train.defaults import default_choice
+
+            reason = CnnlabError(default_choice(cfg.data, cfg.img_size).reason).cli_message()
+            console.print(f"note: {reason}; choose another with --model", markup=False, highlight=False)
         for notice in info.get("notices", []):
             console.print(f"note: {CnnlabError(notice).cli_message()}", markup=False, highlight=False)
 
@@ -168,6 +172,7 @@ def evaluate(
     result = done.result
     if json_out:
         print_json(done.record)
+        console.print(done.verdict.line(), markup=False, highlight=False)
         return
     from rich.table import Table
 
@@ -187,6 +192,7 @@ def evaluate(
     console.print(f"Confusion matrix and JSON written to {done.written}.")
     if done.gallery is not None:
         console.print(f"The top losses, drawn with their classes and Grad-CAM: {done.gallery}.")
+    console.print(done.verdict.line(), markup=False, highlight=False)
 
 
 @app.command()

@@ -23,11 +23,13 @@ from .sec_header import header_section, versions
 from .sec_inside import inside_section
 from .sec_model import model_section
 from .sec_training import training_section
+from .sec_verdict import verdict_section
 
 __all__ = ["SECTIONS", "SECTION_TITLES", "StepFn", "build_report", "default_output", "make_report"]
 
 #: The sections of every run's report, in page order: (title, builder).
 SECTIONS: tuple[tuple[str, Callable[[RunContext], Section]], ...] = (
+    ("Verdict", verdict_section),
     ("Run", header_section),
     ("Data", data_section),
     ("Model", model_section),

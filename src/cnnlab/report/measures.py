@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from ..receptive.view import ReceptiveFieldView
     from ..summary.arithmetic import ConvArithmetic
     from ..train.evaluate import EvalResult
+    from ..train.verdict import Verdict
 
 __all__ = ["EvaluationFiles", "angles", "arithmetic_files", "evaluation_files", "invariance_files",
            "probe_files", "receptive_field_files"]
@@ -35,9 +36,10 @@ class EvaluationFiles:
     Attributes:
         result: The evaluation.
         data: The data SPEC it ran on.
-        record: The ``--json`` record (the result plus ``"weights": "trained"``).
+        record: The ``--json`` record (the result plus ``"weights": "trained"`` and ``"verdict"``).
         written: Where the JSON and the confusion matrix went (``"nowhere (...)"`` for a read-only folder).
         gallery: The top-losses figure, or None when none was drawn.
+        verdict: The verdict of the run's kept weights (:mod:`cnnlab.train.verdict`).
     """
 
     result: EvalResult
@@ -45,6 +47,7 @@ class EvaluationFiles:
     record: dict[str, Any]
     written: str
     gallery: Path | None
+    verdict: Verdict
 
 
 def evaluation_files(run: Path, *, data: str | None = None, batch_size: int = 256,
@@ -60,14 +63,20 @@ def evaluation_files(run: Path, *, data: str | None = None, batch_size: int = 25
     Returns:
         The result and where it went (a read-only folder still gets the numbers back).
     """
+    from .._progress import phase_line
     from ..runfolder.folder import load_run
     from ..train.evaluate import evaluate, load_eval_data
+    from ..train.verdict_run import evaluation_verdict, phase_progress
     from .plots import confusion_figure
 
+    phase_line(f"loading {run} ...")
     loaded = load_run(run)
     dataset, spec = load_eval_data(loaded, data)
+    phase_line(f"evaluating {run} on {spec} ({len(dataset)} images) ...")
     result = evaluate(loaded, dataset, spec=spec, batch_size=batch_size, top_losses=top_losses)
-    doc = {**result.to_dict(), "weights": "trained"}  # a run folder: the weights it learned
+    verdict = evaluation_verdict(loaded, result, dataset, own_data=data is None, progress=phase_progress())
+    # a run folder: the weights it learned
+    doc = {**result.to_dict(), "weights": "trained", "verdict": verdict.to_dict()}
     gallery: Path | None = run / "top_losses.png" if result.top_losses else None
     try:
         _io.write_json(run / "evaluation.json", {"data": spec, **doc})
@@ -77,10 +86,11 @@ def evaluation_files(run: Path, *, data: str | None = None, batch_size: int = 25
             from ..interpret.top_losses import top_loss_gallery
             from .evaluation_plots import top_losses_figure
 
+            phase_line(f"drawing the {len(result.top_losses)} top losses with their Grad-CAM ...")
             _io.save_figure(gallery, top_losses_figure(top_loss_gallery(loaded, dataset, result)))
     except OSError as exc:
         where, gallery = f"nowhere ({run} is not writable: {exc.strerror})", None
-    return EvaluationFiles(result, spec, doc, where, gallery)
+    return EvaluationFiles(result, spec, doc, where, gallery, verdict)
 
 
 def probe_files(run: Path, *, data: str | None = None, limit: int | None = None, map_points: int = 1000,

@@ -23,6 +23,8 @@ from .schema import RunFileError
 if TYPE_CHECKING:
     from torch import nn
 
+    from ..train.verdict import Verdict
+
 __all__ = ["RunResult", "extend_error", "keep_best", "nothing_to_do"]
 
 
@@ -41,6 +43,7 @@ class RunResult:
         global_rank: The process's rank (only rank 0 wrote the folder).
         already_done: ``resume`` found the run finished: nothing was trained or written.
         epochs: The epochs the run was asked for.
+        verdict: Whether the kept weights are good, and what to do next (:mod:`cnnlab.train.verdict`).
     """
 
     run_dir: Path
@@ -53,12 +56,14 @@ class RunResult:
     global_rank: int = 0
     already_done: bool = False
     epochs: int = 0
+    verdict: Verdict | None = None
 
     def summary(self) -> str:
         """One paragraph for the terminal: what was trained, how well, and where everything is."""
         last = self.metrics[-1] if self.metrics else {}
         best = next((m for m in self.metrics if m.get("epoch") == self.best_epoch), last)
         nan = float("nan")
+        verdict = f"\n{self.verdict.line()}" if self.verdict is not None else ""
         if self.already_done:
             return (
                 f"Nothing to do: {self.run_dir} has already trained {len(self.metrics)} of {self.epochs} "
@@ -66,7 +71,7 @@ class RunResult:
                 f"validation accuracy {best.get('val_acc', nan):.2%}) and exported model.safetensors. "
                 f"Train it longer with `--epochs {self.epochs + 10} --out {self.run_dir} --resume`; "
                 f"evaluate it with `cnnlab evaluate {self.run_dir}`."
-            )
+            ) + verdict
         return (
             f"Trained {len(self.metrics)} epoch(s); best validation loss {self.best_val_loss:.4f} at epoch "
             f"{self.best_epoch} (validation accuracy {best.get('val_acc', nan):.2%}; last epoch "
@@ -75,7 +80,7 @@ class RunResult:
             "metrics.csv, curves.png, checkpoints/best.ckpt and last.ckpt, model.safetensors, classes.json. "
             f"Evaluate it with `cnnlab evaluate {self.run_dir}`; continue it with "
             f"`--out {self.run_dir} --resume`."
-        )
+        ) + verdict
 
 
 def extend_error(exc: CnnlabError, more: str) -> CnnlabError:
@@ -122,10 +127,14 @@ def keep_best(
 def nothing_to_do(cfg: TrainConfig, info: dict[str, Any], *, rank: int = 0) -> RunResult:
     """The result of resuming a finished run (``info``: its ``run.json``): nothing trained or written."""
     from ..train.callbacks import read_metrics
+    from ..train.verdict import Verdict
 
     rows = read_metrics(cfg.run_dir / "metrics.csv")
+    recorded = info.get("verdict")
+    verdict = Verdict.from_dict(recorded) if isinstance(recorded, dict) and "status" in recorded else None
     return RunResult(
         run_dir=cfg.run_dir, best_val_loss=float(info["best_val_loss"]), metrics=[dict(r) for r in rows],
         best_epoch=int(info["best_epoch"]), params=dict(info.get("params", {})),
         num_classes=int(info.get("num_classes", 0)), already_done=True, epochs=cfg.epochs, global_rank=rank,
+        verdict=verdict,
     )

@@ -3,7 +3,9 @@
 Rooms: ``config`` (TrainConfig: every option), ``recipe`` (the one model recipe of fit and load_run),
 ``run`` (fit as named steps), ``preflight`` (what fit checks before slow work), ``module`` (the
 LightningModule), ``callbacks`` (metrics, guards, checkpoint I/O, progress), ``tracking`` (the TensorBoard
-logger), ``lr_find`` (the learning-rate finder), ``evaluate`` (evaluate and predict). The run folder is
+logger), ``lr_find`` (the learning-rate finder), ``evaluate`` (evaluate and predict), ``defaults`` (the model
+a run gets without one, and why), ``verdict`` (is a result good, and what to do next) and ``verdict_run``
+(the verdict's inputs read from a run folder). The run folder is
 :mod:`cnnlab.runfolder`; transfer learning is :mod:`cnnlab.transfer`.
 
 Names are imported lazily so that ``import cnnlab.train`` stays cheap (Lightning loads on first use).
@@ -24,6 +26,9 @@ _EXPORTS = {
     "EvalResult": "evaluate",
     "predict": "evaluate",
     "Prediction": "evaluate",
+    "Verdict": "verdict",
+    "judge": "verdict",
+    "run_verdict": "verdict_run",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -85,12 +85,11 @@ _SEED_MAX = 2**32 - 1  # numpy's seed range, which Lightning's seed_everything e
 
 
 def default_model(data: str, img_size: int | None = None) -> str:
-    """The model a run gets when none is named: one that fits the data's images.
+    """The model a run gets when none is named (:func:`cnnlab.train.defaults.default_choice`'s model).
 
-    A data SPEC that is a folder or a CSV (photos, decoded to 3x150x150 unless ``img_size`` says
-    otherwise) gets ``cats_cnn``, whose global-pooling head takes any size; a dataset name (``sample``,
-    ``mnist``, ``fashion-mnist``: 1x28x28 digits and clothes) gets ``mnist_cnn`` at its native 28 px,
-    ``mnist_cnn_gap`` (any size) when ``img_size`` resizes them.
+    A folder or CSV of photos gets the pretrained ``efficientnet_lite0`` (trained with ``transfer``
+    features); ``sample``, ``mnist``, ``fashion-mnist`` and folders of small grayscale images the course
+    CNN (``mnist_cnn`` at 28 px, ``mnist_cnn_gap`` at any other size).
 
     Args:
         data: The data SPEC.
@@ -99,11 +98,9 @@ def default_model(data: str, img_size: int | None = None) -> str:
     Returns:
         A registry name.
     """
-    from ..data.datasets import list_datasets  # the registered names: all 1x28x28 IDX data
+    from .defaults import default_choice
 
-    if data not in list_datasets():
-        return "cats_cnn"
-    return "mnist_cnn" if img_size in (None, 28) else "mnist_cnn_gap"
+    return default_choice(data, img_size).model
 
 
 def parse_lr(text: str | None) -> tuple[float | None, bool]:
@@ -172,7 +169,9 @@ class TrainConfig:
     Attributes:
         data: Data SPEC: ``sample``, ``mnist``, ``fashion-mnist``, a folder or a CSV.
         model: Model name from the registry (``cnnlab models``); ``None`` picks one that fits the data
-            (:func:`default_model`: ``mnist_cnn`` for the 28x28 datasets, ``cats_cnn`` for photos).
+            (:func:`cnnlab.train.defaults.default_choice`: ``mnist_cnn`` for the 28x28 datasets and small
+            grayscale images; for photos the pretrained ``efficientnet_lite0`` with ``transfer`` features,
+            which sets ``pretrained`` and, left at scratch, ``transfer``).
         out: Run folder; ``None`` means ``runs/<model>-<data name>``.
         epochs: Number of epochs (total, including ``fine_tune_epochs``).
         batch_size: Images per optimisation step (per device).
@@ -270,8 +269,15 @@ class TrainConfig:
                     f"{value!r}: unknown; {hint}choose one of {', '.join(values)}", param=name
                 ) from None
         self.unfreeze_layers = tuple(self.unfreeze_layers)
-        if self.model is None:
-            self.model = default_model(self.data, self.img_size)
+        if self.model is None:  # the default for this data (cnnlab.train.defaults), recorded as chosen
+            from .defaults import default_choice
+
+            choice = default_choice(self.data, self.img_size)
+            self.model, self.img_size = choice.model, self.img_size or choice.img_size
+            if choice.pretrained and self.weights is None:
+                self.pretrained = True
+                if self.transfer is Transfer.SCRATCH:  # the default mode: the choice's
+                    self.transfer = Transfer(choice.transfer)
         checks = [
             ("epochs", self.epochs >= 1, "must be at least 1"),
             ("batch_size", self.batch_size >= 1, "must be at least 1"),

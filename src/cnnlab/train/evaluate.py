@@ -53,7 +53,8 @@ class EvalResult:
         loss: Mean loss (cross-entropy, or binary cross-entropy for a one-logit model).
         per_class: ``{class: {"precision", "recall", "f1", "support"}}``.
         confusion: ``confusion[true][predicted]`` counts, classes in the run's order.
-        top_losses: The highest-loss examples: ``{"path" or "index", "label", "predicted", "loss"}``.
+        top_losses: The highest-loss examples: ``{"path" or "index", "label", "predicted", "loss",
+            "confidence"}`` (confidence: the probability of the predicted class).
         classes: Class names (row/column order of ``confusion``).
     """
 
@@ -196,8 +197,7 @@ def evaluate(
     if len(dataset) == 0:
         raise DataError(f"{spec}: no images to evaluate", param="data")
     labels = _check_compatible(run, dataset, spec)
-    losses, preds = [], []
-    start = 0
+    losses, preds, confs, start = [], [], [], 0
     for images, _ in _batches(dataset, batch_size):
         logits = _logits(run, images)
         y = labels[start : start + images.shape[0]]
@@ -205,11 +205,12 @@ def evaluate(
         if run.binary:
             logit = logits.reshape(-1)
             losses.append(F.binary_cross_entropy_with_logits(logit, y.float(), reduction="none"))
-            preds.append((logit > 0).long())
         else:
             losses.append(F.cross_entropy(logits, y, reduction="none"))
-            preds.append(logits.argmax(dim=1))
-    loss, pred = torch.cat(losses), torch.cat(preds)
+        top = probabilities(run, logits).max(dim=1)  # the predicted class and its probability
+        preds.append(top.indices)
+        confs.append(top.values)
+    loss, pred, conf = torch.cat(losses), torch.cat(preds), torch.cat(confs)
     k = len(run.classes)
     y_true, y_pred = labels.numpy(), pred.numpy()
     precision, recall, f1, support = precision_recall_fscore_support(
@@ -235,6 +236,7 @@ def evaluate(
                 "label": run.classes[int(labels[i])],
                 "predicted": run.classes[int(pred[i])],
                 "loss": float(loss[i]),
+                "confidence": float(conf[i]),
             }
         )
     return EvalResult(

@@ -16,6 +16,7 @@ Only global rank 0 writes (DDP); every file is written atomically.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._io import ensure_writable_dir, remove_orphan_temps, write_json
 from .._perf import tune_allocator
+from .._progress import progress_bar, stderr_is_terminal
 from ..errors import DataError, DiskFullError, TrainingError
 from ..runfolder.folder import check_resume, export_best, finished_run, write_setup
 from ..runfolder.outcome import RunResult, extend_error, keep_best, nothing_to_do
@@ -36,6 +38,7 @@ from .preflight import (
 )
 from .recipe import build_model, normalization, output_count, weights_preprocessing
 from .tracking import log_every, make_logger, tracking_callbacks
+from .verdict_run import phase_progress, verdict_after_fit
 
 if TYPE_CHECKING:
     import lightning as L
@@ -91,8 +94,10 @@ def prepare_run_dir(cfg: TrainConfig, rank: int) -> Path | None:
     return check_resume(cfg, cfg.run_dir) if cfg.resume else None
 
 
-def load_training_data(cfg: TrainConfig) -> DataBundle:
+def load_training_data(cfg: TrainConfig, *, progress: Callable[[int, int], None] | None = None) -> DataBundle:
     """The run's data, sized by ``img_size`` or else the starting weights' input size, in its own channels.
+
+    ``progress(done, total)`` is called as files are decoded (not at all when the decode cache has them).
 
     Raises:
         DataError: Bad data, or an empty validation split.
@@ -108,6 +113,7 @@ def load_training_data(cfg: TrainConfig) -> DataBundle:
         seed=cfg.seed,
         limit=cfg.limit,
         grayscale=None,  # own channels; an RGB-pretrained stem is adapted (surgery.adapt_in_chans)
+        progress=progress,
     )
     if len(bundle.val) == 0:
         raise DataError(
@@ -118,7 +124,6 @@ def load_training_data(cfg: TrainConfig) -> DataBundle:
 
 def _embedding_datamodule(cfg: TrainConfig, bundle: DataBundle, model: nn.Module, mean: Any, std: Any) -> Any:
     """``--transfer features`` without augmentation: the backbone runs once, its embeddings are cached."""
-    from .._progress import progress_bar
     from ..transfer import embeddings
     from ..transfer.on_embeddings import embedding_datamodule
 
@@ -189,6 +194,11 @@ def training_setup(
     return TrainingSetup(module, dm, policy, callbacks, info)
 
 
+def bar_shown(cfg: TrainConfig) -> bool:
+    """Lightning's progress bar only on a terminal: in a log, one line per epoch instead of redraws."""
+    return cfg.progress and stderr_is_terminal()
+
+
 def build_trainer(cfg: TrainConfig, run_dir: Path, callbacks: list[Any], **overrides: Any) -> L.Trainer:
     """The Lightning Trainer of a run (checkpoints, atomic writes, progress bar); ``overrides`` go to it."""
     import lightning as L
@@ -208,7 +218,7 @@ def build_trainer(cfg: TrainConfig, run_dir: Path, callbacks: list[Any], **overr
         auto_insert_metric_name=False,
     )
     callbacks = [*callbacks, ckpt]
-    if cfg.progress:
+    if bar_shown(cfg):
         callbacks.append(ThroughputBar())
     strategy: Any = cfg.strategy.value
     if strategy == "ddp":
@@ -225,7 +235,7 @@ def build_trainer(cfg: TrainConfig, run_dir: Path, callbacks: list[Any], **overr
         callbacks=callbacks,
         plugins=[AtomicCheckpointIO()],
         logger=False,
-        enable_progress_bar=cfg.progress,
+        enable_progress_bar=bar_shown(cfg),
         enable_model_summary=False,
         num_sanity_val_steps=0,
         default_root_dir=run_dir,
@@ -253,9 +263,13 @@ def run_trainer(trainer: L.Trainer, setup: TrainingSetup, last: Path | None, run
 
 
 def finish_run(
-    trainer: L.Trainer, setup: TrainingSetup, model: nn.Module, rows: list[dict[str, Any]], run_dir: Path
+    trainer: L.Trainer, setup: TrainingSetup, model: nn.Module, rows: list[dict[str, Any]], run_dir: Path,
+    *, started: float | None = None,
 ) -> RunResult:
     """The run's result; on rank 0 the best weights go to ``model.safetensors`` and ``run.json``.
+
+    ``started`` (``time.perf_counter()`` when ``fit`` began) makes ``run.json`` record the whole wall time
+    (``wall_seconds``: decoding, embeddings, training, export), added to an earlier one on ``resume``.
 
     Raises:
         DiskFullError: No room for the export; the message says how to finish it once there is.
@@ -280,12 +294,24 @@ def finish_run(
         try:
             export_best(setup.module, model, best_ckpt, run_dir / "model.safetensors", info)
             info.update(best_epoch=result.best_epoch, best_val_loss=result.best_val_loss)
+            if started is not None:
+                info["wall_seconds"] = round(time.perf_counter() - started, 3)
             write_json(run_dir / "run.json", info)
         except DiskFullError as exc:
             more = (f"training finished and its best weights are in {best_ckpt}: free space, then resume the "
                     f"run (`out` {run_dir} `resume`) to export them")
             raise extend_error(exc, more) from None
     return result
+
+
+def _earlier_wall_seconds(run_dir: Path) -> float:
+    import json
+
+    try:
+        value = json.loads((run_dir / "run.json").read_text()).get("wall_seconds", 0.0)
+    except (OSError, ValueError, AttributeError):
+        return 0.0
+    return float(value) if isinstance(value, (int, float)) else 0.0
 
 
 def quiet_lightning() -> None:
@@ -328,6 +354,7 @@ def fit(
     from . import lr_find
     from .callbacks import EpochLines, MetricsHistory, NonFiniteGuard
 
+    started = time.perf_counter()
     rank = _env_global_rank()
     check_transfer(config)
     lr_find.check_lr_find(config)
@@ -335,11 +362,15 @@ def fit(
     cfg, notices = apply_model_defaults(config)
     check_devices(cfg)
     last = prepare_run_dir(cfg, rank)
+    if last is not None:  # resumed: the wall time of the earlier part counts too (run.json's, if any)
+        started -= _earlier_wall_seconds(cfg.run_dir)
     done = finished_run(cfg, last) if last is not None else None
     if done is not None:
         return nothing_to_do(cfg, done, rank=rank)
     check_model_fits(cfg, expected_image_shape(cfg), images=cfg.limit)  # before decoding anything
-    bundle = load_training_data(cfg)
+    show = cfg.progress and rank == 0
+    with progress_bar(f"decoding {cfg.data}", enabled=show) as decoded:
+        bundle = load_training_data(cfg, progress=decoded)
     num_classes = output_count(cfg, len(bundle.classes))
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     model = build_model(cfg, in_chans=int(bundle.image_shape[0]), num_classes=num_classes, notices=notices)
@@ -351,7 +382,7 @@ def fit(
         cfg = lr_find.use_found_lr(cfg, finder, setup, notices)
         setup = training_setup(cfg, bundle, model, num_classes=num_classes, notices=notices)
     history = MetricsHistory(cfg.run_dir, title=f"{cfg.model} on {cfg.data}")
-    lines = [] if cfg.progress else [EpochLines(history)]  # without the bar: one line per epoch
+    lines = [] if bar_shown(cfg) else [EpochLines(history)]  # without the bar: one line per epoch
     tracking = tracking_callbacks(cfg, history, model=model, val=bundle.val, info=setup.info,
                                   classes=list(bundle.classes), on_images=not use_embedding_cache(cfg),
                                   notices=notices)
@@ -369,7 +400,12 @@ def fit(
             raise
         raise keep_best(exc, module=setup.module, model=model, info=setup.info, rows=history.rows,
                         run_dir=cfg.run_dir) from None
-    return finish_run(trainer, setup, model, history.rows, cfg.run_dir)
+    result = finish_run(trainer, setup, model, history.rows, cfg.run_dir, started=started)
+    if trainer.is_global_zero:
+        result.verdict = verdict_after_fit(cfg.run_dir, bundle, progress=phase_progress() if show else None)
+    return result
+
+
 
 
 __all__ = [
