@@ -321,7 +321,8 @@ def features(
 def dream(
     inputs: list[str] = typer.Argument(None, metavar="[RUN]", help="A run folder (or use --model)."),
     model: str | None = typer.Option(None, "--model", help="A registry model (pretrained when offline)."),
-    layer: str = typer.Option(..., "--layer", help="Dotted name, Type:index (Conv2d:-1) or auto."),
+    layer: str = typer.Option("auto", "--layer",
+                              help="Dotted name, Type:index (Conv2d:-1) or auto (a middle stage)."),
     filters: str = typer.Option("0-15", "--filters", help="Filter indices: 0-15, 0,3,7 or 0-3,8."),
     steps: int = typer.Option(128, "--steps", help="Gradient-ascent steps."),
     lr: float = typer.Option(0.05, "--lr", help="Adam learning rate."),
@@ -334,16 +335,18 @@ def dream(
 ) -> None:
     """Filter visualisation: the input each filter of a layer responds to most (gradient ascent).
 
-    --json prints {source, weights, layer, figure, steps, filters: [{filter, start, end}]}: the filter's
-    mean activation on the random start image and on the final image. weights is trained, pretrained or
-    random (then the figure title says so too).
+    --json prints {source, weights, layer, objective, figure, steps, filters: [{filter, start, end, rose}]}:
+    the filter's mean activation at the layer on the random start image and on the final image, and
+    whether it rose (end > start and > 0; the figure flags those that did not). objective is what the
+    ascent maximised: the layer, or the input of its last ReLU-family activation (a dead map has no
+    gradient). weights is trained, pretrained or random (then the figure title says so too).
     """
     import math
 
     from rich.progress import Progress
 
     from .._io import save_figure
-    from ..interpret.filter_vis import visualize_filters
+    from ..interpret.filter_vis import dream_layer, visualize_filters
     from ..report import interpret_plots as plots
 
     if param not in ("fft", "pixel"):
@@ -361,6 +364,7 @@ def dream(
     src = load_source(items[0] if items else None, model)
     c, h, w = src.image_size
     shape = (c, size, size) if size else (c, h, w)
+    layer = dream_layer(src.model, layer)
     indices = dream_filters(src, layer, filters, shape)
     with Progress(console=console, transient=True, disable=as_json) as progress:
         task = progress.add_task(f"dream {layer}", total=steps)
@@ -373,10 +377,10 @@ def dream(
     save_figure(out, mark_random(plots.filter_vis_figure(res), src))
     if as_json:
         print_json({
-            "source": src.label, "weights": src.weights, "layer": res.layer, "figure": str(out),
-            "steps": steps,
-            "filters": [{"filter": f, "start": round(float(s), 6), "end": round(float(e), 6)}
-                        for f, s, e in zip(res.filters, res.start, res.end, strict=True)],
+            "source": src.label, "weights": src.weights, "layer": res.layer, "objective": res.objective,
+            "figure": str(out), "steps": steps,
+            "filters": [{"filter": f, "start": round(float(s), 6), "end": round(float(e), 6), "rose": r}
+                        for f, s, e, r in zip(res.filters, res.start, res.end, res.rose, strict=True)],
         })
     else:
         gain = float((res.end - res.start).mean())

@@ -10,6 +10,7 @@ through this module, so those two are typed by what is read of them (:class:`Cha
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -57,6 +58,7 @@ class FilterImages(Protocol):
     start: torch.Tensor
     end: torch.Tensor
     start_images: torch.Tensor
+    objective: str
 
 
 def _grid(n: int, cols: int, cell: float = 1.5, extra_h: float = 0.3) -> tuple[Figure, Any]:
@@ -156,18 +158,20 @@ def channel_across_figure(images: torch.Tensor, maps: torch.Tensor, *, channel: 
 
 
 def filter_vis_figure(res: FilterImages, *, cols: int = 8) -> Figure:
-    """The course's view: each filter's random start image (top row) above its image after N steps.
+    """Each filter's image after N steps of gradient ascent, titled with its mean activation start -> end.
 
-    Tiles are titled with the filter's mean activation on each image. A faded border (the pixels
-    that a "valid"-padding layer barely sees stay near their start value, e.g. 4 of 28 px per side
-    for a trained ``mnist_cnn``'s last convolution) would frame every tile: the outer rings whose contrast is
-    under 3/4 of the centre's are left out of the tiles, as the course's own ``deprocess_image``
-    crops the border, and the title says how many pixels. The figure uses matplotlib's constrained
-    layout, so the title never overlaps a tile.
+    The random start images are not drawn (near-identical grey noise: half the figure for nothing); the
+    start value is in each title instead. A filter whose activation did not rise above its start and 0
+    is titled "did not rise" in red, and the figure title says how many: such a tile is not an input
+    that maximises the filter. A faded border (the pixels that a "valid"-padding layer barely sees
+    stay near their start value, e.g. 4 of 28 px per side for a trained ``mnist_cnn``'s last
+    convolution) would frame every tile: the outer rings whose contrast is under 3/4 of the centre's
+    are left out of the tiles, as the course's own ``deprocess_image`` crops the border, and the title
+    says how many pixels. Constrained layout: the title never overlaps a tile.
 
     Args:
         res: From :func:`cnnlab.interpret.visualize_filters`.
-        cols: Filters per row (each filter is a column of two tiles).
+        cols: Filters per row.
 
     Returns:
         The figure.
@@ -176,32 +180,34 @@ def filter_vis_figure(res: FilterImages, *, cols: int = 8) -> Figure:
 
     n, steps = len(res.filters), res.history.shape[0]
     cols = max(1, min(cols, n))
-    groups = -(-n // cols)
+    rows = -(-n // cols)
     b = _faded_border(res.images)
     h, w = res.images.shape[-2:]
-    fig = Figure(figsize=(1.5 * cols + 0.6, 3.5 * groups + 0.5), layout="constrained")
-    axes = fig.subplots(2 * groups, cols, squeeze=False)
-    for ax in axes.flat:
+    width = max(1.3 * cols + 0.4, 3.0)
+    fig = Figure(figsize=(width, 1.55 * rows + 1.2), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False)
+    flat = 0
+    for i, ax in enumerate(axes.flat):
         ax.set_xticks([])
         ax.set_yticks([])
         ax.spines[:].set_visible(False)  # no drawn frame around the tiles either
-    for g in range(groups):
-        axes[2 * g, 0].set_ylabel("random start", fontsize=8)
-        axes[2 * g + 1, 0].set_ylabel(f"after {steps} steps", fontsize=8)
-        for j in range(cols):
-            i = g * cols + j
-            top, bottom = axes[2 * g, j], axes[2 * g + 1, j]
-            if i >= n:
-                top.set_visible(False)
-                bottom.set_visible(False)
-                continue
-            _show(top, res.start_images[i, :, b : h - b, b : w - b])
-            _show(bottom, res.images[i, :, b : h - b, b : w - b])
-            top.set_title(f"#{res.filters[i]}: {float(res.start[i]):.2f}", fontsize=7)
-            bottom.set_title(f"{float(res.end[i]):.2f}", fontsize=7)
+        if i >= n:
+            ax.set_visible(False)
+            continue
+        _show(ax, res.images[i, :, b : h - b, b : w - b])
+        start, end = float(res.start[i]), float(res.end[i])
+        rose = end > start and end > 0
+        flat += not rose
+        ax.set_title(f"#{res.filters[i]}: {start:.2f}→{end:.2f}" + ("" if rose else "\ndid not rise"),
+                     fontsize=8, color="black" if rose else "#c0392b")
+    objective = getattr(res, "objective", "") or res.layer
+    via = f"\nascent on {objective}" if objective != res.layer else ""
     crop = f"\nouter {b} px not shown: the layer barely sees them" if b else ""
-    fig.suptitle(f"{res.layer}: inputs that maximise each filter\n(mean activation above each tile){crop}",
-                 fontsize=9)
+    failed = f"\n{flat} of {n} filters did not rise (red): not inputs that excite them" if flat else ""
+    text = (f"{res.layer}: inputs that maximise each filter after {steps} steps\n"
+            f"(mean activation: random start → end){via}{crop}{failed}")
+    chars = max(20, int(width * 72 / (9 * 0.62)))  # about the characters of 9 pt text that fit the width
+    fig.suptitle("\n".join(textwrap.fill(line, chars) for line in text.split("\n")), fontsize=9)
     return fig
 
 
