@@ -103,7 +103,8 @@ def test_dream_lite0_every_filter_rises(tmp_path: Path) -> None:
     """Issue 22: on the pretrained net, --layer auto (a middle stage) and the pre-activation objective
     lift every filter above its start and above 0 (the last stage's ReLU6 map left 7 of 8 at 0.00)."""
     res = _json(runner.invoke(app, ["dream", "--model", "efficientnet_lite0", "--filters", "0-7",
-                                    "--steps", "48", "--size", "96", "--out", str(tmp_path / "d.png"), "--json"]))
+                                    "--steps", "48", "--size", "96", "--out", str(tmp_path / "d.png"),
+                                    "--json"]))
     assert res["weights"] == "pretrained" and res["layer"] == "features.blocks.2"
     assert [f["filter"] for f in res["filters"]] == list(range(8)) and _is_png(res["figure"])
     for f in res["filters"]:
