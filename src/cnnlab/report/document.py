@@ -18,6 +18,7 @@ from ._png import figure_png
 if TYPE_CHECKING:
     import torch
     from matplotlib.figure import Figure
+    from matplotlib.text import Text as MplText
 
 __all__ = [
     "Block",
@@ -39,6 +40,11 @@ __all__ = [
 #: Figures are drawn at this resolution, lowered so that no side exceeds :data:`MAX_FIGURE_SIDE` pixels.
 FIGURE_DPI = 100
 MAX_FIGURE_SIDE = 2400
+#: The widest a report figure is shown, in CSS px: a figure is rendered one PNG pixel per CSS pixel at
+#: ``min(its width at FIGURE_DPI, FIGURE_WIDTH)`` (the page shows it at that width), not shrunk by the page.
+FIGURE_WIDTH = 1000
+#: The smallest text of a report figure, in CSS px at its displayed width.
+MIN_TEXT_PX = 9.0
 #: Image thumbnails (top losses, Grad-CAM tiles) are downscaled to at most this side.
 THUMBNAIL_SIDE = 160
 #: Thumbnails smaller than this are scaled up by the page without smoothing (pixels stay visible).
@@ -56,6 +62,8 @@ class Picture:
         height: Pixel height of the PNG.
         caption: A caption under the picture ("" for none).
         pixelated: A tiny image the page enlarges without smoothing (e.g. 28x28 digits).
+        min_text_px: A figure's smallest text in CSS px at its displayed width (``None``: no text).
+        mime: The image's media type (PNG for line art, JPEG/WebP for photo-like thumbnails).
     """
 
     png: bytes
@@ -64,6 +72,8 @@ class Picture:
     height: int
     caption: str = ""
     pixelated: bool = False
+    min_text_px: float | None = None
+    mime: str = "image/png"
 
 
 @dataclass(frozen=True)
@@ -186,23 +196,58 @@ def _png_size(png: bytes) -> tuple[int, int]:
     return int(width), int(height)
 
 
+def drawn_texts(fig: Figure) -> list[MplText]:
+    """The texts of ``fig`` that are drawn: visible, not empty, on a visible axes (tick and axis labels only
+    where the axes shows its axis)."""
+    from matplotlib.text import Text as MplText
+
+    out = []
+    for t in fig.findobj(MplText):
+        if not t.get_visible() or not t.get_text().strip():
+            continue
+        ax = t.axes
+        if ax is not None:
+            if not ax.get_visible():
+                continue
+            axis_texts = {id(x) for a in (ax.xaxis, ax.yaxis) for x in (
+                *a.get_ticklabels(which="both"), a.label, a.get_offset_text())}
+            if id(t) in axis_texts and not ax.axison:
+                continue
+        out.append(t)
+    return out
+
+
 def figure_picture(fig: Figure, alt: str, *, caption: str = "", dpi: int = FIGURE_DPI) -> Picture:
-    """Render a matplotlib figure to PNG (tight bounding box), at most :data:`MAX_FIGURE_SIDE` px a side.
+    """Render a matplotlib figure to PNG (tight bounding box) for the width the page shows it at.
+
+    The displayed width is ``min(width at dpi, FIGURE_WIDTH)`` CSS px, rendered one PNG pixel per CSS
+    pixel: the dpi follows from it, and every text smaller than :data:`MIN_TEXT_PX` at that dpi is
+    raised to it (a wide grid of tiles titled in 7 pt would otherwise be 5 px tall on the page).
 
     Args:
         fig: The figure (from the :mod:`cnnlab.report` plotting functions).
         alt: What the figure shows, for the ``alt`` attribute.
         caption: Caption under the figure.
-        dpi: Resolution; lowered for very large figures.
+        dpi: Resolution of a figure narrower than :data:`FIGURE_WIDTH` (lowered for wider ones).
 
     Returns:
-        The :class:`Picture`.
+        The :class:`Picture`, with ``min_text_px`` measured on the texts drawn.
     """
-    inches = max(float(v) for v in fig.get_size_inches())
-    dpi = max(30, min(dpi, int(MAX_FIGURE_SIDE / max(inches, 1e-3))))
+    w_in, h_in = (float(v) for v in fig.get_size_inches())
+    dpi = max(30, min(dpi, int(FIGURE_WIDTH / max(w_in, 1e-3)), int(MAX_FIGURE_SIDE / max(h_in, 1e-3))))
+    min_pt = MIN_TEXT_PX * 72 / dpi
+    for ax in fig.axes:  # tick labels are re-made at each draw: raise them through tick_params
+        for axis in (ax.xaxis, ax.yaxis):
+            labels = axis.get_ticklabels(which="both")
+            if labels and min(float(t.get_fontsize()) for t in labels) < min_pt:
+                axis.set_tick_params(which="both", labelsize=min_pt)
+    for t in drawn_texts(fig):
+        if float(t.get_fontsize()) < min_pt:
+            t.set_fontsize(min_pt)
     png = figure_png(fig, dpi=dpi)
     width, height = _png_size(png)
-    return Picture(png, alt, width, height, caption)
+    sizes = [float(t.get_fontsize()) * dpi / 72 for t in drawn_texts(fig)]
+    return Picture(png, alt, width, height, caption, min_text_px=min(sizes) if sizes else None)
 
 
 def image_picture(image: torch.Tensor, alt: str, *, max_side: int = THUMBNAIL_SIDE) -> Picture:

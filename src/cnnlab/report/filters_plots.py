@@ -61,8 +61,9 @@ def _draw(ax: Any, arr: np.ndarray, *, signed: bool, percentile: float) -> Any:
 def kernel_grid_figure(bank: FilterBank, *, cols: int = 8, max_kernels: int = 64, title: str = "") -> Figure:
     """The kernels of ``bank`` as small images, titled with their parameters.
 
-    Kernels are drawn with a diverging colour map centred on zero (limit: the kernel's largest |weight|);
-    multi-channel kernels show their channel mean.
+    Kernels are drawn with one diverging colour map centred on zero for all of them (limit: the largest
+    |weight| drawn), with its colour bar, so that kernels compare; multi-channel kernels show their
+    channel mean.
 
     Args:
         bank: The bank to draw.
@@ -80,15 +81,21 @@ def kernel_grid_figure(bank: FilterBank, *, cols: int = 8, max_kernels: int = 64
     kernels = bank.weight[:n].detach().to(torch.float64).mean(dim=1).cpu().numpy()
     cols = max(1, min(cols, n))
     rows = -(-n // cols)
-    fig = Figure(figsize=(1.5 * cols, 1.75 * rows + 0.4))
+    fig = Figure(figsize=(1.5 * cols + 1.0, 1.75 * rows + 0.4))
     axes = fig.subplots(rows, cols, squeeze=False)
+    from matplotlib.colors import CenteredNorm
+
+    norm = CenteredNorm(vcenter=0.0, halfrange=colour_limit(kernels, 100.0))
+    im = None
     for k, ax in enumerate(axes.flat):
         if k < n:
-            _draw(ax, kernels[k], signed=True, percentile=100.0)
+            im = ax.imshow(kernels[k], cmap=SIGNED_CMAP, norm=norm, interpolation="nearest")
             ax.set_title(_title(bank.names[k]), fontsize=7)
             _off(ax)
         else:
             ax.axis("off")
+    if im is not None:
+        fig.colorbar(im, ax=axes, shrink=min(1.0, 0.9 / rows + 0.5), label="weight (white = 0)")
     kh, kw = bank.kernel_size
     stride = f", stride {bank.stride}" if bank.stride != 1 else ""
     shown = f" (first {n} shown)" if n < n_all else ""

@@ -87,20 +87,24 @@ def _show(ax: Any, image: torch.Tensor) -> None:
         ax.imshow(np.ascontiguousarray(arr.transpose(1, 2, 0)).clip(0, 1))
 
 
-def overlays(images: torch.Tensor, maps: torch.Tensor, *, alpha: float = 0.5) -> torch.Tensor:
-    """Heatmaps blended over images (the heatmap is resized to the image).
+def overlays(images: torch.Tensor, maps: torch.Tensor, *, alpha: float = 0.7) -> torch.Tensor:
+    """Heatmaps blended over images (resized bilinearly), the colour's weight proportional to the map.
+
+    Where the map is 0 the image shows unchanged: a coarse (3x3) CAM upsampled with jet used to paint
+    the black background of a digit blue.
 
     Args:
         images: uint8 ``[N, C, H, W]`` (C = 1 or 3).
         maps: ``[N, h, w]`` in [0, 1], e.g. ``CamResult.maps``.
-        alpha: Weight of the heatmap in the blend.
+        alpha: Weight of the heatmap colour where the map is 1.
 
     Returns:
         uint8 ``[N, 3, H, W]``.
     """
     from ..images import overlay_heatmap
 
-    return torch.stack([overlay_heatmap(img, m, alpha=alpha) for img, m in zip(images, maps, strict=True)])
+    return torch.stack([overlay_heatmap(img, m, alpha=alpha, weighted=True)
+                        for img, m in zip(images, maps, strict=True)])
 
 
 def feature_map_figure(fm: ChannelMaps, *, max_channels: int = 64, cols: int = 8,
@@ -121,10 +125,14 @@ def feature_map_figure(fm: ChannelMaps, *, max_channels: int = 64, cols: int = 8
     k = min(max_channels, fm.maps.shape[0])
     shown_maps = fm.normalised(scale)[:k].cpu().numpy()
     fig, axes = _grid(k, cols, cell=1.2)
+    im = None
     for c, ax in zip(range(k), axes, strict=False):
-        ax.imshow(shown_maps[c], cmap="viridis", vmin=0.0, vmax=1.0, interpolation="nearest")
+        im = ax.imshow(shown_maps[c], cmap="viridis", vmin=0.0, vmax=1.0, interpolation="nearest")
         dead = bool(fm.dead[c])
         ax.set_title(f"{c}{' dead' if dead else ''}", fontsize=7, color="red" if dead else "black")
+    if im is not None:
+        what = "each tile: its own min → max" if scale == "channel" else "the layer's min → max"
+        fig.colorbar(im, ax=fig.axes, shrink=0.8, label=what, ticks=[0, 1])
     n_dead = int(fm.dead.sum())
     shown = f" (first {k} of {fm.maps.shape[0]})" if k < fm.maps.shape[0] else ""
     default = (f"{fm.layer}: {fm.maps.shape[0]} channels{shown}, {n_dead} dead for this input, "

@@ -327,7 +327,9 @@ def fit(
     model = build_model(cfg, in_chans=int(bundle.image_shape[0]), num_classes=num_classes, notices=notices)
     check_model_fits(cfg, bundle.image_shape, model=model, images=len(bundle.train))
     setup = training_setup(cfg, bundle, model, num_classes=num_classes, notices=notices)
-    history = MetricsHistory(cfg.run_dir, title=f"{cfg.model} on {cfg.data}")
+    from ..report.plots import curves_title
+
+    history = MetricsHistory(cfg.run_dir, title=curves_title(cfg.model or "model", cfg.transfer, cfg.data))
     lines = [] if cfg.progress else [EpochLines(history)]  # without the bar: one line per epoch
     ours = [history, *lines, NonFiniteGuard(), *setup.callbacks]
     trainer = build_trainer(cfg, cfg.run_dir, [*ours, *callbacks])
