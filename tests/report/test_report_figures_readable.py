@@ -57,3 +57,25 @@ def test_demo_sized_report_is_light(written) -> None:
     html = dest.read_text()
     assert not re.findall(r'\ssrc="(?!data:)', html)  # still self-contained: every image inline
     assert not re.findall(r'<link [^>]*href="(?!data:)', html) and "<script src" not in html
+
+
+def test_a_comparison_links_each_run_page_and_shows_what_they_share_once(
+    run_dir: Path, augmented_run: Path, tmp_path: Path
+) -> None:
+    from cnnlab.report.build import make_report
+
+    dest, rep = make_report([run_dir, augmented_run], out=tmp_path / "compare.html")
+    html = dest.read_text()
+    links = re.findall(r'<p class="runpage"><a href="([^"]+)">', html)
+    assert links == ["compare-1-plain.html", "compare-2-augmented.html"]
+    for link, run in zip(links, rep.runs, strict=True):
+        page = (tmp_path / link).read_text()
+        assert run.path in page and "Inside the network" in page  # the run's full report
+        assert [s.title for s in run.sections] == ["Run"]  # the comparison keeps the header alone
+    # both trained mnist_cnn on the same sample data: its model section is shared, the data section
+    # is not (the augmented run adds an augmentation grid)
+    assert "Model" in [s.title for s in rep.shared] and "Data" not in [s.title for s in rep.shared]
+    assert html.count("<h3>Model</h3>") == 1
+    single = sum((tmp_path / link).stat().st_size for link in links)
+    print(f"comparison {dest.stat().st_size / 1e6:.2f} MB, the two run pages {single / 1e6:.2f} MB")
+    assert dest.stat().st_size <= 3_000_000 and dest.stat().st_size < single / 2

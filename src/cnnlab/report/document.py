@@ -53,10 +53,10 @@ PIXELATED_BELOW = 64
 
 @dataclass(frozen=True)
 class Picture:
-    """A PNG image: a figure or a thumbnail.
+    """An image (PNG, or JPEG for photo-like ones, see ``mime``): a figure or a thumbnail.
 
     Attributes:
-        png: The PNG file's bytes.
+        png: The image file's bytes (PNG, or JPEG where ``mime`` says so).
         alt: Alternative text (what the picture shows).
         width: Pixel width of the PNG.
         height: Pixel height of the PNG.
@@ -148,11 +148,12 @@ class Section:
 
 @dataclass
 class RunReport:
-    """The sections of one run folder."""
+    """The sections of one run folder; ``link``: the file of its full report (a comparison page links it)."""
 
     name: str
     path: str
     sections: list[Section] = field(default_factory=list)
+    link: str = ""
 
 
 @dataclass
@@ -166,6 +167,7 @@ class Report:
         versions: Package versions of the environment that made the report.
         runs: One :class:`RunReport` per run folder, in the order given.
         comparison: The comparison section (several runs only).
+        shared: Sections every run has alike (a comparison page shows them once).
     """
 
     title: str
@@ -174,10 +176,12 @@ class Report:
     versions: dict[str, str]
     runs: list[RunReport] = field(default_factory=list)
     comparison: Section | None = None
+    shared: list[Section] = field(default_factory=list)
 
     def pictures(self) -> list[Picture]:
         """Every picture of the report (figures, thumbnails), in page order."""
-        sections = ([self.comparison] if self.comparison else []) + [s for r in self.runs for s in r.sections]
+        sections = ([self.comparison] if self.comparison else []) + self.shared
+        sections += [s for r in self.runs for s in r.sections]
         out: list[Picture] = []
         for sec in sections:
             for block in sec.blocks:
@@ -217,7 +221,9 @@ def drawn_texts(fig: Figure) -> list[MplText]:
     return out
 
 
-def figure_picture(fig: Figure, alt: str, *, caption: str = "", dpi: int = FIGURE_DPI) -> Picture:
+def figure_picture(
+    fig: Figure, alt: str, *, caption: str = "", dpi: int = FIGURE_DPI, photo: bool = False
+) -> Picture:
     """Render a matplotlib figure to PNG (tight bounding box) for the width the page shows it at.
 
     The displayed width is ``min(width at dpi, FIGURE_WIDTH)`` CSS px, rendered one PNG pixel per CSS
@@ -229,6 +235,8 @@ def figure_picture(fig: Figure, alt: str, *, caption: str = "", dpi: int = FIGUR
         alt: What the figure shows, for the ``alt`` attribute.
         caption: Caption under the figure.
         dpi: Resolution of a figure narrower than :data:`FIGURE_WIDTH` (lowered for wider ones).
+        photo: A figure of photo-like tiles (sample images, filter visualisations): stored as JPEG,
+            a fifth of the PNG's bytes; line art stays PNG.
 
     Returns:
         The :class:`Picture`, with ``min_text_px`` measured on the texts drawn.
@@ -247,7 +255,22 @@ def figure_picture(fig: Figure, alt: str, *, caption: str = "", dpi: int = FIGUR
     png = figure_png(fig, dpi=dpi)
     width, height = _png_size(png)
     sizes = [float(t.get_fontsize()) * dpi / 72 for t in drawn_texts(fig)]
-    return Picture(png, alt, width, height, caption, min_text_px=min(sizes) if sizes else None)
+    data, mime = (_jpeg(png), "image/jpeg") if photo else (png, "image/png")
+    return Picture(data, alt, width, height, caption, min_text_px=min(sizes) if sizes else None, mime=mime)
+
+
+#: JPEG quality of photo-like pictures: no visible artefacts on photos and tiles at the size shown.
+JPEG_QUALITY = 85
+
+
+def _jpeg(png: bytes) -> bytes:
+    """PNG bytes re-encoded as JPEG (RGB, :data:`JPEG_QUALITY`)."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    with Image.open(io.BytesIO(png)) as im:
+        im.convert("RGB").save(buf, format="JPEG", quality=JPEG_QUALITY, optimize=True)
+    return buf.getvalue()
 
 
 def image_picture(image: torch.Tensor, alt: str, *, max_side: int = THUMBNAIL_SIDE) -> Picture:
@@ -259,7 +282,8 @@ def image_picture(image: torch.Tensor, alt: str, *, max_side: int = THUMBNAIL_SI
         max_side: Largest side of the PNG; smaller images keep their size (the page enlarges them).
 
     Returns:
-        The :class:`Picture` (``pixelated`` for images under :data:`PIXELATED_BELOW` pixels).
+        The :class:`Picture` (``pixelated`` for images under :data:`PIXELATED_BELOW` pixels); a colour
+        image at least that large is a JPEG (a photo), the others PNG (exact pixels).
     """
     from PIL import Image
 
@@ -272,8 +296,12 @@ def image_picture(image: torch.Tensor, alt: str, *, max_side: int = THUMBNAIL_SI
             (max(1, round(pil.width * scale)), max(1, round(pil.height * scale))), Image.Resampling.LANCZOS
         )
     buf = io.BytesIO()
+    pixelated = max(pil.size) < PIXELATED_BELOW
+    if pil.mode == "RGB" and not pixelated:
+        pil.save(buf, format="JPEG", quality=JPEG_QUALITY, optimize=True)
+        return Picture(buf.getvalue(), alt, pil.width, pil.height, mime="image/jpeg")
     pil.save(buf, format="PNG")
-    return Picture(buf.getvalue(), alt, pil.width, pil.height, pixelated=max(pil.size) < PIXELATED_BELOW)
+    return Picture(buf.getvalue(), alt, pil.width, pil.height, pixelated=pixelated)
 
 
 def fmt_int(n: int | float) -> str:

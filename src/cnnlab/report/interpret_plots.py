@@ -131,8 +131,11 @@ def feature_map_figure(fm: ChannelMaps, *, max_channels: int = 64, cols: int = 8
         dead = bool(fm.dead[c])
         ax.set_title(f"{c}{' dead' if dead else ''}", fontsize=7, color="red" if dead else "black")
     if im is not None:
-        what = "each tile: its own min → max" if scale == "channel" else "the layer's min → max"
-        fig.colorbar(im, ax=fig.axes, shrink=0.8, label=what, ticks=[0, 1])
+        what = "per tile" if scale == "channel" else "whole layer"
+        fig.set_size_inches(fig.get_figwidth() + 0.9, max(fig.get_figheight(), 2.4))  # room for the bar
+        bar = fig.colorbar(im, ax=fig.axes, location="right", shrink=0.9, ticks=[0, 1])
+        bar.ax.set_yticklabels(["min", "max"])
+        bar.set_label(what, fontsize=8)
     n_dead = int(fm.dead.sum())
     shown = f" (first {k} of {fm.maps.shape[0]})" if k < fm.maps.shape[0] else ""
     default = (f"{fm.layer}: {fm.maps.shape[0]} channels{shown}, {n_dead} dead for this input, "

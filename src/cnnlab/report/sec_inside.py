@@ -170,6 +170,7 @@ def _filter_vis(ctx: RunContext) -> list[Block]:
                 filter_vis_figure(res),
                 f"filter visualisations of {layer}",
                 caption=f"{layer}: filters 0-{n - 1} ({shown_of(n, channels, 'filters')})",
+                photo=bool(res.images.shape[1] == 3),  # colour textures: JPEG
             )
         )
     return blocks
