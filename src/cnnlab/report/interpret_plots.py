@@ -244,9 +244,9 @@ def cam_overlay_figure(
     *,
     class_names: Sequence[str] | None = None,
     probabilities: torch.Tensor | None = None,
-    alpha: float = 0.5,
+    alpha: float = 0.7,
 ) -> Figure:
-    """One row per image: the image and its CAM overlay, titled with the explained class.
+    """One row per image: the image and its CAM overlay, titled with the explained class and a colour bar.
 
     Args:
         images: The images the CAM was computed for, uint8 ``[N, C, H, W]`` (as the model saw them).
@@ -258,10 +258,13 @@ def cam_overlay_figure(
     Returns:
         The figure.
     """
+    from matplotlib import colormaps
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
     from matplotlib.figure import Figure
 
     n = len(images)
-    fig = Figure(figsize=(4.2, 2.2 * n))
+    fig = Figure(figsize=(5.0, 2.2 * n + 0.4), layout="constrained")
     axes = fig.subplots(n, 2, squeeze=False)
     over = overlays(images, result.maps, alpha=alpha)
     for i in range(n):
@@ -274,8 +277,11 @@ def cam_overlay_figure(
         for ax in axes[i]:
             ax.set_xticks([])
             ax.set_yticks([])
+    bar = fig.colorbar(ScalarMappable(Normalize(0, 1), colormaps["jet"]), ax=axes[:, 1], shrink=0.8,
+                       ticks=[0, 1])
+    bar.ax.set_yticklabels(["0", "map max"])
+    bar.set_label("CAM (colour weight ∝ value)", fontsize=8)
     fig.suptitle(f"layer {result.layer}", fontsize=9)
-    fig.tight_layout()
     return fig
 
 
