@@ -14,7 +14,7 @@ from cnnlab.report.document import FIGURE_WIDTH, MIN_TEXT_PX, Picture, drawn_tex
 
 @pytest.fixture(scope="module")
 def written(run_dir: Path, tmp_path_factory: pytest.TempPathFactory):
-    from cnnlab.report.build import make_report
+    from cnnlab.report.assemble import make_report
 
     return make_report([run_dir], out=tmp_path_factory.mktemp("light") / "report.html")
 
@@ -62,7 +62,7 @@ def test_demo_sized_report_is_light(written) -> None:
 def test_a_comparison_links_each_run_page_and_shows_what_they_share_once(
     run_dir: Path, augmented_run: Path, tmp_path: Path
 ) -> None:
-    from cnnlab.report.build import make_report
+    from cnnlab.report.assemble import make_report
 
     dest, rep = make_report([run_dir, augmented_run], out=tmp_path / "compare.html")
     html = dest.read_text()
