@@ -118,7 +118,8 @@ def _feature_maps(ctx: RunContext) -> list[Block]:
         shown = shown_of(min(MAX_CHANNELS, k), k, "channels")
         caption = f"{fm.layer}: {shown} drawn, each on its own scale; dead channels of all {k}: {listed}"
         fig = feature_map_figure(fm, max_channels=MAX_CHANNELS, cols=8)
-        blocks.append(figure_picture(fig, f"feature maps of {fm.layer}", caption=caption))
+        blocks.append(figure_picture(fig, f"feature maps of {fm.layer}", caption=caption,
+                                     photo=fm.maps.shape[-1] >= 32))  # large maps: JPEG
     return blocks
 
 
