@@ -23,7 +23,7 @@ from cnnlab.report.grids import title_overlaps
 
 
 def _panels(fig, cols: int) -> np.ndarray:
-    return np.array(fig.axes).reshape(-1, cols)
+    return np.array([ax for ax in fig.axes if ax.get_label() != "<colorbar>"]).reshape(-1, cols)
 
 
 def _photo_with_outlier() -> torch.Tensor:

@@ -170,5 +170,28 @@ def response_grid_figure(
     axes[0, 0].set_title("image", fontsize=7)
     for j in range(n_resp):
         axes[0, j + 1].set_title(_title(names[j]), fontsize=7)
+    _response_keys(fig, axes, signed=not all(nonnegative[:n_resp]), unsigned=any(nonnegative[:n_resp]),
+                   percentile=percentile)
     shown = f" (first {n_resp} of {len(names)})" if n_resp < len(names) else ""
-    return finish_grid(fig, (title or "filter responses") + shown)
+    scale = f"; L: each panel's {percentile:g}th percentile of |response|"
+    return finish_grid(fig, (title or "filter responses") + shown + scale)
+
+
+def _response_keys(fig: Figure, axes: Any, *, signed: bool, unsigned: bool, percentile: float) -> None:
+    """Colour bars that read every panel: each panel has its own limit L (the percentile of its |values|),
+    so the bar is in units of L: diverging and centred at 0 for signed responses, sequential from 0 else."""
+    from matplotlib import colormaps
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import CenteredNorm, Normalize
+
+    fig.set_size_inches(fig.get_figwidth() + 0.8, max(fig.get_figheight(), 2.8))  # room for the bars
+    if signed:
+        bar = fig.colorbar(ScalarMappable(CenteredNorm(0.0, 1.0), colormaps[SIGNED_CMAP]), ax=axes,
+                           shrink=0.7, ticks=[-1, 0, 1])
+        bar.ax.set_yticklabels(["−L", "0", "+L"])
+        bar.set_label("signed response / L", fontsize=7)
+    if unsigned:
+        bar = fig.colorbar(ScalarMappable(Normalize(0.0, 1.0), colormaps[NONNEGATIVE_CMAP]), ax=axes,
+                           shrink=0.7, ticks=[0, 1])
+        bar.ax.set_yticklabels(["0", "L"])
+        bar.set_label("magnitude / L", fontsize=7)
