@@ -206,6 +206,26 @@ def main() -> int:
     return 0
 
 
+def _limit(r: dict, flops: float, rate: float) -> str:
+    """Where the target is missed, the limit in numbers: the speed-up is FLOPs saved x FLOP-rate gained."""
+    missed = []
+    if r["speedup_wall"] < TARGET:
+        missed.append(
+            f"the speed-up {r['speedup_wall']:.2f}x is below {TARGET:.0f}x: at equal steps it cannot exceed "
+            f"the FLOPs the truncated forward saves ({flops:.2f}x) times the FLOP rate batching gains "
+            f"({rate:.2f}x on {r['filters']} filters); {TARGET:.0f}x would need {TARGET / flops:.2f}x the "
+            "course's FLOP rate"
+        )
+    if r["cnnlab_mean_final_activation"] < r["course_mean_final_activation"]:
+        missed.append(
+            f"the mean final activation {r['cnnlab_mean_final_activation']:.3f} is below the course's "
+            f"{r['course_mean_final_activation']:.3f}: the course climbs raw pixels with no transforms, "
+            "cnnlab's random jitter/scale/rotation trade activation for images that are not adversarial"
+            f" noise (without them: {r['cnnlab_no_transforms_mean_final_activation']:.3f})"
+        )
+    return (" Target not met: " + "; ".join(missed) + ".") if missed else ""
+
+
 def _markdown(results: list[dict], meta: dict, repeats: int, cmd: str) -> str:
     lines = [
         "## dream",
@@ -244,6 +264,7 @@ def _markdown(results: list[dict], meta: dict, repeats: int, cmd: str) -> str:
             f"speed-up = {flops:.2f} x {rate:.2f} = {r['speedup_wall']:.2f}x. With `--no-transforms` (the "
             f"course's objective: no random jitter/scale/rotation) cnnlab's mean final activation is "
             f"{plain:.3f}, at {r['speedup_wall_no_transforms']:.2f}x the course's speed."
+            + _limit(r, flops, rate)
         )
     lines += [
         "",

@@ -303,7 +303,8 @@ def _check_uint8_chw(image: torch.Tensor, name: str) -> None:
 
 
 def overlay_heatmap(
-    image: torch.Tensor, heatmap: torch.Tensor, *, alpha: float = 0.5, cmap: str = "jet"
+    image: torch.Tensor, heatmap: torch.Tensor, *, alpha: float = 0.5, cmap: str = "jet",
+    weighted: bool = False,
 ) -> torch.Tensor:
     """Blend a heatmap, coloured with a matplotlib colormap, over an image.
 
@@ -312,9 +313,11 @@ def overlay_heatmap(
         heatmap: float [h, w] in [0, 1]; resized bilinearly to (H, W) and clamped to [0, 1].
         alpha: Weight of the heatmap colour (0 = image only, 1 = heatmap only).
         cmap: Name of a matplotlib colormap.
+        weighted: Scale ``alpha`` by the heatmap per pixel, so that where the map is 0 the image shows
+            unchanged (a coarse 3x3 map no longer paints the whole background).
 
     Returns:
-        uint8 [3, H, W]: ``(1 - alpha) * image + alpha * cmap(heatmap)``.
+        uint8 [3, H, W]: ``(1 - a) * image + a * cmap(heatmap)``, ``a = alpha`` (or ``alpha * heatmap``).
     """
     import torch
     import torch.nn.functional as F
@@ -335,7 +338,8 @@ def overlay_heatmap(
     rgba = np.asarray(colormaps[cmap](hm_np), dtype=np.float32)
     colour = torch.from_numpy(np.ascontiguousarray(rgba[..., :3])).permute(2, 0, 1)
     base = to_float(image.cpu()).expand(3, h, w)
-    return to_uint8((1.0 - alpha) * base + alpha * colour)
+    a = alpha * torch.from_numpy(np.ascontiguousarray(hm_np))[None] if weighted else torch.tensor(alpha)
+    return to_uint8((1.0 - a) * base + a * colour)
 
 
 def save_image(path: str | os.PathLike[str], image: torch.Tensor) -> Path:

@@ -91,6 +91,8 @@ def test_filters_figures_titles_carry_parameters():
     images = torch.rand(3, 1, 12, 12)
     resp = apply_bank(images, bank)
     fig = response_grid_figure(images, resp, bank.response_names, row_labels=["a", "b", "c"])
-    grid = np.array(fig.axes).reshape(3, 4)
+    grid = np.array(fig.axes[:12]).reshape(3, 4)
     assert [ax.get_title() for ax in grid[0, 1:]] == ["sobel x", "sobel y", "sobel\nmagnitude"]
+    bars = [ax.get_ylabel() for ax in fig.axes[12:]]  # signed x/y, and the magnitude from 0
+    assert bars == ["signed response / L", "magnitude / L"] and "99th percentile" in fig.get_suptitle()
     assert [ax.get_ylabel() for ax in grid[:, 0]] == ["a", "b", "c"]

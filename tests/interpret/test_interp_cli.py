@@ -96,3 +96,28 @@ def test_model_option_and_user_errors(digits: list[Path], tmp_path: Path) -> Non
     assert bad.exit_code == 2 and "gradcam" in bad.output
     bad = runner.invoke(app, ["dream", "--model", "mnist_cnn", "--layer", "Conv2d:0", "--filters", "a-b"])
     assert bad.exit_code == 2 and "--filters" in bad.output
+
+
+@pytest.mark.slow
+def test_dream_lite0_every_filter_rises(tmp_path: Path) -> None:
+    """Issue 22: on the pretrained net, --layer auto (a middle stage) and the pre-activation objective
+    lift every filter above its start and above 0 (the last stage's ReLU6 map left 7 of 8 at 0.00)."""
+    res = _json(runner.invoke(app, ["dream", "--model", "efficientnet_lite0", "--filters", "0-7",
+                                    "--steps", "48", "--size", "96", "--out", str(tmp_path / "d.png"),
+                                    "--json"]))
+    assert res["weights"] == "pretrained" and res["layer"] == "features.blocks.2"
+    assert [f["filter"] for f in res["filters"]] == list(range(8)) and _is_png(res["figure"])
+    for f in res["filters"]:
+        assert f["end"] > f["start"] and f["end"] > 0 and f["rose"], f
+
+
+@pytest.mark.slow
+def test_dream_dead_relu6_map_rises_through_its_pre_activation(tmp_path: Path) -> None:
+    """features.bn2 (BatchNormAct2d ending in an in-place ReLU6) is 0 for most filters at the start: the
+    ascent on the ReLU6's input reaches them all."""
+    res = _json(runner.invoke(app, ["dream", "--model", "efficientnet_lite0", "--layer", "features.bn2",
+                                    "--filters", "0-1", "--steps", "24", "--size", "64",
+                                    "--out", str(tmp_path / "d.png"), "--json"]))
+    assert res["objective"] == "features.bn2.act input (pre-activation)"
+    assert all(f["start"] == 0 for f in res["filters"])  # dead at the start: no gradient through ReLU6
+    assert all(f["end"] > 0 and f["rose"] for f in res["filters"]), res["filters"]

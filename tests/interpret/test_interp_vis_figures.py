@@ -47,27 +47,35 @@ def _ring_contrast(images: torch.Tensor, d: int) -> tuple[float, float]:
     return float(ring.mean()), float(dev[h // 4 : h - h // 4, w // 4 : w - w // 4].mean())
 
 
-def test_filter_vis_figure_random_start_above_final_images(tmp_path: Path) -> None:
+def test_filter_vis_figure_final_images_titled_start_to_end(tmp_path: Path) -> None:
     model = seeded(TinyGapNet())
     res = visualize_filters(model, "features.2", filters=[1, 2, 5], image_size=(3, 24, 24), steps=3)
     fig = plots.filter_vis_figure(res, cols=2)
     rows = fig.axes[0].get_gridspec().nrows
-    assert rows == 4  # 3 filters in 2 columns: two (start, final) row pairs
+    assert rows == 2  # 3 filters in 2 columns; no row of (identical, grey) random start images
     shown = [ax for ax in fig.axes if ax.get_visible() and ax.images]
-    assert len(shown) == 6
+    assert len(shown) == 3
     b = plots._faded_border(res.images)
     h = res.images.shape[-1]
-    first_top, first_bottom = fig.axes[0], fig.axes[2]
-    expect_top = res.start_images[0, :, b : h - b, b : h - b].permute(1, 2, 0).numpy()
-    expect_bottom = res.images[0, :, b : h - b, b : h - b].permute(1, 2, 0).numpy()
-    assert (first_top.images[0].get_array() == expect_top).all()
-    assert (first_bottom.images[0].get_array() == expect_bottom).all()
-    assert first_top.get_ylabel() == "random start" and first_bottom.get_ylabel() == "after 3 steps"
-    assert first_top.get_title().startswith("#1:") and first_bottom.get_title() == f"{float(res.end[0]):.2f}"
-    assert _titles_clear_of_tiles(fig) == 7
+    expect = res.images[0, :, b : h - b, b : h - b].permute(1, 2, 0).numpy()
+    assert (fig.axes[0].images[0].get_array() == expect).all()
+    assert fig.axes[0].get_title().startswith(f"#1: {float(res.start[0]):.2f}→{float(res.end[0]):.2f}")
+    for ax, rose in zip(shown, res.rose, strict=True):
+        assert ("did not rise" in ax.get_title()) is (not rose)
+    assert _titles_clear_of_tiles(fig) == 4
     path = save_figure(tmp_path / "fv.png", fig)
     with Image.open(path) as im:
         assert im.format == "PNG" and im.size[0] > 200 and im.size[1] > 200
+
+
+def test_filter_vis_figure_flags_filters_that_did_not_rise() -> None:
+    res = FilterVisResult("conv", [0, 1], torch.rand(2, 3, 8, 8), torch.zeros(2, 2), torch.tensor([0.5, 0.0]),
+                          torch.tensor([0.2, 0.0]), torch.rand(2, 3, 8, 8))
+    fig = plots.filter_vis_figure(res)
+    titles = [ax.get_title() for ax in fig.axes if ax.get_visible()]
+    assert all("did not rise" in t for t in titles)  # fell (0.5 -> 0.2) and stayed at 0
+    assert "2 of 2 filters did not rise" in fig._suptitle.get_text()
+    assert res.rose == [False, False]
 
 
 def test_filter_vis_figure_leaves_out_the_faded_border() -> None:
@@ -77,7 +85,7 @@ def test_filter_vis_figure_leaves_out_the_faded_border() -> None:
     edge, centre = _ring_contrast(res.images, 0)
     assert edge < 0.75 * centre  # the frame is really there in the optimised images
     fig = plots.filter_vis_figure(res, cols=6)
-    finals = torch.stack([torch.as_tensor(ax.images[0].get_array()) for ax in fig.axes[6:12]])
+    finals = torch.stack([torch.as_tensor(ax.images[0].get_array()) for ax in fig.axes[0:6]])
     b = plots._faded_border(res.images)
     assert 0 < b <= 28 // 5 and finals.shape == (6, 28 - 2 * b, 28 - 2 * b)
     edge, centre = _ring_contrast(finals, 0)

@@ -125,3 +125,22 @@ def test_cli_numbers_and_model(tmp_path: Path) -> None:
     assert bad.exit_code == 2 and "not both" in bad.output
     bad = runner.invoke(app, ["arithmetic", "--n", "2", "--k", "5"])
     assert bad.exit_code == 2 and "--k" in bad.output
+
+
+@pytest.mark.parametrize("kind", ["maxpool", "avgpool"])
+def test_pooling_figure_shows_the_values_and_each_windows_result(kind: str, tmp_path: Path) -> None:
+    """Issue 22: the windows carry numbers, the output cells their max (or mean), the max is marked."""
+    fig = conv_arithmetic_figure(arithmetic(6, 2, s=2, kind=kind))
+    ax_in, ax_out = fig.axes[0], fig.axes[1]
+    values = {(round(t.get_position()[1] - 0.5), round(t.get_position()[0] - 0.5)): int(t.get_text())
+              for t in ax_in.texts if t.get_gid() == "value"}
+    pooled = [t.get_text() for t in ax_out.texts if t.get_gid() == "pooled"]
+    first = [values[(0, 0)], values[(0, 1)], values[(1, 0)], values[(1, 1)]]
+    second = [values[(0, 2)], values[(0, 3)], values[(1, 2)], values[(1, 3)]]
+    if kind == "maxpool":
+        assert pooled == [str(max(first)), str(max(second))]
+        marked = [t for t in ax_in.texts if t.get_gid() == "max"]
+        assert {int(t.get_text()) for t in marked} == {max(first), max(second)}
+    else:
+        assert pooled == [f"{sum(first) / 4:.1f}", f"{sum(second) / 4:.1f}"]
+    save_figure(tmp_path / "pool.png", fig)

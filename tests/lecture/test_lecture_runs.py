@@ -96,6 +96,7 @@ def test_evaluate_draws_the_top_losses_gallery_and_keeps_its_json(sample_run) ->
         gallery = top_loss_gallery(loaded, dataset, result)
         fig = top_losses_figure(gallery)
         assert (gallery.cams is not None) == with_cam
+        assert fig.axes[0].get_gridspec().ncols == (6 if with_cam else 5)  # a grid, not a 12-panel strip
         titles = [ax.get_title() for ax in fig.axes if ax.get_title().startswith("true: ")]
         assert len(titles) == 6
         for t, rec in zip(titles, doc["top_losses"], strict=True):

@@ -51,13 +51,15 @@ def test_seven_sections_all_computed_from_the_run(report) -> None:
     assert report.steps[0][0].endswith("loading the model") and report.steps[-1][0] == "done"
 
 
-def test_every_picture_is_a_png_of_its_recorded_size(report) -> None:
+def test_every_picture_is_a_png_or_jpeg_of_its_recorded_size(report) -> None:
     pictures = report.pictures()
     # sample grid, curves, confusion, kernels, 1 image + 3 feature maps, 2 filter figures, galleries of 2 each
     assert len(pictures) >= 10 + 2 * 16 + 2 * 10
     for p in pictures:
         with Image.open(io.BytesIO(p.png)) as im:
-            assert im.format == "PNG" and im.size == (p.width, p.height) and min(im.size) > 0
+            assert im.format == {"image/png": "PNG", "image/jpeg": "JPEG"}[p.mime]
+            assert im.size == (p.width, p.height) and min(im.size) > 0
+    assert {p.mime for p in pictures if p.min_text_px is not None} == {"image/png"}  # grey data: line art
 
 
 def test_the_report_opens_with_the_verdict_of_evaluate(report, run_dir: Path, tmp_path: Path) -> None:

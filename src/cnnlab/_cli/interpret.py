@@ -113,7 +113,8 @@ def features(
 def dream(
     inputs: list[str] = typer.Argument(None, metavar="[RUN]", help="A run folder (or use --model)."),
     model: str | None = typer.Option(None, "--model", help="A registry model (pretrained when offline)."),
-    layer: str = typer.Option(..., "--layer", help="Dotted name, Type:index (Conv2d:-1) or auto."),
+    layer: str = typer.Option("auto", "--layer",
+                              help="Dotted name, Type:index (Conv2d:-1) or auto (a middle stage)."),
     filters: str = typer.Option("0-15", "--filters", help="Filter indices: 0-15, 0,3,7 or 0-3,8."),
     steps: int = typer.Option(128, "--steps", help="Gradient-ascent steps."),
     lr: float = typer.Option(0.05, "--lr", help="Adam learning rate."),
@@ -127,9 +128,11 @@ def dream(
 ) -> None:
     """Filter visualisation: the input each filter of a layer responds to most (gradient ascent).
 
-    --json prints {source, weights, layer, figure, steps, filters: [{filter, start, end}]}: the filter's
-    mean activation on the random start image and on the final image. weights is trained, pretrained or
-    random (then the figure title says so too).
+    --json prints {source, weights, layer, objective, figure, steps, filters: [{filter, start, end, rose}]}:
+    the filter's mean activation at the layer on the random start image and on the final image, and
+    whether it rose (end > start and > 0; the figure flags those that did not). objective is what the
+    ascent maximised: the layer, or the input of its last ReLU-family activation (a dead map has no
+    gradient). weights is trained, pretrained or random (then the figure title says so too).
     """
     from rich.progress import Progress
 

@@ -22,14 +22,25 @@ Robustness, as in Lucid/Lucent (Olah et al., "Feature Visualization", Distill 20
   scaled and rotated (one differentiable ``affine_grid``/``grid_sample`` per chunk).
 
 Works for any input shape (1x28x28 MNIST nets as well as 3x224x224 ImageNet nets).
+
+Dead maps. A layer that ends in a ReLU-family activation (``ReLU``, ``ReLU6``, ``Hardtanh``; timm's
+``BatchNormAct2d`` ends in one) is 0 for most channels at a near-grey start, and a channel that is 0
+everywhere passes no gradient back to the pixels: ``efficientnet_lite0``'s ``features.bn2`` left 7 of
+8 filters at 0.00. The ascent therefore maximises the input of that last activation (the
+pre-activation, which always has a gradient); ``start``/``end`` still report the layer's own output,
+so a filter that did not rise shows as such (``rose`` is False, the figure flags it).
+
+``layer="auto"`` picks a middle stage (``model.blocks``' middle entry, else the middle convolution):
+the last stage of an ImageNet net is too abstract and too dead to show anything in a few dozen steps.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -37,9 +48,15 @@ from torch import nn
 from torch.optim.adam import adam
 
 from ..errors import CnnlabError, ModelError
-from .hooks import resolve_layer, run_until, truncated_capture
+from .hooks import _first_tensor, _StopForward, resolve_layer, run_until
 
-__all__ = ["FilterVisResult", "visualize_filters"]
+__all__ = ["FilterVisResult", "dream_layer", "visualize_filters"]
+
+# Activations that are flat (zero gradient) over part of their input: a dead channel teaches nothing.
+_FLAT_ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.Hardtanh, nn.Threshold)
+# Modules that may follow the activation inside one layer without changing where it is flat.
+_PASS_THROUGH = (nn.Identity, nn.Dropout, nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d,
+                 nn.AdaptiveMaxPool2d)
 
 Param = Literal["fft", "pixel"]
 
@@ -56,10 +73,13 @@ class FilterVisResult:
         layer: Dotted name of the layer.
         filters: Filter (channel) index per image.
         images: [F, C, H, W] float in [0, 1] (before normalisation), after the last step.
-        history: [steps, F] mean activation of each filter at each step (on the transformed image).
+        history: [steps, F] mean of the objective (see ``objective``) of each filter at each step (on
+            the transformed image).
         start: [F] mean activation on the random start image (no transforms).
         end: [F] mean activation on the final image (no transforms).
         start_images: [F, C, H, W] the random start images, in [0, 1].
+        objective: What the ascent maximised: the layer's output, or the input of its last
+            activation (``"<name> input (pre-activation)"``, see the module docstring).
     """
 
     layer: str
@@ -69,6 +89,12 @@ class FilterVisResult:
     start: torch.Tensor
     end: torch.Tensor
     start_images: torch.Tensor
+    objective: str = ""
+
+    @property
+    def rose(self) -> list[bool]:
+        """Per filter: did the layer's mean activation end above its start (and above 0)?"""
+        return [bool(e > s and e > 0) for s, e in zip(self.start.tolist(), self.end.tolist(), strict=True)]
 
     def _repr_png_(self) -> bytes:
         """The figure :func:`cnnlab.report.filter_vis_figure` draws, for notebooks."""
@@ -139,6 +165,66 @@ def _input_shape(model: nn.Module, image_size: Sequence[int] | None) -> tuple[in
     return (c, 28, 28) if c == 1 else (c, 224, 224)
 
 
+def dream_layer(model: nn.Module, spec: str) -> str:
+    """The layer ``cnnlab dream`` visualises: ``spec``, or for ``"auto"`` a middle stage of the model.
+
+    Args:
+        model: The network.
+        spec: ``"auto"`` or any layer spec of :mod:`cnnlab.interpret.hooks`.
+
+    Returns:
+        The spec to use (``"auto"`` becomes the middle entry of ``model.blocks``, else the middle Conv2d).
+    """
+    if spec != "auto":
+        return spec
+    blocks = [b for b in getattr(model, "blocks", None) or [] if isinstance(b, str)]
+    if blocks:
+        return blocks[len(blocks) // 2]
+    convs = [name for name, m in model.named_modules() if isinstance(m, nn.Conv2d)]
+    if not convs:
+        raise ModelError(f"{type(model).__name__} has no Conv2d; give --layer a dotted name")
+    return convs[len(convs) // 2]
+
+
+def _flat_activation(module: nn.Module) -> tuple[str, nn.Module] | None:
+    """The ReLU-family activation that ends ``module`` (pools/dropout after it allowed), if any."""
+    leaves = [(n, m) for n, m in module.named_modules() if not any(True for _ in m.children())]
+    for name, m in reversed(leaves):
+        if isinstance(m, _FLAT_ACTIVATIONS):
+            return name, m
+        if not isinstance(m, _PASS_THROUGH):
+            return None
+    return None
+
+
+@contextlib.contextmanager
+def _objective_capture(model: nn.Module, layer: str) -> Iterator[tuple[dict[str, torch.Tensor], str]]:
+    """Capture the layer's output (then stop the forward pass) and, where it ends in a flat
+    activation, that activation's input: ``(store with "out" [and "pre"], objective description)``."""
+    name, module = resolve_layer(model, layer)
+    store: dict[str, torch.Tensor] = {}
+    handles = []
+    found = _flat_activation(module)
+    objective = name
+    if found is not None:
+        act_name = f"{name}.{found[0]}" if found[0] else name
+        objective = f"{act_name} input (pre-activation)"
+        # a clone: an in-place activation (ReLU(inplace=True), timm's ReLU6) would overwrite it
+        handles.append(found[1].register_forward_pre_hook(
+            lambda m, inp: store.__setitem__("pre", inp[0].clone())))
+
+    def hook(mod: nn.Module, inputs: Any, output: Any) -> Any:
+        store["out"] = _first_tensor(layer, output)
+        raise _StopForward
+
+    handles.append(module.register_forward_hook(hook))
+    try:
+        yield store, objective
+    finally:
+        for h in handles:
+            h.remove()
+
+
 def visualize_filters(
     model: nn.Module,
     layer: str,
@@ -162,7 +248,7 @@ def visualize_filters(
 
     Args:
         model: The network (left in its mode; runs in eval mode during the optimisation).
-        layer: Layer spec (see :mod:`cnnlab.interpret.hooks`).
+        layer: Layer spec (see :mod:`cnnlab.interpret.hooks`); ``"auto"``: :func:`dream_layer`'s middle stage.
         filters: Channel indices to visualise (default: the first 16).
         image_size: (C, H, W) of the input; default from ``model.pretrained_cfg``, else the first conv.
         mean: Per-channel normalisation mean (default ``pretrained_cfg``'s, else 0).
@@ -192,6 +278,7 @@ def visualize_filters(
                 param=param, transforms=transforms, jitter=jitter, scale=scale, rotation=rotation, seed=seed,
                 batch_size=batch_size, callback=callback,
             )
+    layer = dream_layer(model, layer)
     name, _ = resolve_layer(model, layer)
     c, h, w = _input_shape(model, image_size)
     cfg = getattr(model, "pretrained_cfg", None)
@@ -202,18 +289,21 @@ def visualize_filters(
     was_training = model.training
     model.eval()
     try:
-        with truncated_capture(model, layer) as cap:  # one hook for the whole optimisation
+        with _objective_capture(model, layer) as (store, objective):  # hooks for the whole optimisation
 
-            def activations(x: torch.Tensor) -> torch.Tensor:
+            def activations(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+                """(what the ascent maximises, the layer's output) for a batch of images."""
+                store.clear()
                 run_until(model, (x - mean_t) / std_t)
-                if layer not in cap.activations:
+                if "out" not in store:
                     raise ModelError(
                         f"--layer {layer!r} never ran in the forward pass; choose a layer of the backbone"
                     )
-                return cap.activations.pop(layer)
+                out = store.pop("out")
+                return store.pop("pre", out), out
 
             with torch.no_grad():  # the layer's channel count, on one random image
-                probe = activations(image.render(image.init(1, gen)))
+                probe = activations(image.render(image.init(1, gen)))[1]
             if probe.ndim < 2:
                 raise ModelError(
                     f"--layer {name!r} outputs shape {tuple(probe.shape)}; choose a layer with channels"
@@ -236,11 +326,11 @@ def visualize_filters(
                              steps=steps, lr=lr, batch_size=batch_size, callback=callback)
     finally:
         model.train(was_training)
-    return FilterVisResult(name, filters, *result)
+    return FilterVisResult(name, filters, *result, objective=objective)
 
 
 def _ascent(
-    activations: Callable[[torch.Tensor], torch.Tensor],
+    activations: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
     filters: list[int],
     image: _ImageParam,
     raw: torch.Tensor,
@@ -256,13 +346,14 @@ def _ascent(
     chunks = [slice(i, min(i + batch_size, n)) for i in range(0, n, batch_size)]
     picks = [(torch.arange(sl.stop - sl.start), torch.tensor(filters[sl])) for sl in chunks]
 
-    def objective(x: torch.Tensor, j: int) -> torch.Tensor:
-        return activations(x)[picks[j]].flatten(1).mean(1)  # [chunk]: each image's own filter
+    def objective(x: torch.Tensor, j: int, which: int = 0) -> torch.Tensor:
+        return activations(x)[which][picks[j]].flatten(1).mean(1)  # [chunk]: each image's own filter
 
     def evaluate(r: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The images and their filters' mean activation at the layer's output (what a user asks for)."""
         with torch.no_grad():
             imgs = image.render(r)
-            return imgs, torch.cat([objective(imgs[sl], j) for j, sl in enumerate(chunks)])
+            return imgs, torch.cat([objective(imgs[sl], j, 1) for j, sl in enumerate(chunks)])
 
     start_images, start = evaluate(raw)
     exp_avg, exp_avg_sq, step_t = torch.zeros_like(raw), torch.zeros_like(raw), torch.tensor(0.0)

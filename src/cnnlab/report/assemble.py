@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
@@ -25,7 +27,10 @@ from .sec_model import model_section
 from .sec_training import training_section
 from .sec_verdict import verdict_section
 
-__all__ = ["SECTIONS", "SECTION_TITLES", "StepFn", "build_report", "default_output", "make_report"]
+__all__ = [
+    "SECTIONS", "SECTION_TITLES", "StepFn", "build_report", "default_output", "make_report", "run_page",
+    "split_comparison",
+]
 
 #: The sections of every run's report, in page order: (title, builder).
 SECTIONS: tuple[tuple[str, Callable[[RunContext], Section]], ...] = (
@@ -209,5 +214,47 @@ def make_report(
     report = build_report(
         runs, data=data, top_losses=top_losses, command=command, on_step=on_step, on_work=on_work
     )
+    if len(report.runs) > 1:
+        report = split_comparison(report, dest)
     write_text(dest, render_html(report))
     return dest, report
+
+
+def run_page(dest: Path, index: int, name: str) -> Path:
+    """The file of run ``index``'s own report beside a comparison page ``dest``."""
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or f"run{index}"
+    return dest.with_name(f"{dest.stem}-{index + 1}-{safe}{dest.suffix}")
+
+
+def split_comparison(report: Report, dest: Path) -> Report:
+    """Write each run's full report beside ``dest`` and return the light comparison page.
+
+    The page keeps the comparison, the sections every run has alike (once, e.g. the same data and
+    augmentation), each run's "Run" section and a link to its own page: two full reports stacked made
+    a 12.6 MB page of two lite0 runs.
+
+    Args:
+        report: A report of several runs (:func:`build_report`).
+        dest: The comparison page's file; the run pages are written beside it (atomically).
+
+    Returns:
+        The comparison page's :class:`Report`.
+    """
+    from .._io import write_text
+    from .html import render_html
+
+    keys = [s.key for s in report.runs[0].sections]
+    alike = [
+        k for k in keys[1:]
+        if all(any(s.key == k for s in r.sections) for r in report.runs)
+        and all({s.key: s for s in r.sections}[k] == {s.key: s for s in report.runs[0].sections}[k]
+                for r in report.runs[1:])
+    ]
+    shared = [s for s in report.runs[0].sections if s.key in alike]
+    runs = []
+    for k, run in enumerate(report.runs):
+        page = run_page(dest, k, run.name)
+        single = Report(f"cnnlab report: {run.name}", report.created, report.command, report.versions, [run])
+        write_text(page, render_html(single))
+        runs.append(RunReport(run.name, run.path, run.sections[:1], link=page.name))
+    return replace(report, runs=runs, shared=shared)

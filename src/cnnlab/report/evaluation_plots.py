@@ -30,12 +30,13 @@ def _draw(ax: Any, image: torch.Tensor) -> None:
     ax.set_yticks([])
 
 
-def top_losses_figure(gallery: TopLossGallery, *, cols: int = 5, title: str = "") -> Figure:
+def top_losses_figure(gallery: TopLossGallery, *, cols: int | None = None, title: str = "") -> Figure:
     """The highest-loss images, each with its true and predicted class, their probabilities and its CAM.
 
     Args:
         gallery: From :func:`cnnlab.interpret.top_losses.top_loss_gallery`.
-        cols: Images per row (each image takes two panels when a CAM is drawn beside it).
+        cols: Images per row (each image takes two panels when a CAM is drawn beside it); default 5, or
+            3 with CAMs: at most 6 panels a row, a grid that stays readable rather than a 20-panel strip.
         title: Figure title (default: says what is shown).
 
     Returns:
@@ -46,7 +47,7 @@ def top_losses_figure(gallery: TopLossGallery, *, cols: int = 5, title: str = ""
 
     n = len(gallery.images)
     per = 2 if gallery.cams is not None else 1
-    cols = max(1, min(cols, n))
+    cols = max(1, min(cols if cols is not None else (5 if per == 1 else 3), n))
     rows = max(1, -(-n // cols))
     fig = Figure(figsize=(1.7 * per * cols + 0.4, 2.35 * rows))
     axes = fig.subplots(rows, cols * per, squeeze=False)

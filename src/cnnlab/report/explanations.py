@@ -201,22 +201,25 @@ def dream_filters(src: ModelSource, layer: str, filters: str, shape: tuple[int, 
     return indices
 
 
-def dream_files(src: ModelSource, *, layer: str, out: Path, filters: str = "0-15", steps: int = 128,
+def dream_files(src: ModelSource, *, layer: str = "auto", out: Path, filters: str = "0-15", steps: int = 128,
                 lr: float = 0.05, size: int | None = None, param: str = "fft", transforms: bool = True,
                 seed: int = 0, callback: Callable[[int, Any], None] | None = None) -> dict[str, Any]:
     """Filter visualisation: the input each filter of ``layer`` responds to most (gradient ascent).
 
     Returns:
-        ``{source, weights, layer, figure, steps, filters: [{filter, start, end}]}``: each filter's mean
-        activation on the random start image and on the final image.
+        ``{source, weights, layer, objective, figure, steps, filters: [{filter, start, end, rose}]}``: each
+        filter's mean activation on the random start image and on the final image, whether it rose, and
+        what the ascent maximised (``layer="auto"``: a middle stage, see
+        :func:`~cnnlab.interpret.filter_vis.dream_layer`).
     """
     from .._io import save_figure  # looked up at each call, so a wrapper installed later is used
-    from ..interpret.filter_vis import visualize_filters
+    from ..interpret.filter_vis import dream_layer, visualize_filters
     from . import interpret_plots as plots
 
     check_dream(steps=steps, lr=lr, size=size, param=param)
     c, h, w = src.image_size
     shape = (c, size, size) if size else (c, h, w)
+    layer = dream_layer(src.model, layer)
     indices = dream_filters(src, layer, filters, shape)
     res = visualize_filters(
         src.model, layer, filters=indices, image_size=shape, mean=src.preprocess.mean, std=src.preprocess.std,
@@ -224,7 +227,8 @@ def dream_files(src: ModelSource, *, layer: str, out: Path, filters: str = "0-15
     )
     save_figure(out, mark_random(plots.filter_vis_figure(res), src))
     return {
-        "source": src.label, "weights": src.weights, "layer": res.layer, "figure": str(out), "steps": steps,
-        "filters": [{"filter": f, "start": round(float(s), 6), "end": round(float(e), 6)}
-                    for f, s, e in zip(res.filters, res.start, res.end, strict=True)],
+        "source": src.label, "weights": src.weights, "layer": res.layer, "objective": res.objective,
+        "figure": str(out), "steps": steps,
+        "filters": [{"filter": f, "start": round(float(s), 6), "end": round(float(e), 6), "rose": r}
+                    for f, s, e, r in zip(res.filters, res.start, res.end, res.rose, strict=True)],
     }

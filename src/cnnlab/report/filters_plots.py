@@ -61,8 +61,9 @@ def _draw(ax: Any, arr: np.ndarray, *, signed: bool, percentile: float) -> Any:
 def kernel_grid_figure(bank: FilterBank, *, cols: int = 8, max_kernels: int = 64, title: str = "") -> Figure:
     """The kernels of ``bank`` as small images, titled with their parameters.
 
-    Kernels are drawn with a diverging colour map centred on zero (limit: the kernel's largest |weight|);
-    multi-channel kernels show their channel mean.
+    Kernels are drawn with one diverging colour map centred on zero for all of them (limit: the largest
+    |weight| drawn), with its colour bar, so that kernels compare; multi-channel kernels show their
+    channel mean.
 
     Args:
         bank: The bank to draw.
@@ -80,15 +81,21 @@ def kernel_grid_figure(bank: FilterBank, *, cols: int = 8, max_kernels: int = 64
     kernels = bank.weight[:n].detach().to(torch.float64).mean(dim=1).cpu().numpy()
     cols = max(1, min(cols, n))
     rows = -(-n // cols)
-    fig = Figure(figsize=(1.5 * cols, 1.75 * rows + 0.4))
+    fig = Figure(figsize=(1.5 * cols + 1.0, 1.75 * rows + 0.4))
     axes = fig.subplots(rows, cols, squeeze=False)
+    from matplotlib.colors import CenteredNorm
+
+    norm = CenteredNorm(vcenter=0.0, halfrange=colour_limit(kernels, 100.0))
+    im = None
     for k, ax in enumerate(axes.flat):
         if k < n:
-            _draw(ax, kernels[k], signed=True, percentile=100.0)
+            im = ax.imshow(kernels[k], cmap=SIGNED_CMAP, norm=norm, interpolation="nearest")
             ax.set_title(_title(bank.names[k]), fontsize=7)
             _off(ax)
         else:
             ax.axis("off")
+    if im is not None:
+        fig.colorbar(im, ax=axes, shrink=min(1.0, 0.9 / rows + 0.5), label="weight (white = 0)")
     kh, kw = bank.kernel_size
     stride = f", stride {bank.stride}" if bank.stride != 1 else ""
     shown = f" (first {n} shown)" if n < n_all else ""
@@ -163,5 +170,28 @@ def response_grid_figure(
     axes[0, 0].set_title("image", fontsize=7)
     for j in range(n_resp):
         axes[0, j + 1].set_title(_title(names[j]), fontsize=7)
+    _response_keys(fig, axes, signed=not all(nonnegative[:n_resp]), unsigned=any(nonnegative[:n_resp]),
+                   percentile=percentile)
     shown = f" (first {n_resp} of {len(names)})" if n_resp < len(names) else ""
-    return finish_grid(fig, (title or "filter responses") + shown)
+    scale = f"; L: each panel's {percentile:g}th percentile of |response|"
+    return finish_grid(fig, (title or "filter responses") + shown + scale)
+
+
+def _response_keys(fig: Figure, axes: Any, *, signed: bool, unsigned: bool, percentile: float) -> None:
+    """Colour bars that read every panel: each panel has its own limit L (the percentile of its |values|),
+    so the bar is in units of L: diverging and centred at 0 for signed responses, sequential from 0 else."""
+    from matplotlib import colormaps
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import CenteredNorm, Normalize
+
+    fig.set_size_inches(fig.get_figwidth() + 0.8, max(fig.get_figheight(), 2.8))  # room for the bars
+    if signed:
+        bar = fig.colorbar(ScalarMappable(CenteredNorm(0.0, 1.0), colormaps[SIGNED_CMAP]), ax=axes,
+                           shrink=0.7, ticks=[-1, 0, 1])
+        bar.ax.set_yticklabels(["−L", "0", "+L"])
+        bar.set_label("signed response / L", fontsize=7)
+    if unsigned:
+        bar = fig.colorbar(ScalarMappable(Normalize(0.0, 1.0), colormaps[NONNEGATIVE_CMAP]), ax=axes,
+                           shrink=0.7, ticks=[0, 1])
+        bar.ax.set_yticklabels(["0", "L"])
+        bar.set_label("magnitude / L", fontsize=7)

@@ -124,7 +124,7 @@ def _e(text: Any) -> str:
 
 
 def _img(p: Picture) -> str:
-    src = "data:image/png;base64," + base64.b64encode(p.png).decode("ascii")
+    src = f"data:{p.mime};base64," + base64.b64encode(p.png).decode("ascii")
     width, height, cls = p.width, p.height, ""
     if p.pixelated:
         scale = max(1, math.ceil(PIXELATED_WIDTH / max(1, p.width)))
@@ -219,11 +219,16 @@ def render_html(report: Report) -> str:
     parts = []
     if report.comparison is not None:
         parts.append(_section(report.comparison, "comparison", 2))
+    if report.shared:
+        sections = "\n".join(_section(s, f"shared-{_e(s.key)}", 3) for s in report.shared)
+        parts.append(f'<article class="run" id="shared"><h2>Shared by all runs</h2>\n{sections}\n</article>')
     for k, run in enumerate(report.runs):
         sections = "\n".join(_section(s, f"run-{k}-{_e(s.key)}", 3) for s in run.sections)
+        link = (f'<p class="runpage"><a href="{_e(run.link)}">The full report of {_e(run.name)}</a> '
+                f"(data, model, evaluation, inside the network)</p>" if run.link else "")
         parts.append(
             f'<article class="run" id="run-{k}"><h2>{_e(run.name)}</h2>'
-            f'<p class="path">{_e(run.path)}</p>\n{sections}\n</article>'
+            f'<p class="path">{_e(run.path)}</p>{link}\n{sections}\n</article>'
         )
     versions = "Versions: " + ", ".join(f"{_e(k)} {_e(v)}" for k, v in report.versions.items())
     return _PAGE.substitute(

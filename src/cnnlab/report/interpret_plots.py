@@ -9,6 +9,7 @@ Each function takes the data the :mod:`cnnlab.interpret` functions return and bu
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -62,20 +63,24 @@ def _show(ax: Any, image: torch.Tensor) -> None:
         ax.imshow(np.ascontiguousarray(arr.transpose(1, 2, 0)).clip(0, 1))
 
 
-def overlays(images: torch.Tensor, maps: torch.Tensor, *, alpha: float = 0.5) -> torch.Tensor:
-    """Heatmaps blended over images (the heatmap is resized to the image).
+def overlays(images: torch.Tensor, maps: torch.Tensor, *, alpha: float = 0.7) -> torch.Tensor:
+    """Heatmaps blended over images (resized bilinearly), the colour's weight proportional to the map.
+
+    Where the map is 0 the image shows unchanged: a coarse (3x3) CAM upsampled with jet used to paint
+    the black background of a digit blue.
 
     Args:
         images: uint8 ``[N, C, H, W]`` (C = 1 or 3).
         maps: ``[N, h, w]`` in [0, 1], e.g. ``CamResult.maps``.
-        alpha: Weight of the heatmap in the blend.
+        alpha: Weight of the heatmap colour where the map is 1.
 
     Returns:
         uint8 ``[N, 3, H, W]``.
     """
     from ..images import overlay_heatmap
 
-    return torch.stack([overlay_heatmap(img, m, alpha=alpha) for img, m in zip(images, maps, strict=True)])
+    return torch.stack([overlay_heatmap(img, m, alpha=alpha, weighted=True)
+                        for img, m in zip(images, maps, strict=True)])
 
 
 def feature_map_figure(fm: FeatureMaps, *, max_channels: int = 64, cols: int = 8,
@@ -96,10 +101,17 @@ def feature_map_figure(fm: FeatureMaps, *, max_channels: int = 64, cols: int = 8
     k = min(max_channels, fm.maps.shape[0])
     shown_maps = fm.normalised(scale)[:k].cpu().numpy()
     fig, axes = _grid(k, cols, cell=1.2)
+    im = None
     for c, ax in zip(range(k), axes, strict=False):
-        ax.imshow(shown_maps[c], cmap="viridis", vmin=0.0, vmax=1.0, interpolation="nearest")
+        im = ax.imshow(shown_maps[c], cmap="viridis", vmin=0.0, vmax=1.0, interpolation="nearest")
         dead = bool(fm.dead[c])
         ax.set_title(f"{c}{' dead' if dead else ''}", fontsize=7, color="red" if dead else "black")
+    if im is not None:
+        what = "per tile" if scale == "channel" else "whole layer"
+        fig.set_size_inches(fig.get_figwidth() + 0.9, max(fig.get_figheight(), 2.4))  # room for the bar
+        bar = fig.colorbar(im, ax=fig.axes, location="right", shrink=0.9, ticks=[0, 1])
+        bar.ax.set_yticklabels(["min", "max"])
+        bar.set_label(what, fontsize=8)
     n_dead = int(fm.dead.sum())
     shown = f" (first {k} of {fm.maps.shape[0]})" if k < fm.maps.shape[0] else ""
     default = (f"{fm.layer}: {fm.maps.shape[0]} channels{shown}, {n_dead} dead for this input, "
@@ -133,18 +145,20 @@ def channel_across_figure(images: torch.Tensor, maps: torch.Tensor, *, channel: 
 
 
 def filter_vis_figure(res: FilterVisResult, *, cols: int = 8) -> Figure:
-    """The course's view: each filter's random start image (top row) above its image after N steps.
+    """Each filter's image after N steps of gradient ascent, titled with its mean activation start -> end.
 
-    Tiles are titled with the filter's mean activation on each image. A faded border (the pixels
-    that a "valid"-padding layer barely sees stay near their start value, e.g. 4 of 28 px per side
-    for a trained ``mnist_cnn``'s last convolution) would frame every tile: the outer rings whose contrast is
-    under 3/4 of the centre's are left out of the tiles, as the course's own ``deprocess_image``
-    crops the border, and the title says how many pixels. The figure uses matplotlib's constrained
-    layout, so the title never overlaps a tile.
+    The random start images are not drawn (near-identical grey noise: half the figure for nothing); the
+    start value is in each title instead. A filter whose activation did not rise above its start and 0
+    is titled "did not rise" in red, and the figure title says how many: such a tile is not an input
+    that maximises the filter. A faded border (the pixels that a "valid"-padding layer barely sees
+    stay near their start value, e.g. 4 of 28 px per side for a trained ``mnist_cnn``'s last
+    convolution) would frame every tile: the outer rings whose contrast is under 3/4 of the centre's
+    are left out of the tiles, as the course's own ``deprocess_image`` crops the border, and the title
+    says how many pixels. Constrained layout: the title never overlaps a tile.
 
     Args:
         res: From :func:`cnnlab.interpret.visualize_filters`.
-        cols: Filters per row (each filter is a column of two tiles).
+        cols: Filters per row.
 
     Returns:
         The figure.
@@ -153,32 +167,34 @@ def filter_vis_figure(res: FilterVisResult, *, cols: int = 8) -> Figure:
 
     n, steps = len(res.filters), res.history.shape[0]
     cols = max(1, min(cols, n))
-    groups = -(-n // cols)
+    rows = -(-n // cols)
     b = _faded_border(res.images)
     h, w = res.images.shape[-2:]
-    fig = Figure(figsize=(1.5 * cols + 0.6, 3.5 * groups + 0.5), layout="constrained")
-    axes = fig.subplots(2 * groups, cols, squeeze=False)
-    for ax in axes.flat:
+    width = max(1.3 * cols + 0.4, 3.0)
+    fig = Figure(figsize=(width, 1.55 * rows + 1.2), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False)
+    flat = 0
+    for i, ax in enumerate(axes.flat):
         ax.set_xticks([])
         ax.set_yticks([])
         ax.spines[:].set_visible(False)  # no drawn frame around the tiles either
-    for g in range(groups):
-        axes[2 * g, 0].set_ylabel("random start", fontsize=8)
-        axes[2 * g + 1, 0].set_ylabel(f"after {steps} steps", fontsize=8)
-        for j in range(cols):
-            i = g * cols + j
-            top, bottom = axes[2 * g, j], axes[2 * g + 1, j]
-            if i >= n:
-                top.set_visible(False)
-                bottom.set_visible(False)
-                continue
-            _show(top, res.start_images[i, :, b : h - b, b : w - b])
-            _show(bottom, res.images[i, :, b : h - b, b : w - b])
-            top.set_title(f"#{res.filters[i]}: {float(res.start[i]):.2f}", fontsize=7)
-            bottom.set_title(f"{float(res.end[i]):.2f}", fontsize=7)
+        if i >= n:
+            ax.set_visible(False)
+            continue
+        _show(ax, res.images[i, :, b : h - b, b : w - b])
+        start, end = float(res.start[i]), float(res.end[i])
+        rose = end > start and end > 0
+        flat += not rose
+        ax.set_title(f"#{res.filters[i]}: {start:.2f}→{end:.2f}" + ("" if rose else "\ndid not rise"),
+                     fontsize=8, color="black" if rose else "#c0392b")
+    objective = res.objective or res.layer
+    via = f"\nascent on {objective}" if objective != res.layer else ""
     crop = f"\nouter {b} px not shown: the layer barely sees them" if b else ""
-    fig.suptitle(f"{res.layer}: inputs that maximise each filter\n(mean activation above each tile){crop}",
-                 fontsize=9)
+    failed = f"\n{flat} of {n} filters did not rise (red): not inputs that excite them" if flat else ""
+    text = (f"{res.layer}: inputs that maximise each filter after {steps} steps\n"
+            f"(mean activation: random start → end){via}{crop}{failed}")
+    chars = max(20, int(width * 72 / (9 * 0.62)))  # about the characters of 9 pt text that fit the width
+    fig.suptitle("\n".join(textwrap.fill(line, chars) for line in text.split("\n")), fontsize=9)
     return fig
 
 
@@ -204,9 +220,9 @@ def cam_overlay_figure(
     *,
     class_names: Sequence[str] | None = None,
     probabilities: torch.Tensor | None = None,
-    alpha: float = 0.5,
+    alpha: float = 0.7,
 ) -> Figure:
-    """One row per image: the image and its CAM overlay, titled with the explained class.
+    """One row per image: the image and its CAM overlay, titled with the explained class and a colour bar.
 
     Args:
         images: The images the CAM was computed for, uint8 ``[N, C, H, W]`` (as the model saw them).
@@ -218,10 +234,13 @@ def cam_overlay_figure(
     Returns:
         The figure.
     """
+    from matplotlib import colormaps
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
     from matplotlib.figure import Figure
 
     n = len(images)
-    fig = Figure(figsize=(4.2, 2.2 * n))
+    fig = Figure(figsize=(5.0, 2.2 * n + 0.4), layout="constrained")
     axes = fig.subplots(n, 2, squeeze=False)
     over = overlays(images, result.maps, alpha=alpha)
     for i in range(n):
@@ -234,8 +253,11 @@ def cam_overlay_figure(
         for ax in axes[i]:
             ax.set_xticks([])
             ax.set_yticks([])
+    bar = fig.colorbar(ScalarMappable(Normalize(0, 1), colormaps["jet"]), ax=axes[:, 1], shrink=0.8,
+                       ticks=[0, 1])
+    bar.ax.set_yticklabels(["0", "map max"])
+    bar.set_label("CAM (colour weight ∝ value)", fontsize=8)
     fig.suptitle(f"layer {result.layer}", fontsize=9)
-    fig.tight_layout()
     return fig
 
 

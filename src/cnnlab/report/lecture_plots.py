@@ -163,6 +163,37 @@ def _cell(ax: Any, r: int, c: int, colour: str, gid: str) -> None:
     ax.add_patch(Rectangle((c + 0.12, r + 0.12), 0.76, 0.76, fc=colour, alpha=0.55, ec="none", gid=gid))
 
 
+def _pool_values(ax_in: Any, ax_out: Any, a: ConvArithmetic, rows: int, cols: int,
+                 pad_cells: set[tuple[int, int]]) -> None:
+    """Write example input values (seeded digits) in the grid, each window's result in its output cell,
+    and, for max pooling, each window's maximum in bold red: the arithmetic, not just its shape."""
+    rng = np.random.default_rng(0)
+    values = rng.integers(0, 10, size=(rows, cols))
+    for r in range(rows):
+        for c in range(cols):
+            if (r, c) not in pad_cells:
+                ax_in.text(c + 0.5, r + 0.5, str(values[r, c]), ha="center", va="center", fontsize=9,
+                           color="#333", gid="value")
+    for k, origin in enumerate([(0, 0)] + ([(0, a.s[1])] if a.out[1] > 1 else [])):
+        taps = [(origin[0] + i * a.d[0], origin[1] + j * a.d[1])
+                for i in range(a.k[0]) for j in range(a.k[1])]
+        seen = [(r, c) for r, c in taps if (r, c) not in pad_cells and r < rows and c < cols]
+        if not seen:
+            continue
+        got = [int(values[r, c]) for r, c in seen]
+        if a.kind == "maxpool":
+            best = max(got)
+            result = str(best)
+            for (r, c), v in zip(seen, got, strict=True):
+                if v == best:
+                    ax_in.text(c + 0.5, r + 0.5, str(v), ha="center", va="center", fontsize=10,
+                               fontweight="bold", color="#c0392b", gid="max")
+        else:
+            result = f"{sum(got) / len(taps):.1f}"  # nn.AvgPool2d counts padding as 0 (count_include_pad)
+        ax_out.text(k + 0.5, 0.5, result, ha="center", va="center", fontsize=10, fontweight="bold",
+                    gid="pooled")
+
+
 def conv_arithmetic_figure(a: ConvArithmetic) -> Figure:
     """One conv/pool layer: padded input grid, two kernel windows one stride apart, output grid, formula.
 
@@ -199,6 +230,8 @@ def conv_arithmetic_figure(a: ConvArithmetic) -> Figure:
     _grid(ax_out, orows, ocols)
     for (r, c), colour in [((0, 0), _FIRST)] + ([((0, 1), _SECOND)] if out[1] > 1 else []):
         _cell(ax_out, r, c, colour, "output")
+    if a.kind in ("maxpool", "avgpool"):
+        _pool_values(ax_in, ax_out, a, rows, cols, pad_cells)
     corner = lambda shown, total: "" if shown == total else f" (top-left {shown} of {total} shown)"  # noqa: E731
     if (pt, pb, pl, pr) == (0,) * 4:
         pad_txt = "no padding"

@@ -91,6 +91,25 @@ def loss_axis_limit(losses: Sequence[float], chance_loss: float | None = None) -
     return cap if max(finite) > cap else None
 
 
+def curves_title(model: str, transfer: str, data: str) -> str:
+    """The curves' title: the model, how it was trained (transfer mode) and on what data.
+
+    Args:
+        model: Registry name of the model.
+        transfer: ``scratch``, ``features``, ``partial`` or ``full`` (a ``Transfer`` enum's value).
+        data: The data spec (a long path keeps its last two parts).
+
+    Returns:
+        E.g. ``"mnist_cnn from scratch · data: sample"``.
+    """
+    mode = str(getattr(transfer, "value", transfer))
+    how = {"scratch": "from scratch", "features": "transfer: features (frozen backbone, new head)",
+           "partial": "transfer: partial (last blocks fine-tuned)", "full": "transfer: full fine-tune"}
+    parts = data.replace("\\", "/").rstrip("/").split("/")
+    short = "/".join(parts[-2:]) if len(parts) > 2 else data
+    return f"{model} {how.get(mode, f'transfer: {mode}')} · data: {short}"
+
+
 def curves_figure(
     rows: Sequence[Mapping[str, Any]], *, title: str = "", num_classes: int | None = None
 ) -> Figure:
@@ -142,6 +161,10 @@ def curves_figure(
                 linestyle="--",
                 label=f"overfitting from epoch {epochs[onset]}",
             )
+    if cap is None:  # from 0: a run at chance (loss 0.684-0.693) must not look like it learns
+        top = max([v for v in train_loss + val_loss if math.isfinite(v)] + [chance_loss or 0.0, 1e-6])
+        ax_loss.set_ylim(0, top * 1.08)
+    ax_acc.set_ylim(0, 1.02)  # accuracy on its whole range, chance line included
     for ax, name in ((ax_loss, loss_label), (ax_acc, "accuracy")):
         ax.set_xlabel("epoch")
         ax.set_ylabel(name, fontsize=10 if ax is ax_acc or cap is None else 8)
@@ -150,7 +173,8 @@ def curves_figure(
         if epochs:
             ax.set_xticks(epochs if len(epochs) <= 20 else epochs[:: max(1, len(epochs) // 10)])
     if title:
-        fig.suptitle(title)
+        fig.suptitle(title, fontsize=11)
+    fig.set_layout_engine("constrained")
     return fig
 
 
@@ -184,10 +208,13 @@ def confusion_figure(
     ax.set_ylabel("true")
     threshold = shown.max() / 2 if shown.size else 0
     if n <= 30:
+        # counts sized to their cells: a 2x2 matrix gets large numbers, not 8 pt in 2-inch cells
+        count_pt = float(np.clip(0.22 * 72 * (size - 1.5) / max(n, 1), 8, 28))
         for i in range(n):
             for j in range(n):
                 color = "white" if shown[i, j] > threshold else "black"
-                ax.text(j, i, f"{int(matrix[i, j])}", ha="center", va="center", color=color, fontsize=8)
+                ax.text(j, i, f"{int(matrix[i, j])}", ha="center", va="center", color=color,
+                        fontsize=count_pt)
     ax.set_title("confusion matrix")
     return fig
 

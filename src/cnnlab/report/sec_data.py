@@ -47,6 +47,7 @@ def _samples(ctx: RunContext) -> list[Block]:
             fig,
             f"a grid of {n} training images, titled with their class",
             caption=f"{what}, taken round-robin over the classes (the first of each)",
+            photo=ctx.bundle.image_shape[0] == 3,  # colour photos: JPEG
         )
     ]
 
@@ -67,6 +68,7 @@ def _augment(ctx: RunContext) -> list[Block]:
             fig,
             f"{n} training images, each followed by six augmented versions",
             caption=f"{n} training images and six random draws of the {preset!r} preset each",
+            photo=ctx.bundle.image_shape[0] == 3,
         )
     ]
 

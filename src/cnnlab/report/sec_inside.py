@@ -83,7 +83,7 @@ def _kernels(ctx: RunContext) -> list[Block]:
     )
     return [
         figure_picture(
-            kernel_grid_figure(bank, cols=16, max_kernels=64), f"the kernels of {name}", caption=caption
+            kernel_grid_figure(bank, cols=8, max_kernels=64), f"the kernels of {name}", caption=caption
         )
     ]
 
@@ -117,8 +117,9 @@ def _feature_maps(ctx: RunContext) -> list[Block]:
         k = fm.maps.shape[0]
         shown = shown_of(min(MAX_CHANNELS, k), k, "channels")
         caption = f"{fm.layer}: {shown} drawn, each on its own scale; dead channels of all {k}: {listed}"
-        fig = feature_map_figure(fm, max_channels=MAX_CHANNELS, cols=16)
-        blocks.append(figure_picture(fig, f"feature maps of {fm.layer}", caption=caption))
+        fig = feature_map_figure(fm, max_channels=MAX_CHANNELS, cols=8)
+        blocks.append(figure_picture(fig, f"feature maps of {fm.layer}", caption=caption,
+                                     photo=fm.maps.shape[-1] >= 32))  # large maps: JPEG
     return blocks
 
 
@@ -170,6 +171,7 @@ def _filter_vis(ctx: RunContext) -> list[Block]:
                 filter_vis_figure(res),
                 f"filter visualisations of {layer}",
                 caption=f"{layer}: filters 0-{n - 1} ({shown_of(n, channels, 'filters')})",
+                photo=bool(res.images.shape[1] == 3),  # colour textures: JPEG
             )
         )
     return blocks

@@ -12,10 +12,16 @@ def best_row(rows: list[dict[str, float]]) -> dict[str, float]:
 
 
 def _curves(ctx: RunContext) -> list[Block]:
-    from .plots import curves_figure, overfitting_onset
+    from .plots import curves_figure, curves_title, overfitting_onset
 
     rows = ctx.csv_rows("metrics.csv")
-    fig = curves_figure(rows, title=f"{ctx.config.model} on {ctx.config.data}")
+    try:
+        num_classes: int | None = int(ctx.info["num_classes"])  # the chance and uniform-guess lines
+    except (Unavailable, KeyError, TypeError, ValueError):
+        num_classes = None
+    cfg = ctx.config
+    title = curves_title(cfg.model or "model", cfg.transfer, cfg.data)
+    fig = curves_figure(rows, title=title, num_classes=num_classes)
     onset = overfitting_onset([r["val_loss"] for r in rows], [r["train_loss"] for r in rows])
     best = best_row(rows)
     facts = [

@@ -15,7 +15,7 @@ the page loads nothing from another host (a Content-Security-Policy says so to t
 import logging
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse
@@ -24,6 +24,7 @@ from fastapi.staticfiles import StaticFiles
 from ..errors import ArgumentError, CnnlabError
 from . import schemas
 from .engine import Engine
+from .examples import small_photo_notice, validation_examples
 from .render import heatmap_png, overlay_jpeg, tiles
 from .uploads import ACCEPTED, FORM_OVERHEAD, BodyLimit, Photo, read_photo
 
@@ -149,6 +150,9 @@ def create_app(
         layer: Annotated[str, Form(description="auto, a dotted name or Type:index")] = "auto",
         top_k: Annotated[int, Form(ge=1, le=1000)] = 5,
         overlay: Annotated[bool, Form(description="also the map blended over the photo (JPEG)")] = False,
+        scale: Annotated[Literal["own", "probability"], Form(
+            description="own: the map stretched to its max; probability: times the class's probability, one "
+                        "colour scale for every class (a class at 2% is faint)")] = "own",
     ) -> dict[str, Any]:
         """Top-k classes and a class activation map on the original photo (its own size and aspect)."""
         photo = photo_of(file)
@@ -159,6 +163,8 @@ def create_app(
         peak = int((values * mask).flatten().argmax())
         scale_x, scale_y = photo.size[0] / shown[1], photo.size[1] / shown[0]
         t = int(res.targets[0])
+        if scale == "probability":
+            values = values * float(probs[0, t])
         return {
             "size": list(photo.size), "predictions": predictions(probs, top_k), "method": res.method,
             "layer": res.layer, "target": t, "target_class": src.classes[t],
@@ -166,7 +172,16 @@ def create_app(
             "peak": _rounded(((peak % shown[1] + 0.5) * scale_x, (peak // shown[1] + 0.5) * scale_y)),
             "heatmap_size": [shown[1], shown[0]], "heatmap": heatmap_png(values, mask),
             "overlay": overlay_jpeg(photo.display, values, mask) if overlay else None,
+            "scale": scale, "notice": small_photo_notice(photo.size, src.image_size),
         }
+
+    @app.get("/api/examples", response_model=schemas.ExamplesResponse)
+    def examples() -> dict[str, Any]:
+        """Photos of the run's validation split to try (none for a model that is not a run folder)."""
+        if not hasattr(app.state, "examples"):
+            with engine.lock:  # decoded once
+                app.state.examples = validation_examples(src)
+        return {"examples": app.state.examples}
 
     @app.post("/api/features", response_model=schemas.FeaturesResponse)
     def features(

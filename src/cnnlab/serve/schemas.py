@@ -11,6 +11,8 @@ from pydantic import BaseModel, Field
 
 __all__ = [
     "Channel",
+    "Example",
+    "ExamplesResponse",
     "ExplainResponse",
     "FeaturesResponse",
     "Info",
@@ -78,6 +80,18 @@ class ExplainResponse(PredictResponse):
     heatmap_size: list[int] = Field(description="(width, height) of the heatmap images (the photo's aspect)")
     heatmap: str = Field(description="PNG data URI: the colour-mapped map, transparent where unseen")
     overlay: str | None = Field(description="JPEG data URI: the map blended over the photo (when asked)")
+    scale: str = Field(description="own (the map's own max) or probability (times the class's probability)")
+    notice: str | None = Field(description="a photo smaller than the model's input says so here")
+
+
+class Example(BaseModel):
+    name: str
+    class_: str = Field(alias="class")
+    image: str = Field(description="data URI of the photo")
+
+
+class ExamplesResponse(BaseModel):
+    examples: list[Example]
 
 
 class Channel(BaseModel):

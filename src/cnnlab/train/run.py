@@ -381,7 +381,9 @@ def fit(
                                max_epochs=lr_find.STEPS)
         cfg = lr_find.use_found_lr(cfg, finder, setup, notices)
         setup = training_setup(cfg, bundle, model, num_classes=num_classes, notices=notices)
-    history = MetricsHistory(cfg.run_dir, title=f"{cfg.model} on {cfg.data}")
+    from ..report.plots import curves_title
+
+    history = MetricsHistory(cfg.run_dir, title=curves_title(cfg.model or "model", cfg.transfer, cfg.data))
     lines = [] if bar_shown(cfg) else [EpochLines(history)]  # without the bar: one line per epoch
     tracking = tracking_callbacks(cfg, history, model=model, val=bundle.val, info=setup.info,
                                   classes=list(bundle.classes), on_images=not use_embedding_cache(cfg),

@@ -58,20 +58,71 @@ async function init() {
   $("method").value = info.default_method;
   fill($("target"), info.classes.map((c, i) => [String(i), c]));
   fill($("cam-layer"), [["auto", `auto (${info.cam_layer})`], ...info.layers.map((l) => [l.name, l.name])]);
-  fill($("fm-layer"), info.layers.map((l) => [l.name, `${l.name} (all channels)`]));
+  fill($("fm-layer"), info.layers.map((l) => [l.name, `${l.name} (${l.shape[0] > 64 ? `64 of ${l.shape[0]}` : `all ${l.shape[0]}`} channels)`]));
+  examples();
+}
+
+function dataUrlFile(url, name) {
+  // a data: URL as a File, without fetch (the page's CSP allows no data: connections)
+  const [head, data] = url.split(",");
+  const type = head.slice(5).split(";")[0];
+  const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
+  return new File([bytes], name, { type });
+}
+
+async function examples() {
+  // Photos of the run's own validation set, one click each.
+  const response = await fetch("/api/examples");
+  if (!response.ok) return;
+  const r = await response.json();
+  if (!r.examples.length) return;
+  $("examples").replaceChildren(...r.examples.map((ex) => {
+    const b = el("button", { type: "button", className: "example", title: `${ex.name} (${ex.class})` },
+      el("img", { src: ex.image, alt: `example: ${ex.class}` }));
+    b.addEventListener("click", () => usePhoto(dataUrlFile(ex.image, ex.name)));
+    return b;
+  }));
+  $("examples-box").hidden = false;
+}
+
+function clearAnswer() {
+  // Nothing of the previous photo may stay beside a new one (nor beside an error).
+  $("top-class").textContent = "";
+  $("bars").replaceChildren();
+  $("caption").textContent = "";
+  $("photo-notice").textContent = "";
+  $("heatmap").hidden = true;
+  $("heatmap").removeAttribute("src");
+  $("region").setAttribute("hidden", "");
+  clearUnit();
+  $("strips").replaceChildren();
+}
+
+function clearUnit() {
+  $("rf-box").setAttribute("hidden", "");
+  $("unit-info").hidden = true;
+  $("unit-info").replaceChildren();
+  document.querySelectorAll(".tile .unit").forEach((u) => u.remove());
 }
 
 function usePhoto(file) {
   if (!file) return;
   state.file = file;
   state.photoOk = true;
+  state.seq.unit++;  // an answer still on its way belongs to the previous photo
+  clearAnswer();
   $("viewer").hidden = false;
-  $("heatmap").hidden = true;
-  $("rf-box").setAttribute("hidden", "");
-  $("unit-info").hidden = true;
+  $("photo").hidden = false;
   $("photo").src = URL.createObjectURL(file);
   explain();
   features();
+}
+
+function failed(message) {
+  // The error replaces the answer: no class, bars or heatmap of an earlier photo stay.
+  clearAnswer();
+  if (!state.photoOk) $("photo").hidden = true;  // the browser could not show it either
+  setStatus(message, true);
 }
 
 function frame(size, region) {
@@ -92,9 +143,10 @@ async function explain() {
   try {
     const r = await post("/api/explain", {
       method: $("method").value, target: $("target").value, layer: $("cam-layer").value, top_k: 5,
-      overlay: !state.photoOk,
+      overlay: !state.photoOk, scale: $("same-scale").checked ? "probability" : "own",
     });
     if (seq !== state.seq.explain) return;
+    $("photo-notice").textContent = r.notice || "";
     const top = r.predictions[0];
     $("top-class").textContent = `${top.class} · ${pct(top.probability)}`;
     $("bars").replaceChildren(...r.predictions.map((p) => el("li", {},
@@ -106,11 +158,12 @@ async function explain() {
     heat.dataset.method = r.method;
     heat.dataset.target = r.target_class;
     if (state.photoOk) { heat.src = r.heatmap; heat.hidden = false; } else { $("photo").src = r.overlay; }
-    $("caption").textContent = `${r.method} on ${r.layer} for “${r.target_class}” (${pct(r.probability)}); ` +
+    $("caption").textContent = `${r.method} on ${r.layer} for “${r.target_class}”, probability ` +
+      `${pct(r.probability)}${r.scale === "probability" ? " (colour scaled by it)" : " (colour: this map's own max)"}; ` +
       `photo ${r.size[0]}×${r.size[1]} px`;
     setStatus("");
   } catch (err) {
-    if (seq === state.seq.explain) setStatus(err.message, true);
+    if (seq === state.seq.explain) failed(err.message);
   }
 }
 
@@ -128,10 +181,12 @@ async function features() {
     const r = await post("/api/features", { layer, channels: layer ? 64 : 8 });
     if (seq !== state.seq.features) return;
     $("strips").replaceChildren(...r.stages.map((st) => el("div", { className: "strip" },
-      el("h3", {}, `${st.name} `, el("span", { textContent: `${st.type} · ${fieldText(st)}` })),
+      el("h3", {}, `${st.name} `, el("span", { textContent: `${st.type} · ${fieldText(st)} · ` +
+        (st.channels.length < st.shape[0] ? `${st.channels.length} of ${st.shape[0]} channels, strongest first`
+          : `all ${st.shape[0]} channels`) })),
       el("div", { className: "tiles" }, ...st.channels.map((c) => tile(st, c))))));
   } catch (err) {
-    if (seq === state.seq.features) $("strips").replaceChildren(el("p", { className: "hint", textContent: err.message }));
+    if (seq === state.seq.features) $("strips").replaceChildren(el("p", { className: "hint error", textContent: err.message }));
   }
 }
 
@@ -196,6 +251,12 @@ async function unit(layer, channel, row, col) {
 function wire() {
   $("file").addEventListener("change", (ev) => usePhoto(ev.target.files[0]));
   const drop = $("drop");
+  drop.addEventListener("keydown", (ev) => {
+    // the zone is a button for the keyboard: Enter or Space opens the file chooser
+    if (ev.target !== drop || (ev.key !== "Enter" && ev.key !== " ")) return;
+    ev.preventDefault();
+    $("file").click();
+  });
   drop.addEventListener("dragover", (ev) => { ev.preventDefault(); drop.classList.add("over"); });
   drop.addEventListener("dragleave", () => drop.classList.remove("over"));
   drop.addEventListener("drop", (ev) => {
@@ -203,8 +264,8 @@ function wire() {
     drop.classList.remove("over");
     usePhoto(ev.dataTransfer.files[0]);
   });
-  for (const id of ["method", "target", "cam-layer"]) $(id).addEventListener("change", explain);
-  $("fm-layer").addEventListener("change", features);
+  for (const id of ["method", "target", "cam-layer", "same-scale"]) $(id).addEventListener("change", explain);
+  $("fm-layer").addEventListener("change", () => { state.seq.unit++; clearUnit(); features(); });
   $("opacity").addEventListener("input", (ev) => { $("heatmap").style.opacity = ev.target.value / 100; });
   $("photo").addEventListener("error", () => {
     // A format the browser cannot show (TIFF, say): show the server's own decoding, blended.
