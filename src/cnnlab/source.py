@@ -77,8 +77,8 @@ class ModelSource:
         return self.num_classes == 1
 
     @property
-    def image_size(self) -> tuple[int, int, int]:
-        """(C, H, W) the model takes."""
+    def image_size(self) -> tuple[int, ...]:
+        """(C, H, W) the model takes; (C, L) for a series model."""
         return self.preprocess.image_size
 
 
@@ -88,7 +88,7 @@ def resolve_model(
     weights: str | os.PathLike[str] | None = None,
     pretrained: bool | None = None,
     num_classes: int | None = None,
-    input_size: tuple[int, int, int] | None = None,
+    input_size: tuple[int, ...] | None = None,
 ) -> ModelSource:
     """The model behind a run folder, a registry name, a spec string or a weights file.
 
@@ -100,7 +100,8 @@ def resolve_model(
             a random initialisation, None (default) for the pretrained weights when they are available
             offline and a random initialisation with a notice otherwise.
         num_classes: Outputs of a registry or spec model (default: the model's own).
-        input_size: (C, H, W) of a spec model (default 3x224x224; C is its input channels).
+        input_size: (C, H, W) of a spec model, (C, L) of a 1-D one (default 3x224x224, or 1x128 for a
+            1-D spec; C is its input channels).
 
     Returns:
         A :class:`ModelSource` (model in eval mode).
@@ -208,11 +209,11 @@ def _from_registry(
                        weights=kind)
 
 
-def _from_spec(text: str, *, num_classes: int | None, input_size: tuple[int, int, int] | None) -> ModelSource:
+def _from_spec(text: str, *, num_classes: int | None, input_size: tuple[int, ...] | None) -> ModelSource:
     from .data.transforms import Preprocess
-    from .models.spec import build_from_spec
+    from .models.spec import build_from_spec, default_input_size
 
-    size = input_size or (3, 224, 224)
+    size = input_size or default_input_size(text)
     model = build_from_spec(text, head="gap", input_size=size, num_classes=num_classes or 10).eval()
     n_out = _outputs(model)
     preprocess = Preprocess(size, (0.0,) * size[0], (1.0,) * size[0])

@@ -184,7 +184,10 @@ def explain(
     out: Path = typer.Option(Path("explain.png"), "--out", help="Figure file; overlays go beside it."),
     as_json: bool = typer.Option(False, "--json", help="Print paths and numbers as JSON."),
 ) -> None:
-    """Class activation maps (Grad-CAM and friends) over images.
+    """Class activation maps (Grad-CAM and friends) over images, or along time over series.
+
+    Series (a 1-D convnet's run): give ucr:NAME (a few validation series per class), ucr:NAME:INDEX, or a
+    .npy/.csv file of one series; one figure shows each series with its map as colour under the curve.
 
     Writes --out (one row per image: image and overlay) and, beside it, one overlay PNG per image
     (plus a top-channels figure with --channels, a curves figure with --faithfulness). --json prints
@@ -197,12 +200,23 @@ def explain(
     from ..interpret.cam import explain as run_explain
     from ..interpret.cam import top_channels
     from ..interpret.metrics import deletion_insertion, target_probability
+    from ..interpret.series_cam import explain_series, is_series_source
     from ..report import interpret_plots as plots
+    from ..report.series_plots import series_cam_figure
 
     at_least(channels, 0, "--channels")
     figure_path(out)
     run, images = split_inputs(inputs, model)
     src = load_source(run, model)
+    if is_series_source(src):  # a 1-D convnet: maps along time over series (cnnlab.interpret.series_cam)
+        cams = explain_series(src, images, method=method, layer=layer, target=_target(target, src.classes))
+        save_figure(out, series_cam_figure(cams))
+        if as_json:
+            print_json({"source": src.label, "weights": src.weights, "method": cams.method,
+                        "layer": cams.layer, "figure": str(out), "series": cams.records()})
+        else:
+            console.print(f"{cams.method} on layer {cams.layer} over {len(cams.names)} series: figure {out}")
+        return
     paths = _image_paths(images)
     raw, x = src.preprocess(paths)
     res = run_explain(src.model, x, target=_target(target, src.classes), layer=layer, method=method)

@@ -125,7 +125,7 @@ def arithmetic(
 
         dims = _dims(input_size)
         src = resolve_model(target, input_size=dims)
-        a = arith.layer_arithmetic(src.model, layer, dims or src.image_size)
+        a = arith.layer_arithmetic(src.model, layer, dims or src.image_size)  # type: ignore[arg-type]
         label: str | None = src.label
     else:
         if kind not in ("conv", "maxpool", "avgpool"):

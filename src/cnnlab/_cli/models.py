@@ -20,8 +20,9 @@ def _stdout_console() -> Any:
 
 
 def _parse_input(text: str) -> tuple[int, ...]:
-    if not re.fullmatch(r"\d+(x\d+){2}", text.strip().lower()):
-        raise ModelArgumentError(f"{text!r}: write it as CxHxW, e.g. 3x224x224", param="input_size")
+    if not re.fullmatch(r"\d+(x\d+){1,2}", text.strip().lower()):
+        raise ModelArgumentError(f"{text!r}: write it as CxHxW, e.g. 3x224x224, or CxL for a 1-D model, "
+                                 "e.g. 1x128", param="input_size")
     dims = tuple(int(v) for v in text.strip().lower().split("x"))
     if min(dims) < 1:
         raise ModelArgumentError(f"{text!r}: every dimension must be at least 1", param="input_size")
@@ -53,8 +54,7 @@ def _check_head_memory(target: str, num_classes: int, dims: tuple[int, ...] | No
         return
     with torch.device("meta"):  # the architecture alone: no memory, no class names
         if is_spec(target):
-            size = dims or (3, 224, 224)
-            model = build_from_spec(target, head="gap", input_size=size, num_classes=num_classes)  # type: ignore[arg-type]
+            model = build_from_spec(target, head="gap", input_size=dims, num_classes=num_classes)
         else:
             model = create_model(target, num_classes=num_classes)
     nbytes = sum(p.numel() * p.element_size() for p in model.parameters())
@@ -66,7 +66,9 @@ def summary(
     target: str = typer.Argument(
         ..., metavar="MODEL|RUN", help="a name from `cnnlab models`, timm:<name>, a layer spec, or a run"
     ),
-    input_size: str | None = typer.Option(None, "--input", help="input as CxHxW (default: the model's own)"),
+    input_size: str | None = typer.Option(
+        None, "--input", help="input as CxHxW, or CxL for a 1-D model (default: the model's own)"
+    ),
     json_out: bool = typer.Option(False, "--json", help="print the summary as JSON"),
     num_classes: int | None = typer.Option(
         None, "--num-classes", help="classifier outputs (registry models)"

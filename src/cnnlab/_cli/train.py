@@ -49,6 +49,9 @@ def check_data_exists(spec: str) -> None:
     Dataset names (``sample``, ``mnist``) are checked by the data layer; this only catches a folder or
     file that is not there, the commonest mistake, in the time ``cnnlab --help`` takes.
     """
+    if spec.startswith("ucr:"):  # a dataset name inside aeon: checked by the data layer (cnnlab.data.series)
+        return
+    spec = spec.removeprefix("series:")  # series:FILE names a file (cnnlab.data.series)
     path = Path(spec).expanduser()
     looks_like_path = os.sep in spec or "/" in spec or spec.startswith((".", "~")) or path.suffix != ""
     if looks_like_path and not path.exists():
@@ -71,7 +74,9 @@ def _explicit(ctx: typer.Context) -> set[str]:
 @app.command()
 def train(
     ctx: typer.Context,
-    data: str = typer.Option("sample", "--data", help="sample | mnist | fashion-mnist | FOLDER | CSV"),
+    data: str = typer.Option(
+        "sample", "--data", help="sample | mnist | fashion-mnist | FOLDER | CSV | ucr:NAME | series:FILE"
+    ),
     model: str | None = typer.Option(
         None, "--model", show_default=False,
         help="a name from `cnnlab models`, timm:<name>, or a layer spec string [default: one that fits the "
@@ -84,8 +89,12 @@ def train(
     transfer: Transfer = typer.Option(
         Transfer.SCRATCH, "--transfer", help="how much of a pretrained net trains"
     ),
-    epochs: int = typer.Option(10, "--epochs"),
-    batch_size: int = typer.Option(64, "--batch-size"),
+    epochs: int | None = typer.Option(
+        None, "--epochs", show_default=False, help="[default: 10; 300 on series data (ucr:, series:)]"
+    ),
+    batch_size: int | None = typer.Option(
+        None, "--batch-size", show_default=False, help="[default: 64; 16 on series data]"
+    ),
     lr: float | None = typer.Option(
         None, "--lr", show_default=False,
         help="learning rate (of the head when transferring) [default: the model's recommended one "
@@ -195,7 +204,8 @@ def evaluate(
     dataset, spec = load_eval_data(loaded, data)
     result = run_evaluate(loaded, dataset, spec=spec, batch_size=batch_size, top_losses=top_losses)
     doc = {**result.to_dict(), "weights": "trained"}  # a run folder: the weights it learned
-    gallery_path = run / "top_losses.png" if result.top_losses else None
+    images = len(loaded.image_size) == 3  # the gallery draws images; series have their CAM figure (explain)
+    gallery_path = run / "top_losses.png" if result.top_losses and images else None
     try:
         write_json(run / "evaluation.json", {"data": spec, **doc})
         save_figure(run / "confusion.png", confusion_figure(result.confusion, result.classes))

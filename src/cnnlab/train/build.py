@@ -73,13 +73,14 @@ def build_model(
         ModelError: An unknown model, weights that do not fit, a model without a classifier.
     """
     from ..models import create_model
-    from ..models.spec import build_from_spec, is_spec
+    from ..models.spec import build_from_spec, default_input_size, is_spec
     from ..models.surgery import adapt_in_chans, classifier_layer, configure_head
     from .freezing import apply_transfer, mode_at
 
     pretrained: bool | str = cfg.weights or cfg.pretrained
-    if is_spec(cfg.model_name):  # a layer spec string: GAP head, any input size
-        model: nn.Module = build_from_spec(cfg.model_name, head="gap", input_size=(in_chans, 64, 64),
+    if is_spec(cfg.model_name):  # a layer spec string: GAP head, any input size (series: any length)
+        size = (in_chans, *default_input_size(cfg.model_name)[1:])
+        model: nn.Module = build_from_spec(cfg.model_name, head="gap", input_size=size,
                                            num_classes=num_classes)
         if cfg.weights:
             from ..models._weights import load_weights_file

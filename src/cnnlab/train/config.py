@@ -74,6 +74,21 @@ DEFAULT_LR = 1e-3
 #: The largest learning rate: far above any useful one, below those whose Adam step overflows float32.
 MAX_LR = 1000.0
 _SEED_MAX = 2**32 - 1  # numpy's seed range, which Lightning's seed_everything enforces
+#: Epochs and batch size of a run that names neither, on images.
+DEFAULT_EPOCHS, DEFAULT_BATCH_SIZE = 10, 64
+#: The same on series data (``ucr:``/``series:``): the archive's training sets hold tens to hundreds of
+#: series, so an epoch is a few steps; Wang et al. (2017) train 1,500-2,000 epochs at batch 16, and 300
+#: at batch 16 reach their accuracies on GunPoint and ItalyPowerDemand (BENCHMARKS.md, series).
+SERIES_EPOCHS, SERIES_BATCH_SIZE = 300, 16
+
+
+def default_schedule(data: str) -> tuple[int, int]:
+    """(epochs, batch size) of a run on ``data`` naming neither: 10 x 64 on images, 300 x 16 on series."""
+    from ..data.series import is_series_spec
+
+    if is_series_spec(data):
+        return SERIES_EPOCHS, SERIES_BATCH_SIZE
+    return DEFAULT_EPOCHS, DEFAULT_BATCH_SIZE
 
 
 def default_model(data: str, img_size: int | None = None) -> str:
@@ -92,7 +107,10 @@ def default_model(data: str, img_size: int | None = None) -> str:
         A registry name.
     """
     from ..data.datasets import list_datasets  # the registered names: all 1x28x28 IDX data
+    from ..data.series import is_series_spec
 
+    if is_series_spec(data):  # ucr:NAME, series:FILE: the FCN of Wang et al. (2017)
+        return "fcn1d"
     if data not in list_datasets():
         return "cats_cnn"
     return "mnist_cnn" if img_size in (None, 28) else "mnist_cnn_gap"
@@ -144,10 +162,12 @@ class TrainConfig:
     Attributes:
         data: Data SPEC: ``sample``, ``mnist``, ``fashion-mnist``, a folder or a CSV.
         model: Model name from the registry (``cnnlab models``); ``None`` picks one that fits the data
-            (:func:`default_model`: ``mnist_cnn`` for the 28x28 datasets, ``cats_cnn`` for photos).
+            (:func:`default_model`: ``mnist_cnn`` for the 28x28 datasets, ``cats_cnn`` for photos,
+            ``fcn1d`` for series).
         out: Run folder; ``None`` means ``runs/<model>-<data name>``.
-        epochs: Number of epochs (total, including ``fine_tune_epochs``).
-        batch_size: Images per optimisation step (per device).
+        epochs: Number of epochs (total, including ``fine_tune_epochs``); None (the default) is filled in
+            on creation by :func:`default_schedule` (10; 300 on series data).
+        batch_size: Images per optimisation step (per device); None: 64, or 16 on series data.
         lr: Learning rate (of the head when transferring); ``None`` means the model's recommended rate
             (``ModelEntry.defaults``, e.g. 3e-4 for ``cats_cnn``), else 1e-3; ``fit`` fills it in.
         weight_decay: Weight decay (decoupled for adamw, L2 otherwise).
@@ -188,8 +208,8 @@ class TrainConfig:
     data: str = "sample"
     model: str | None = None
     out: str | None = None
-    epochs: int = 10
-    batch_size: int = 64
+    epochs: int = None  # type: ignore[assignment]  # None: filled in by __post_init__ (default_schedule)
+    batch_size: int = None  # type: ignore[assignment]  # likewise
     lr: float | None = None
     weight_decay: float = 0.0
     optimizer: Optimizer = Optimizer.ADAM
@@ -234,6 +254,10 @@ class TrainConfig:
         self.unfreeze_layers = tuple(self.unfreeze_layers)
         if self.model is None:
             self.model = default_model(self.data, self.img_size)
+        if self.epochs is None or self.batch_size is None:
+            epochs, batch = default_schedule(self.data)
+            self.epochs = epochs if self.epochs is None else self.epochs
+            self.batch_size = batch if self.batch_size is None else self.batch_size
         checks = [
             ("epochs", self.epochs >= 1, "must be at least 1"),
             ("batch_size", self.batch_size >= 1, "must be at least 1"),

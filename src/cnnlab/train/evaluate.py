@@ -151,7 +151,9 @@ def load_eval_data(run: LoadedRun, spec: str | None = None) -> tuple[ImageTensor
     from ..data import load_data
 
     cfg = run.config
-    c, h, _ = run.image_size
+    series = len(run.image_size) == 2  # (C, L): series are read as they are, no size or colour mode
+    c, h = run.image_size[0], (None if series else run.image_size[1])
+    grey = None if series else c == 1
     if spec is None:
         bundle: DataBundle = load_data(
             cfg.data,
@@ -160,11 +162,11 @@ def load_eval_data(run: LoadedRun, spec: str | None = None) -> tuple[ImageTensor
             val_split=cfg.val_split,
             seed=cfg.seed,
             limit=cfg.limit,
-            grayscale=c == 1,
+            grayscale=grey,
         )
         return bundle.val, cfg.data
     bundle = load_data(
-        spec, data_dir=cfg.data_dir, img_size=h, val_split=cfg.val_split, seed=cfg.seed, grayscale=c == 1
+        spec, data_dir=cfg.data_dir, img_size=h, val_split=cfg.val_split, seed=cfg.seed, grayscale=grey
     )
     return bundle.val, spec
 
