@@ -90,7 +90,7 @@ def train(
         Transfer.SCRATCH, "--transfer", help="how much of a pretrained net trains"
     ),
     epochs: int | None = typer.Option(
-        None, "--epochs", show_default=False, help="[default: 10; 300 on series data (ucr:, series:)]"
+        None, "--epochs", show_default=False, help="[default: 10; 150 on series data (ucr:, series:)]"
     ),
     batch_size: int | None = typer.Option(
         None, "--batch-size", show_default=False, help="[default: 64; 16 on series data]"
@@ -103,7 +103,9 @@ def train(
     backbone_lr_mult: float = typer.Option(0.1, "--backbone-lr-mult", help="backbone lr = lr x this"),
     weight_decay: float = typer.Option(0.0, "--weight-decay"),
     optimizer: Optimizer = typer.Option(Optimizer.ADAM, "--optimizer"),
-    schedule: Schedule = typer.Option(Schedule.NONE, "--schedule"),
+    schedule: Schedule | None = typer.Option(
+        None, "--schedule", show_default=False, help="[default: none; cosine on series data]"
+    ),
     augment: str = typer.Option(
         "none", "--augment", help="augmentation preset (registry: cnnlab.data.transforms)"
     ),

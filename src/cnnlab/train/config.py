@@ -74,21 +74,24 @@ DEFAULT_LR = 1e-3
 #: The largest learning rate: far above any useful one, below those whose Adam step overflows float32.
 MAX_LR = 1000.0
 _SEED_MAX = 2**32 - 1  # numpy's seed range, which Lightning's seed_everything enforces
-#: Epochs and batch size of a run that names neither, on images.
-DEFAULT_EPOCHS, DEFAULT_BATCH_SIZE = 10, 64
+#: Epochs, batch size and learning-rate schedule of a run that names none of them, on images.
+IMAGE_DEFAULTS: dict[str, Any] = {"epochs": 10, "batch_size": 64, "schedule": "none"}
 #: The same on series data (``ucr:``/``series:``): the archive's training sets hold tens to hundreds of
-#: series, so an epoch is a few steps; Wang et al. (2017) train 1,500-2,000 epochs at batch 16, and 300
-#: at batch 16 reach their accuracies on GunPoint and ItalyPowerDemand (BENCHMARKS.md, series).
-SERIES_EPOCHS, SERIES_BATCH_SIZE = 300, 16
+#: series, so an epoch is a few steps. Wang et al. (2017) train 1,500-2,000 epochs at batch 16 with the rate
+#: halved on plateaus; a cosine decay over 150 epochs at batch 16 settles where they do on GunPoint and
+#: ItalyPowerDemand in minutes (BENCHMARKS.md, series), and its last epoch needs no checkpoint choice.
+SERIES_DEFAULTS: dict[str, Any] = {"epochs": 150, "batch_size": 16, "schedule": "cosine"}
 
 
-def default_schedule(data: str) -> tuple[int, int]:
-    """(epochs, batch size) of a run on ``data`` naming neither: 10 x 64 on images, 300 x 16 on series."""
+def data_defaults(data: str) -> dict[str, Any]:
+    """``epochs``, ``batch_size`` and ``schedule`` of a run on ``data`` that leaves them open.
+
+    Returns:
+        :data:`SERIES_DEFAULTS` for series data (``ucr:NAME``, ``series:FILE``), else :data:`IMAGE_DEFAULTS`.
+    """
     from ..data.series import is_series_spec
 
-    if is_series_spec(data):
-        return SERIES_EPOCHS, SERIES_BATCH_SIZE
-    return DEFAULT_EPOCHS, DEFAULT_BATCH_SIZE
+    return dict(SERIES_DEFAULTS if is_series_spec(data) else IMAGE_DEFAULTS)
 
 
 def default_model(data: str, img_size: int | None = None) -> str:
@@ -166,13 +169,14 @@ class TrainConfig:
             ``fcn1d`` for series).
         out: Run folder; ``None`` means ``runs/<model>-<data name>``.
         epochs: Number of epochs (total, including ``fine_tune_epochs``); None (the default) is filled in
-            on creation by :func:`default_schedule` (10; 300 on series data).
+            on creation by :func:`data_defaults` (10; 150 on series data).
         batch_size: Images per optimisation step (per device); None: 64, or 16 on series data.
         lr: Learning rate (of the head when transferring); ``None`` means the model's recommended rate
             (``ModelEntry.defaults``, e.g. 3e-4 for ``cats_cnn``), else 1e-3; ``fit`` fills it in.
         weight_decay: Weight decay (decoupled for adamw, L2 otherwise).
         optimizer: ``adam``, ``adamw`` or ``sgd`` (momentum 0.9).
-        schedule: ``none``, ``onecycle`` (max lr = ``lr``) or ``cosine`` (to zero over ``epochs``).
+        schedule: ``none``, ``onecycle`` (max lr = ``lr``) or ``cosine`` (to zero over ``epochs``); None:
+            ``none``, or ``cosine`` on series data.
         augment: Augmentation preset (``cnnlab.data.transforms.AUGMENT_PRESETS``).
         img_size: Resize images to this square size; ``None`` keeps the data's or the weights' size.
         val_split: Fraction held out for validation when the data has no ``val`` split.
@@ -208,12 +212,12 @@ class TrainConfig:
     data: str = "sample"
     model: str | None = None
     out: str | None = None
-    epochs: int = None  # type: ignore[assignment]  # None: filled in by __post_init__ (default_schedule)
+    epochs: int = None  # type: ignore[assignment]  # None: filled in by __post_init__ (data_defaults)
     batch_size: int = None  # type: ignore[assignment]  # likewise
     lr: float | None = None
     weight_decay: float = 0.0
     optimizer: Optimizer = Optimizer.ADAM
-    schedule: Schedule = Schedule.NONE
+    schedule: Schedule = None  # type: ignore[assignment]  # likewise
     augment: str = "none"
     img_size: int | None = None
     val_split: float = 0.2
@@ -241,6 +245,10 @@ class TrainConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
+        defaults = data_defaults(self.data)
+        for name in ("epochs", "batch_size", "schedule"):  # open options: the data's defaults
+            if getattr(self, name) is None:
+                setattr(self, name, defaults[name])
         for name, enum in _ENUMS.items():
             value = getattr(self, name)
             try:
@@ -254,10 +262,6 @@ class TrainConfig:
         self.unfreeze_layers = tuple(self.unfreeze_layers)
         if self.model is None:
             self.model = default_model(self.data, self.img_size)
-        if self.epochs is None or self.batch_size is None:
-            epochs, batch = default_schedule(self.data)
-            self.epochs = epochs if self.epochs is None else self.epochs
-            self.batch_size = batch if self.batch_size is None else self.batch_size
         checks = [
             ("epochs", self.epochs >= 1, "must be at least 1"),
             ("batch_size", self.batch_size >= 1, "must be at least 1"),
