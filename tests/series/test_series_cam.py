@@ -20,6 +20,8 @@ from cnnlab.source import resolve_model
 from cnnlab.train import TrainConfig, fit
 
 SPEC = "conv1d:16:8:padding=same bn1d relu conv1d:16:5:padding=same bn1d relu"
+# A run is trained for the module (tens of seconds), and the CLI runs in subprocesses.
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")

@@ -52,9 +52,11 @@ class SeriesNet:
 
 SERIES_NETS = [
     SeriesNet("fcn1d", FCN_LAYERS,
-              "FCN of Wang et al. 2017 for series: conv1d 128/8, 256/5, 128/3 + BN + ReLU, GAP, dense"),
+              "FCN of Wang et al. 2017 for series: conv1d 128/8, 256/5, 128/3 + BN + ReLU, GAP, dense "
+              "(264,962 params)"),
     SeriesNet("resnet1d", RESNET_LAYERS,
-              "ResNet of Wang et al. 2017 for series: 3 residual blocks (64, 128, 128; kernels 8-5-3), GAP"),
+              "ResNet of Wang et al. 2017 for series: 3 residual blocks (64, 128, 128; kernels 8-5-3), GAP "
+              "(504,258 params)"),
 ]
 
 for _net in SERIES_NETS:
