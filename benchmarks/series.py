@@ -65,7 +65,7 @@ def _one(dataset: str, model: str, seed: int) -> dict[str, Any]:
         "seed": seed,
         "epochs": cfg.epochs,
         "batch_size": cfg.batch_size,
-        "lr": result.metrics[-1].get("lr", cfg.learning_rate),
+        "lr": cfg.learning_rate,
         "last_epoch_accuracy": float(result.metrics[-1]["val_acc"]),
         "best_checkpoint_accuracy": best.accuracy,
         "best_epoch": result.best_epoch,

@@ -1,5 +1,6 @@
 """Acceptance: ``cnnlab train --data ucr:GunPoint --model fcn1d`` with the series defaults reaches >= 97% on
-the archive's TEST split, ItalyPowerDemand >= 95% (Fawaz et al. 2019 report 100.0% and 96.1% for the FCN).
+the archive's TEST split (Fawaz et al. 2019 report 100.0% for the FCN; ItalyPowerDemand's >= 95% is measured
+by benchmarks/series.py, to keep the suite short).
 
 The accuracy asserted is the LAST epoch's: nothing is chosen on the test split (the exported best-loss
 checkpoint is, so ``evaluate`` is checked to agree with it but not used for the threshold).
@@ -16,7 +17,7 @@ from cnnlab.train.evaluate import evaluate, load_eval_data
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("name", "least"), [("GunPoint", 0.97), ("ItalyPowerDemand", 0.95)])
+@pytest.mark.parametrize(("name", "least"), [("GunPoint", 0.97)])
 def test_fcn1d_with_the_series_defaults_reaches_the_published_level(
     tmp_path: Path, name: str, least: float
 ) -> None:
