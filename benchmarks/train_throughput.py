@@ -128,8 +128,8 @@ def _load(model: str):
 
 def _model(model: str, bundle):
     """The network exactly as ``cnnlab train`` builds it for this data (with its output count)."""
-    from cnnlab.train.build import build_model, output_count
     from cnnlab.train.config import TrainConfig
+    from cnnlab.train.recipe import build_model, output_count
 
     cfg = TrainConfig(data=bundle.spec, model=model, epochs=1, lr=LR, progress=False)
     n_out = output_count(cfg, len(bundle.classes))
@@ -139,11 +139,11 @@ def _model(model: str, bundle):
 def run_cnnlab(model_name: str, bundle, steps: int, warmup: int, seed: int) -> float:
     """cnnlab's own path (what `cnnlab train` builds), timed over steps warmup..steps."""
     from cnnlab.data.datamodule import ImageDataModule
-    from cnnlab.train.build import normalization
     from cnnlab.train.callbacks import MetricsHistory, NonFiniteGuard
     from cnnlab.train.module import ClassifierModule
+    from cnnlab.train.recipe import normalization
     from cnnlab.train.run import build_trainer
-    from cnnlab.train.transfer import FreezePolicy
+    from cnnlab.transfer.policy import FreezePolicy
 
     torch.manual_seed(seed)
     batch = MODELS[model_name].batch
@@ -215,7 +215,7 @@ def run_bare(model_name: str, bundle, steps: int, warmup: int, seed: int) -> flo
     """(b) A bare PyTorch loop over in-memory float tensors (already normalised)."""
     import torch.nn.functional as F
 
-    from cnnlab.train.build import normalization
+    from cnnlab.train.recipe import normalization
 
     torch.manual_seed(seed)
     cfg, model, n_out = _model(model_name, bundle)

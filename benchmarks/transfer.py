@@ -116,10 +116,10 @@ def cache_timing(data: Path, args: argparse.Namespace) -> dict[str, Any]:
     from cnnlab.models import create_model
     from cnnlab.models.surgery import configure_head
     from cnnlab.train.config import TrainConfig
-    from cnnlab.train.embeddings import compute_embeddings
     from cnnlab.train.module import ClassifierModule
-    from cnnlab.train.on_embeddings import EmbeddingHead, embedding_datamodule
-    from cnnlab.train.transfer import FreezePolicy
+    from cnnlab.transfer.embeddings import compute_embeddings
+    from cnnlab.transfer.on_embeddings import EmbeddingHead, embedding_datamodule
+    from cnnlab.transfer.policy import FreezePolicy
 
     class Timer(L.Callback):
         def __init__(self) -> None:

@@ -12,7 +12,7 @@ def lazy_exports(package: str, exports: dict[str, str]) -> Callable[[str], Any]:
 
     Args:
         package: The package's ``__name__``.
-        exports: ``{public name: submodule}``, e.g. ``{"fit": "run"}``.
+        exports: ``{public name: submodule}``, e.g. ``{"fit": "run"}`` (or ``"cnnlab.runfolder.folder"``).
 
     Returns:
         The function to assign to the package's ``__getattr__``.
@@ -20,7 +20,9 @@ def lazy_exports(package: str, exports: dict[str, str]) -> Callable[[str], Any]:
 
     def getattr_(name: str) -> Any:
         if name in exports:
-            return getattr(importlib.import_module(f".{exports[name]}", package), name)
+            module = exports[name]  # a submodule, or an absolute name for a module of another room
+            return getattr(importlib.import_module(module if module.startswith("cnnlab.") else f".{module}",
+                                                   package), name)
         raise AttributeError(f"module {package!r} has no attribute {name!r}")
 
     return getattr_

@@ -22,9 +22,9 @@ if TYPE_CHECKING:
     from torch import nn
 
     from .data.transforms import Preprocess
-    from .train.runfolder import LoadedRun
+    from .runfolder.folder import LoadedRun
 
-__all__ = ["RANDOM_WEIGHTS", "ModelSource", "is_spec", "resolve_model"]
+__all__ = ["RANDOM_WEIGHTS", "ModelSource", "is_spec", "resolve_model", "resolve_run_or_model"]
 
 WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".ckpt", ".bin")
 
@@ -72,6 +72,16 @@ class ModelSource:
         return f" ({RANDOM_WEIGHTS})" if self.weights == "random" else ""
 
     @property
+    def remarks(self) -> list[str]:
+        """What a user is told before the model's output: its notices, and a warning for random weights."""
+        lines = [f"note: {n}" for n in self.notices]
+        if self.weights == "random":
+            lines.append(f"warning: {self.label} has random weights: nothing it shows was learned; give a "
+                         "run folder, or a model with pretrained weights (`cnnlab models`, column "
+                         "Pretrained)")
+        return lines
+
+    @property
     def binary(self) -> bool:
         """True for a one-logit model (sigmoid > 0.5 means ``classes[1]``)."""
         return self.num_classes == 1
@@ -117,14 +127,27 @@ def resolve_model(
         src = _from_registry(_architecture_of(path), weights=path, pretrained=None, num_classes=num_classes)
         src.weights = "trained"  # a cnnlab export (the file records its architecture): a trained run's
         return src
-    if is_spec(text):
-        return _from_spec(text, num_classes=num_classes, input_size=input_size)
-    if not path.exists() and (os.sep in text or "/" in text) and ":" not in text.split("/", 1)[0]:
+    looks_like_path = (os.sep in text or "/" in text) and ":" not in text.split("/", 1)[0]
+    if not path.exists() and looks_like_path:
         raise ModelArgumentError(
             f"{text}: no such run folder or weights file; check the path, or give a model name "
             "(`cnnlab models`)"
         )
-    return _from_registry(text, weights=weights, pretrained=pretrained, num_classes=num_classes)
+    return _from_registry(text, weights=weights, pretrained=pretrained, num_classes=num_classes,
+                          input_size=input_size)
+
+
+def resolve_run_or_model(run: str | os.PathLike[str] | None, model: str | None) -> ModelSource:
+    """The model behind a run folder or a model name: exactly one of them (``RUN`` or ``--model NAME``).
+
+    Raises:
+        CnnlabError: Both or neither given, or what :func:`resolve_model` refuses.
+    """
+    from .errors import CnnlabError
+
+    if (run is None) == (model is None):
+        raise CnnlabError("give a RUN folder or `model` NAME (not both)")
+    return resolve_model(run if run is not None else str(model))
 
 
 def _from_run(path: Path) -> ModelSource:
@@ -132,7 +155,7 @@ def _from_run(path: Path) -> ModelSource:
         raise ModelArgumentError(
             f"{path}: a folder but not a run folder (no config.yaml); give a model name or a run"
         )
-    from .train.runfolder import load_run
+    from .runfolder.folder import load_run
 
     run = load_run(path)
     classes = list(run.classes)
@@ -179,13 +202,17 @@ def _outputs(model: Any) -> int:
 
 
 def _from_registry(
-    name: str, *, weights: str | os.PathLike[str] | None, pretrained: bool | None, num_classes: int | None
+    name: str, *, weights: str | os.PathLike[str] | None, pretrained: bool | None, num_classes: int | None,
+    input_size: tuple[int, ...] | None = None,
 ) -> ModelSource:
     from .data.transforms import Preprocess
     from .models import create_model
     from .models._registry import get_entry
 
     entry = get_entry(name)
+    if input_size is not None and len(input_size) != len(entry.input_size):  # CxL: series, CxHxW: images
+        want = "CxL, e.g. 1x128 (a 1-D model)" if len(entry.input_size) == 2 else "CxHxW, e.g. 3x224x224"
+        raise ModelArgumentError(f"{'x'.join(map(str, input_size))}: give it as {want}", param="input_size")
     notices: list[str] = []
     if weights is not None:
         source: bool | str = str(weights)
@@ -195,12 +222,14 @@ def _from_registry(
             notices.append(f"the pretrained weights of {name} are not available offline; random init")
     else:
         source = pretrained
-    model = create_model(name, pretrained=source, num_classes=num_classes).eval()
+    sized = entry.sized_by_input and input_size is not None  # a layer spec takes the channels it is given
+    model = create_model(name, pretrained=source, num_classes=num_classes,
+                         in_chans=input_size[0] if sized and input_size else None).eval()
     cfg = getattr(model, "pretrained_cfg", None) if source else None
     if cfg is not None:
         preprocess = Preprocess.from_weights(cfg)
     else:
-        size = entry.input_size
+        size = input_size if sized and input_size else entry.input_size
         preprocess = Preprocess(size, (0.0,) * size[0], (1.0,) * size[0])
     n_out = _outputs(model)
     label = name if weights is None else f"{name} ({weights})"
@@ -208,13 +237,3 @@ def _from_registry(
     return ModelSource(model, _classes(model, n_out), preprocess, label, bool(source), n_out, notices=notices,
                        weights=kind)
 
-
-def _from_spec(text: str, *, num_classes: int | None, input_size: tuple[int, ...] | None) -> ModelSource:
-    from .data.transforms import Preprocess
-    from .models.spec import build_from_spec, default_input_size
-
-    size = input_size or default_input_size(text)
-    model = build_from_spec(text, head="gap", input_size=size, num_classes=num_classes or 10).eval()
-    n_out = _outputs(model)
-    preprocess = Preprocess(size, (0.0,) * size[0], (1.0,) * size[0])
-    return ModelSource(model, _classes(model, n_out), preprocess, text, False, n_out)

@@ -13,7 +13,8 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from cnnlab.cli import app
-from cnnlab.filters._limits import ENV_MAX_FILTERS, ENV_MAX_MB
+from cnnlab.filters._limits import ENV_MAX_FILTERS
+from cnnlab.memory import ENV_MAX_MEMORY
 
 runner = CliRunner()
 
@@ -123,9 +124,9 @@ def test_filters_bad_input_is_one_line_exit_2(tmp_path: Path, args: list[str], n
 def test_filters_responses_over_budget_are_refused_before_any_figure(tmp_path: Path):
     img = tmp_path / "big.png"
     Image.fromarray(np.zeros((600, 700), np.uint8)).save(img)  # 12 gabor responses: 12 x 600 x 700 x 4 B
-    code, output, _ = _run(str(img), "--out", str(tmp_path / "o.png"), env={ENV_MAX_MB: "16"})
+    code, output, _ = _run(str(img), "--out", str(tmp_path / "o.png"), env={ENV_MAX_MEMORY: str(16 / 1024)})
     assert code == 2, output
     line = output.strip()
-    assert line.startswith("error: gabor responses (1 image(s) x 12 x 600x700 float32) would take 38 MiB")
-    assert "--max-images" in line and f"{ENV_MAX_MB}=39" in line and "\n" not in line
+    assert line.startswith("error: gabor responses (1 image(s) x 12 x 600x700 float32) needs about 38 MiB")
+    assert "--max-images" in line and f"{ENV_MAX_MEMORY}=1" in line and "\n" not in line
     assert not (tmp_path / "o_kernels.png").exists()

@@ -11,7 +11,8 @@ import torch
 
 from cnnlab.errors import CnnlabError
 from cnnlab.filters import BankParamError, apply_bank, make_bank, response_shape
-from cnnlab.filters._limits import DEFAULT_MAX_FILTERS, ENV_MAX_FILTERS, ENV_MAX_MB, MAX_KERNEL_SIDE
+from cnnlab.filters._limits import DEFAULT_MAX_FILTERS, ENV_MAX_FILTERS, MAX_KERNEL_SIDE
+from cnnlab.memory import ENV_MAX_MEMORY
 
 
 def _peak_bytes(fn) -> int:
@@ -92,18 +93,18 @@ def test_response_shape_predicts_apply_bank(bank, kwargs, padding, shape):
 
 def test_responses_over_the_memory_budget_are_refused(monkeypatch):
     bank = make_bank("gabor")  # 12 responses: 12 x 512 x 512 x 4 bytes = 12 MiB per image
-    monkeypatch.setenv(ENV_MAX_MB, "8")
+    monkeypatch.setenv(ENV_MAX_MEMORY, str(8 / 1024))  # the one memory budget of cnnlab, in GiB: 8 MiB
     with pytest.raises(CnnlabError) as info:
         apply_bank(np.zeros((512, 512), np.float32), bank)
     msg = str(info.value)
-    assert "gabor responses (1 image(s) x 12 x 512x512) would take 12 MiB" in msg
-    assert "budget of 8 MiB" in msg and f"{ENV_MAX_MB}=12" in msg
+    assert "gabor responses (1 image(s) x 12 x 512x512) needs about 12 MiB" in msg
+    assert "memory budget of 8 MiB" in msg and f"{ENV_MAX_MEMORY}=1" in msg
     assert apply_bank(np.zeros((256, 256), np.float32), bank).shape == (1, 12, 256, 256)  # 3 MiB fits
-    monkeypatch.setenv(ENV_MAX_MB, "12")
+    monkeypatch.setenv(ENV_MAX_MEMORY, str(12 / 1024))
     assert apply_bank(np.zeros((512, 512), np.float32), bank).shape == (1, 12, 512, 512)
 
 
 def test_kernel_stack_over_the_memory_budget_is_refused(monkeypatch):
-    monkeypatch.setenv(ENV_MAX_MB, "1")  # 40 box kernels padded to 257x257 float64 = 20 MiB
-    with pytest.raises(CnnlabError, match=r"box bank \(40 kernels of 257x257 float64\) would take 20 MiB"):
+    monkeypatch.setenv(ENV_MAX_MEMORY, str(1 / 1024))  # 40 box kernels padded to 257x257 float64 = 20 MiB
+    with pytest.raises(CnnlabError, match=r"box bank \(40 kernels of 257x257 float64\) needs about 20 MiB"):
         make_bank("box", sizes=[257] + [3] * 39)

@@ -21,9 +21,9 @@ from typer.testing import CliRunner
 
 from cnnlab._io import save_figure
 from cnnlab.cli import app
-from cnnlab.interpret.fields import receptive_field_view
 from cnnlab.models import create_model
 from cnnlab.models.spec import build_from_spec
+from cnnlab.receptive.view import receptive_field_view
 from cnnlab.report.grids import title_overlaps
 from cnnlab.report.lecture_plots import FIELD_GID, receptive_field_figure
 from cnnlab.summary import summarize

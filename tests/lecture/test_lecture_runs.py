@@ -17,8 +17,8 @@ from cnnlab.interpret.invariance import rotate_images, shift_images
 from cnnlab.interpret.top_losses import top_loss_gallery
 from cnnlab.report.evaluation_plots import top_losses_figure
 from cnnlab.report.grids import title_overlaps
+from cnnlab.runfolder.folder import load_run
 from cnnlab.train.evaluate import evaluate, load_eval_data
-from cnnlab.train.runfolder import load_run
 
 pytestmark = pytest.mark.slow
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from browser import open_page
-from cnnlab.report.build import SECTION_TITLES, make_report
+from cnnlab.report.assemble import SECTION_TITLES, make_report
 
 SIX = ["Run", "Data", "Model", "Training", "Evaluation", "Inside the network"]
 

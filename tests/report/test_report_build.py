@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 
 from cnnlab.errors import CnnlabError
-from cnnlab.report.build import SECTION_TITLES, build_report, default_output
+from cnnlab.report.assemble import SECTION_TITLES, build_report, default_output
 from cnnlab.report.context import RunContext
 from cnnlab.report.document import Facts, Gallery, Missing, Picture, Section, Table, Text
 from cnnlab.report.sec_evaluation import confusion_order, largest_confusions
@@ -227,7 +227,7 @@ def test_a_folder_that_is_not_a_run_fails_the_report(tmp_path: Path, run_dir: Pa
 
 
 def test_run_labels_are_the_shortest_names_that_differ(tmp_path: Path) -> None:
-    from cnnlab.report.build import run_labels
+    from cnnlab.report.assemble import run_labels
 
     assert run_labels([tmp_path / "runs" / "a", tmp_path / "runs" / "b"]) == ["a", "b"]
     assert run_labels([tmp_path / "x" / "run", tmp_path / "y" / "run"]) == ["x/run", "y/run"]

@@ -16,7 +16,7 @@ import pytest
 import torch
 from torch import nn
 
-from cnnlab.serve.fields import Stage, conv_stages
+from cnnlab.receptive.units import Stage, conv_stages
 
 
 def _positive(model: nn.Module) -> nn.Module:

@@ -14,9 +14,9 @@ import pytest
 import torch
 
 from cnnlab.train import TrainConfig, fit, load_run
-from cnnlab.train import build as build_module
+from cnnlab.train import recipe as build_module
 from cnnlab.train import run as run_module
-from cnnlab.train.freezing import count_params, requires_grad_map
+from cnnlab.transfer.freezing import count_params, requires_grad_map
 
 
 class _KeepModel(L.Callback):

@@ -20,10 +20,10 @@ from cnnlab.data.core import DataBundle, ImageTensorDataset
 from cnnlab.data.datamodule import ImageDataModule
 from cnnlab.models.surgery import split_head
 from cnnlab.train.config import TrainConfig
-from cnnlab.train.embeddings import compute_embeddings
 from cnnlab.train.module import ClassifierModule
-from cnnlab.train.on_embeddings import EmbeddingHead, LogRegHead, embedding_datamodule, fit_logreg_head
-from cnnlab.train.transfer import FreezePolicy
+from cnnlab.transfer.embeddings import compute_embeddings
+from cnnlab.transfer.on_embeddings import EmbeddingHead, LogRegHead, embedding_datamodule, fit_logreg_head
+from cnnlab.transfer.policy import FreezePolicy
 
 MEAN, STD = (0.5, 0.4, 0.3), (0.25, 0.2, 0.3)
 

@@ -10,14 +10,14 @@ from transfer_models import TinyNet, resnet18
 
 from cnnlab.errors import ModelError, TrainingError
 from cnnlab.models.surgery import adapt_in_chans, configure_head
-from cnnlab.train.freezing import (
+from cnnlab.transfer.freezing import (
     apply_transfer,
     count_params,
     param_groups,
     requires_grad_map,
     set_frozen_bn_eval,
 )
-from cnnlab.train.transfer import FreezePolicy
+from cnnlab.transfer.policy import FreezePolicy
 
 
 def _numel(module: nn.Module) -> int:
@@ -160,7 +160,7 @@ def test_fixed_filter_layers_stay_frozen_in_every_mode() -> None:
 
     from cnnlab.filters import FixedFilterConv2d
     from cnnlab.models.base import CNNLabModel
-    from cnnlab.train.freezing import apply_transfer
+    from cnnlab.transfer.freezing import apply_transfer
 
     class Net(CNNLabModel):
         def __init__(self) -> None:

@@ -12,9 +12,9 @@ from torch.utils.data import DataLoader, TensorDataset
 from transfer_models import TinyNet, tiny_images
 
 from cnnlab.train.config import TrainConfig
-from cnnlab.train.freezing import requires_grad_map
 from cnnlab.train.module import ClassifierModule
-from cnnlab.train.transfer import FreezePolicy
+from cnnlab.transfer.freezing import requires_grad_map
+from cnnlab.transfer.policy import FreezePolicy
 
 
 def _loaders() -> tuple[DataLoader, DataLoader]:

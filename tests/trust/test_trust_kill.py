@@ -39,9 +39,9 @@ def _readable(run: Path) -> None:
     from PIL import Image
     from safetensors.torch import load_file
 
+    from cnnlab.runfolder.schema import check_checkpoint, read_classes, read_info
     from cnnlab.train import TrainConfig
     from cnnlab.train.callbacks import read_metrics
-    from cnnlab.train.runschema import check_checkpoint, read_classes, read_info
 
     if (run / "config.yaml").exists():
         TrainConfig.from_yaml(run / "config.yaml")

@@ -123,7 +123,7 @@ def test_decode_cache_entry(photo_folder: Path, tmp_path: Path, marker: Path) ->
 def test_embedding_cache_entry(tmp_path: Path, marker: Path) -> None:
     from cnnlab.data import load_data
     from cnnlab.models import create_model
-    from cnnlab.train.embeddings import compute_embeddings
+    from cnnlab.transfer.embeddings import compute_embeddings
 
     model = create_model("mnist_cnn").eval()
     data = load_data("sample", limit=16).val

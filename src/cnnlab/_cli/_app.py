@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     from typer._click import ClickException as _ClickException
     from typer._click import Context, echo
     from typer._click.exceptions import UsageError
+
+    from ..source import ModelSource
 else:
     try:  # typer >= 0.2x runs its own vendored click: its exceptions are the ones typer's main() handles
         from typer._click import ClickException as _ClickException
@@ -87,3 +89,13 @@ def print_json(obj: Any) -> None:
     """Print ``obj`` as JSON on stdout (the stable ``--json`` contract)."""
     sys.stdout.write(json.dumps(obj, indent=2) + "\n")
     sys.stdout.flush()
+
+
+def load_source(run: str | None, model_name: str | None) -> ModelSource:
+    """The model behind ``RUN`` or ``--model NAME``, its notices and random-weights warning printed."""
+    from ..source import resolve_run_or_model
+
+    src = resolve_run_or_model(run, model_name)
+    for line in src.remarks:
+        console.print(line, markup=False, highlight=False)
+    return src

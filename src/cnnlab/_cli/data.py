@@ -6,7 +6,6 @@ stays fast.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -78,12 +77,9 @@ def data(
     download: bool = typer.Option(False, "--download", help="let torchvision download MNIST/Fashion-MNIST"),
 ) -> None:
     """Show what a dataset holds and write a grid of its images (and augmented copies)."""
-    looks_like_path = os.sep in spec or "/" in spec or spec.startswith((".", "~"))
-    if looks_like_path and not Path(spec).expanduser().exists():
-        from ..errors import DataError  # said before the slow imports, as fast as `cnnlab --help`
+    from ..options import check_data_exists
 
-        raise DataError(f"folder {spec} does not exist; pass an existing image folder, a .csv file or a "
-                        "dataset name such as sample")
+    check_data_exists(spec, param=None)  # before the slow imports, as fast as `cnnlab --help`
     from .._io import ensure_writable_dir
     from ..data.transforms import get_preset
     from ..report.grids import save_sample_grid

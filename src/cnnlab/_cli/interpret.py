@@ -1,26 +1,18 @@
 """`cnnlab explain`, `cnnlab features`, `cnnlab dream`: see what a trained or pretrained CNN does.
 
-Each takes a run folder or ``--model NAME`` (the registry, with offline pretrained weights where they
-exist), resolved by :func:`cnnlab.source.resolve_model`, writes PNGs and, with ``--json``, prints the
-paths and numbers. A model with random weights (a registry model without pretrained weights, a layer
-spec) gets a warning, "random weights" in every figure title and ``"weights": "random"`` in the JSON
-(else ``"trained"`` or ``"pretrained"``): nothing it shows was learned.
-Heavy imports happen inside the commands; ``--method`` is checked against the CAM registry when parsed.
+Each takes a run folder or ``--model NAME`` (:func:`cnnlab.source.resolve_run_or_model`), and runs one
+function of :mod:`cnnlab.report.explanations`, which writes the figures and returns the ``--json`` record.
+``--method`` is checked against the CAM registry when parsed (lazily: importing it imports torch).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 import typer
 
 from ..errors import CnnlabError
-from ..train.config import MAX_LR  # the same bound as training: --lr 3.4e37 overflowed Adam's step
-from ._app import app, console, print_json
-
-if TYPE_CHECKING:
-    from ..source import ModelSource
+from ._app import app, console, load_source, print_json
 
 
 def _method_name(value: str) -> str:
@@ -36,138 +28,6 @@ def _complete_method(incomplete: str) -> list[str]:
     from ..interpret.cam import CAM_METHODS
 
     return [m for m in CAM_METHODS if m.startswith(incomplete)]
-
-
-def filter_ranges(text: str) -> list[range]:
-    """``"0-15"``, ``"0,3,7"`` or ``"0-3,8"`` -> ranges of filter indices (one line naming --filters)."""
-    ranges: list[range] = []
-    try:
-        for part in (p.strip() for p in text.split(",") if p.strip()):
-            lo, sep, hi = part.partition("-")
-            ranges.append(range(int(lo), int(hi) + 1) if sep else range(int(lo), int(lo) + 1))
-    except ValueError:
-        raise CnnlabError(f"--filters {text!r}: use a range or list such as 0-15 or 0,3,7") from None
-    if not any(ranges):
-        raise CnnlabError(f"--filters {text!r}: give at least one filter index, e.g. 0-15")
-    return ranges
-
-
-def parse_filters(text: str, channels: int | None = None) -> list[int]:
-    """The filter indices of ``--filters``, checked against ``channels`` (the layer's filter count).
-
-    The ranges are checked before any list is made, so ``0-100000000`` costs nothing.
-    """
-    ranges = filter_ranges(text)
-    top = max(r[-1] for r in ranges if r)
-    if channels is not None and top >= channels:
-        raise CnnlabError(f"--filters {text!r}: the layer has {channels} filters; use 0..{channels - 1}")
-    return [i for r in ranges for i in r]
-
-
-def figure_path(out: Path) -> Path:
-    """``--out``: a figure file whose format matplotlib writes (checked before any work)."""
-    from matplotlib.figure import Figure
-
-    formats = Figure().canvas.get_supported_filetypes()
-    suffix = out.suffix.lower().lstrip(".")
-    if suffix not in formats:
-        what = f".{suffix} files" if suffix else "a file without a suffix"
-        raise CnnlabError(f"--out {out}: matplotlib cannot write {what}; use .png, .svg, .pdf or .jpg")
-    from .._io import ensure_writable_dir
-
-    ensure_writable_dir(out.parent if str(out.parent) else Path("."), option="--out")
-    return out
-
-
-def at_least(value: int, low: int, flag: str) -> int:
-    """``value``, or one line naming ``flag`` when it is below ``low``."""
-    if value < low:
-        raise CnnlabError(f"{flag} {value}: must be at least {low}")
-    return value
-
-
-def load_source(run: str | None, model_name: str | None) -> ModelSource:
-    """The model behind ``RUN`` or ``--model NAME`` (exactly one of them); its notices are printed."""
-    from ..source import resolve_model
-
-    if (run is None) == (model_name is None):
-        raise CnnlabError("give a RUN folder or --model NAME (not both)")
-    src = resolve_model(run if run is not None else str(model_name))
-    for notice in src.notices:
-        console.print(f"note: {notice}")
-    if src.weights == "random":
-        console.print(
-            f"warning: {src.label} has random weights: nothing it shows was learned; give a run folder, or "
-            "a model with pretrained weights (`cnnlab models`, column Pretrained)",
-            markup=False, highlight=False,
-        )
-    return src
-
-
-def mark_random(fig: Any, src: ModelSource) -> Any:
-    """``fig`` with "random weights" in its title when ``src`` is a random initialisation."""
-    if src.weights != "random":
-        return fig
-    from ..report.grids import finish_grid
-    from ..source import RANDOM_WEIGHTS
-
-    title = " ".join(fig.get_suptitle().split())
-    return finish_grid(fig, f"{title} ({RANDOM_WEIGHTS})" if title else RANDOM_WEIGHTS.capitalize())
-
-
-def split_inputs(inputs: list[str], model_name: str | None) -> tuple[str | None, list[str]]:
-    if model_name is not None:
-        return None, inputs
-    if len(inputs) < 2:
-        raise CnnlabError("give RUN IMAGE... (a run folder, then images) or --model NAME IMAGE...")
-    return inputs[0], inputs[1:]
-
-
-def dream_filters(src: ModelSource, layer: str, filters: str, shape: tuple[int, int, int]) -> list[int]:
-    """``--filters`` checked against the layer and the memory budget, on a dry (shapes-only) forward pass.
-
-    Each filter gets its own image, optimised in one batch: its memory grows with the count and the
-    side, so ``--filters 0-100000000`` or ``--size 100000`` are refused here, before anything is allocated.
-    """
-    from ..interpret.hooks import resolve_layer
-    from ..memory import check_memory, dry_forward
-
-    name, _ = resolve_layer(src.model, layer)
-    probe = dry_forward(src.model, shape)
-    out = probe.shapes.get(name)
-    if out is None:
-        size = "x".join(map(str, shape))
-        why = probe.failed[-1] if probe.failed else "it never ran"
-        raise CnnlabError(f"--size: a {size} input does not reach layer {name} ({why}); use a larger --size")
-    if len(out) < 1:
-        raise CnnlabError(f"--layer {name}: its output has no channels; choose a convolution or its ReLU")
-    indices = parse_filters(filters, channels=int(out[0]))
-    check_memory(
-        3 * len(indices) * probe.activation_bytes,  # forward, backward and the image parameters, per filter
-        f"dreaming {len(indices)} filter(s) at {'x'.join(map(str, shape))}",
-        "give fewer --filters or a smaller --size",
-    )
-    return indices
-
-
-def _target(text: str | None, classes: list[str]) -> int | None:
-    if text is None:
-        return None
-    if text in classes:
-        return classes.index(text)
-    try:
-        return int(text)
-    except ValueError:
-        shown = ", ".join(classes[:10]) + (", …" if len(classes) > 10 else "")
-        raise CnnlabError(f"--target {text!r}: not a class index or name; classes: {shown}") from None
-
-
-def _image_paths(items: list[str]) -> list[Path]:
-    if not items:
-        raise CnnlabError("IMAGE: give at least one image file or folder")
-    from ..train.evaluate import image_files
-
-    return image_files(items)
 
 
 @app.command()
@@ -195,73 +55,30 @@ def explain(
     [top_channels: [{channel, weight}], channels_figure], [deletion_auc, insertion_auc]}],
     [faithfulness_figure]}.
     """
-    from .._io import save_figure
-    from ..images import save_image
-    from ..interpret.cam import explain as run_explain
-    from ..interpret.cam import top_channels
-    from ..interpret.metrics import deletion_insertion, target_probability
-    from ..interpret.series_cam import explain_series, is_series_source
-    from ..report import interpret_plots as plots
-    from ..report.series_plots import series_cam_figure
+    from ..interpret.series_cam import is_series_source
+    from ..options import at_least, figure_file, run_and_images
+    from ..report.explanations import explain_images, explain_series_files, image_paths
 
-    at_least(channels, 0, "--channels")
-    figure_path(out)
-    run, images = split_inputs(inputs, model)
+    at_least(channels, 0, "channels")
+    figure_file(out)
+    run, images = run_and_images(inputs, model)
     src = load_source(run, model)
     if is_series_source(src):  # a 1-D convnet: maps along time over series (cnnlab.interpret.series_cam)
-        cams = explain_series(src, images, method=method, layer=layer, target=_target(target, src.classes))
-        save_figure(out, series_cam_figure(cams))
+        doc = explain_series_files(src, images, out=out, method=method, layer=layer, target=target)
         if as_json:
-            print_json({"source": src.label, "weights": src.weights, "method": cams.method,
-                        "layer": cams.layer, "figure": str(out), "series": cams.records()})
+            print_json(doc)
         else:
-            console.print(f"{cams.method} on layer {cams.layer} over {len(cams.names)} series: figure {out}")
+            n = len(doc["series"])
+            console.print(f"{doc['method']} on layer {doc['layer']} over {n} series: figure {out}")
         return
-    paths = _image_paths(images)
-    raw, x = src.preprocess(paths)
-    res = run_explain(src.model, x, target=_target(target, src.classes), layer=layer, method=method)
-    probs = target_probability(res.logits, res.targets)
-    save_figure(out, mark_random(plots.cam_overlay_figure(raw, res, class_names=src.classes,
-                                                          probabilities=probs), src))
-    over = plots.overlays(raw, res.maps)
-    records: list[dict[str, Any]] = []
-    top = top_channels(res, k=channels) if channels > 0 else None
-    curves = deletion_insertion(src.model, x, res.maps, target=res.targets) if faithfulness else None
-    for i, p in enumerate(paths):
-        overlay_path = out.with_name(f"{out.stem}-{i:02d}-{p.stem}.png")
-        save_image(overlay_path, over[i])
-        peak = int(res.maps[i].flatten().argmax())
-        t = int(res.targets[i])
-        rec: dict[str, Any] = {
-            "image": str(p), "overlay": str(overlay_path), "target": t,
-            "class": src.classes[t] if t < len(src.classes) else str(t),
-            "probability": round(float(probs[i]), 6), "peak_yx": [peak // x.shape[-1], peak % x.shape[-1]],
-        }
-        if top is not None:
-            ch_path = out.with_name(f"{out.stem}-{i:02d}-{p.stem}-channels.png")
-            fig = plots.top_channels_figure(raw[i], res, top, i, class_names=src.classes)
-            save_figure(ch_path, mark_random(fig, src))
-            pairs = zip(top.indices[i].tolist(), top.weights[i].tolist(), strict=True)
-            rec["top_channels"] = [{"channel": c, "weight": w} for c, w in pairs]
-            rec["channels_figure"] = str(ch_path)
-        if curves is not None:
-            rec["deletion_auc"] = round(float(curves.deletion_auc[i]), 6)
-            rec["insertion_auc"] = round(float(curves.insertion_auc[i]), 6)
-        records.append(rec)
-    summary: dict[str, Any] = {
-        "source": src.label, "weights": src.weights, "method": res.method, "layer": res.layer,
-        "figure": str(out), "images": records,
-    }
-    if curves is not None:
-        curve_path = out.with_name(f"{out.stem}-faithfulness.png")
-        save_figure(curve_path, mark_random(plots.faithfulness_figure({res.method: curves}), src))
-        summary["faithfulness_figure"] = str(curve_path)
+    doc = explain_images(src, image_paths(images), out=out, method=method, layer=layer, target=target,
+                         channels=channels, faithfulness=faithfulness)
     if as_json:
-        print_json(summary)
-    else:
-        for rec in records:
-            console.print(f"{rec['image']}: {rec['class']} ({rec['probability']:.1%}) -> {rec['overlay']}")
-        console.print(f"{res.method} on layer {res.layer}: figure {out}")
+        print_json(doc)
+        return
+    for rec in doc["images"]:
+        console.print(f"{rec['image']}: {rec['class']} ({rec['probability']:.1%}) -> {rec['overlay']}")
+    console.print(f"{doc['method']} on layer {doc['layer']}: figure {out}")
 
 
 @app.command()
@@ -286,47 +103,17 @@ def features(
     or with --channel {source, weights, images, layer, channel, figure, dead, active_fraction, image_max}.
     A channel is dead when it is <= 0 everywhere for the input(s) (nothing passes a following ReLU).
     """
-    from .._io import save_figure
-    from ..interpret.feature_maps import channel_across_images, dead_filters, feature_maps
-    from ..report import interpret_plots as plots
+    from ..options import at_least, figure_file, run_and_images
+    from ..report.explanations import feature_map_files, image_paths
 
-    at_least(max_channels, 1, "--max-channels")
-    figure_path(out)
-    run, images = split_inputs(inputs, model)
+    at_least(max_channels, 1, "max_channels")
+    figure_file(out)
+    run, images = run_and_images(inputs, model)
     src = load_source(run, model)
-    paths = _image_paths(images)
-    if channel is None and len(paths) != 1:
-        raise CnnlabError(f"IMAGE: the channel grid takes one image, got {len(paths)}; or add --channel K")
-    raw, x = src.preprocess(paths)
-    if channel is not None:
-        maps = channel_across_images(src.model, x, layer, channel)
-        flags = dead_filters(src.model, x, layer)
-        fig = plots.channel_across_figure(raw, maps, channel=channel, layer=flags.layer)
-        save_figure(out, mark_random(fig, src))
-        summary = {
-            "source": src.label, "weights": src.weights, "images": [str(p) for p in paths],
-            "layer": flags.layer, "channel": channel,
-            "figure": str(out), "dead": bool(flags.dead[channel]),
-            "active_fraction": round(float(flags.active_fraction[channel]), 6),
-            "image_max": [round(float(v), 6) for v in maps.flatten(1).amax(1)],
-        }
-        message = f"{flags.layer} channel {channel} across {len(paths)} images -> {out}"
-    else:
-        fm = feature_maps(src.model, x[0], layer)
-        fig = plots.feature_map_figure(fm, max_channels=max_channels, scale=scale)  # type: ignore[arg-type]
-        save_figure(out, mark_random(fig, src))
-        dead = [int(i) for i in fm.dead.nonzero().flatten()]
-        summary = {
-            "source": src.label, "weights": src.weights, "image": str(paths[0]), "layer": fm.layer,
-            "shape": list(fm.maps.shape),
-            "figure": str(out), "dead_channels": dead,
-            "channel_mean": [round(float(v), 6) for v in fm.maps.mean((1, 2))],
-            "channel_max": [round(float(v), 6) for v in fm.maps.amax((1, 2))],
-        }
-        message = (f"{fm.layer}: {fm.maps.shape[0]} channels of {tuple(fm.maps.shape[1:])}, "
-                   f"{len(dead)} dead for this image -> {out}")
+    doc, message = feature_map_files(src, image_paths(images), out=out, layer=layer, channel=channel,
+                                     max_channels=max_channels, scale=scale)
     if as_json:
-        print_json(summary)
+        print_json(doc)
     else:
         console.print(message)
 
@@ -352,46 +139,25 @@ def dream(
     mean activation on the random start image and on the final image. weights is trained, pretrained or
     random (then the figure title says so too).
     """
-    import math
-
     from rich.progress import Progress
 
-    from .._io import save_figure
-    from ..interpret.filter_vis import visualize_filters
-    from ..report import interpret_plots as plots
+    from ..options import figure_file, filter_ranges
+    from ..report.explanations import check_dream, dream_files
 
-    if param not in ("fft", "pixel"):
-        raise CnnlabError(f"--param {param!r}: use fft or pixel")
-    if not (math.isfinite(lr) and 0 < lr <= MAX_LR):
-        raise CnnlabError(f"--lr {lr}: must be a positive number up to {MAX_LR:g}, e.g. 0.05")
-    at_least(steps, 1, "--steps")
-    if size is not None:
-        at_least(size, 8, "--size")
+    check_dream(steps=steps, lr=lr, size=size, param=param)
     filter_ranges(filters)  # the syntax, before the model loads
-    figure_path(out)
+    figure_file(out)
     items = list(inputs or [])
     if len(items) > 1:
         raise CnnlabError("dream takes one RUN folder (or --model NAME), no images")
     src = load_source(items[0] if items else None, model)
-    c, h, w = src.image_size
-    shape = (c, size, size) if size else (c, h, w)
-    indices = dream_filters(src, layer, filters, shape)
     with Progress(console=console, transient=True, disable=as_json) as progress:
         task = progress.add_task(f"dream {layer}", total=steps)
-        res = visualize_filters(
-            src.model, layer, filters=indices, image_size=shape, mean=src.preprocess.mean,
-            std=src.preprocess.std,
-            steps=steps, lr=lr, param=param, transforms=transforms, seed=seed,  # type: ignore[arg-type]
-            callback=lambda step, _v: progress.update(task, completed=step + 1),
-        )
-    save_figure(out, mark_random(plots.filter_vis_figure(res), src))
+        doc = dream_files(src, layer=layer, out=out, filters=filters, steps=steps, lr=lr, size=size,
+                          param=param, transforms=transforms, seed=seed,
+                          callback=lambda step, _v: progress.update(task, completed=step + 1))
     if as_json:
-        print_json({
-            "source": src.label, "weights": src.weights, "layer": res.layer, "figure": str(out),
-            "steps": steps,
-            "filters": [{"filter": f, "start": round(float(s), 6), "end": round(float(e), 6)}
-                        for f, s, e in zip(res.filters, res.start, res.end, strict=True)],
-        })
+        print_json(doc)
     else:
-        gain = float((res.end - res.start).mean())
-        console.print(f"{res.layer}: {len(res.filters)} filters, mean activation +{gain:.3f} -> {out}")
+        gain = sum(f["end"] - f["start"] for f in doc["filters"]) / len(doc["filters"])
+        console.print(f"{doc['layer']}: {len(doc['filters'])} filters, mean activation +{gain:.3f} -> {out}")

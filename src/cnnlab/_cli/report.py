@@ -37,9 +37,9 @@ def report(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from .._io import ensure_writable_dir
-    from ..report.build import default_output, make_report
+    from ..report.assemble import default_output, make_report
     from ..report.document import Missing
-    from .train import quiet_lightning
+    from ..train.run import quiet_lightning
 
     dest = out if out is not None else default_output(runs)
     argv = [

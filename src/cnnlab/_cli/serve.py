@@ -5,25 +5,11 @@ Heavy imports (torch, FastAPI, uvicorn) happen inside the command.
 
 from __future__ import annotations
 
-import ipaddress
-import socket
-
 import typer
 
-from ..errors import ArgumentError, CnnlabError
+from ..errors import CnnlabError
+from ..serve.listen import LOOPBACK, exposure_warning, is_loopback  # noqa: F401  (is_loopback: public here too)
 from ._app import app, console
-
-LOOPBACK = "127.0.0.1"
-
-
-def is_loopback(host: str) -> bool:
-    """True for an address only this machine can reach (127.0.0.0/8, ::1, localhost)."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 @app.command()
@@ -39,22 +25,19 @@ def serve(
     The JSON API is beside it (/api/info, /api/predict, /api/explain, /api/features, /api/unit;
     schema at /openapi.json). Ctrl+C stops the server.
     """
-    if not 0 <= port <= 65535:
-        raise ArgumentError(f"{port}: use 0..65535 (0: any free port)", param="port")
-    if max_upload_mb <= 0:  # create_app says so too, but only after the model has loaded
-        raise ArgumentError("must be positive, e.g. 10", param="max_upload_mb")
-    if not is_loopback(host):
-        console.print(f"warning: --host {host} makes the page reachable from other machines, with no "
-                      "password; anyone who can reach it can use the model")
+    warning = exposure_warning(host)
+    if warning is not None:
+        console.print(CnnlabError(warning).cli_message(), markup=False, highlight=False)
     import uvicorn
 
     from ..serve import create_app
+    from ..serve.listen import listen
     from ..source import resolve_model
 
-    sock = _listen(host, port)  # before the model loads: a port in use is one line, at once
+    sock = listen(host, port, max_upload_mb=max_upload_mb)  # before the model loads: one line, at once
     source = resolve_model(run)
     for notice in source.notices:
-        console.print(f"note: {notice}")
+        console.print(f"note: {notice}", markup=False, highlight=False)
     web = create_app(source, max_upload_mb=max_upload_mb)
     bound = sock.getsockname()[1]
     name = f"[{host}]" if ":" in host else host
@@ -62,15 +45,3 @@ def serve(
     config = uvicorn.Config(web, log_level="warning", access_log=False)
     uvicorn.Server(config).run(sockets=[sock])
 
-
-def _listen(host: str, port: int) -> socket.socket:
-    """A socket bound to (host, port), or a one-line error naming them."""
-    try:
-        family, kind, proto, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
-        sock = socket.socket(family, kind, proto)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(addr)
-    except OSError as err:
-        raise CnnlabError(f"cannot listen on {host}:{port} ({err.strerror or err}); choose another --port, "
-                          "or 0 for any free one") from None
-    return sock

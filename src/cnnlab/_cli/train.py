@@ -6,62 +6,15 @@ names are checked against their registries there, so the choices are never liste
 
 from __future__ import annotations
 
-import logging
-import os
-import warnings
 from pathlib import Path
 from typing import Any
 
 import typer
 
-from ..errors import CnnlabError, DataError
+from ..errors import CnnlabError
 from ..models.surgery import HeadKind
 from ..train.config import Accelerator, Optimizer, Schedule, Strategy, TrainConfig, Transfer
-from ._app import app, console, print_json
-
-
-def quiet_lightning() -> None:
-    """Silence Lightning's banner lines and known-harmless warnings (our own messages say what matters)."""
-    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    warnings.filterwarnings("ignore", message=r".*LeafSpec.*")
-    warnings.filterwarnings("ignore", message=r".*Checkpoint directory .* exists and is not empty.*")
-    warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
-    warnings.filterwarnings("ignore", message=r".*litlogger.*")
-
-
-def _check_registries(model: str, augment: str) -> None:
-    """Unknown model or augmentation names fail here, before the training imports."""
-    from ..data.transforms import get_preset
-    from ..models._registry import get_entry
-    from ..models.spec import is_spec, parse_spec
-
-    if is_spec(model):
-        parse_spec(model)  # a malformed spec fails here, naming the token
-    else:
-        get_entry(model)
-    get_preset(augment)
-
-
-def check_data_exists(spec: str) -> None:
-    """A data SPEC that names a path must exist: said at once, before the slow imports.
-
-    Dataset names (``sample``, ``mnist``) are checked by the data layer; this only catches a folder or
-    file that is not there, the commonest mistake, in the time ``cnnlab --help`` takes.
-    """
-    if spec.startswith("ucr:"):  # a dataset name inside aeon: checked by the data layer (cnnlab.data.series)
-        return
-    spec = spec.removeprefix("series:")  # series:FILE names a file (cnnlab.data.series)
-    path = Path(spec).expanduser()
-    looks_like_path = os.sep in spec or "/" in spec or spec.startswith((".", "~")) or path.suffix != ""
-    if looks_like_path and not path.exists():
-        raise DataError(f"{spec}: no such folder or file; pass an existing image folder or .csv file, or a "
-                        "dataset name such as sample", param="data")
-
-
-def cli_text(text: str) -> str:
-    """A library message (options in backticks, ``lower `lr```) as the CLI says it (``lower --lr``)."""
-    return CnnlabError(text).cli_message()
+from ._app import app, console, load_source, print_json
 
 
 def _explicit(ctx: typer.Context) -> set[str]:
@@ -150,9 +103,11 @@ def train(
     explicit = _explicit(ctx)
     if "fine_tune_schedule" in explicit:
         explicit.add("fine_tune_epochs")
+    from ..options import check_data_exists
+
     check_data_exists(options["data"])  # before any slow import: as fast as `cnnlab --help`
-    from ..train.preflight import check_transfer
-    from ..train.runfolder import resume_config
+    from ..runfolder.folder import resume_config
+    from ..train.preflight import check_names, check_transfer
 
     # With --resume, the run continues as configured; only options typed now override it (fit checks).
     cfg = resume_config(TrainConfig(**options), explicit)
@@ -160,9 +115,10 @@ def train(
     from .._io import ensure_writable_dir
 
     ensure_writable_dir(cfg.run_dir, option="--out")  # before any slow import
-    _check_registries(cfg.model_name, cfg.augment)
+    check_names(cfg)  # an unknown model or preset, a malformed spec: before the data is decoded
+    from ..train.run import fit, quiet_lightning
+
     quiet_lightning()
-    from ..train.run import fit
 
     def on_setup(info: dict[str, Any]) -> None:
         p = info["params"]
@@ -174,7 +130,7 @@ def train(
         if "model" not in explicit and not cfg.resume:
             console.print(f"note: model {cfg.model}, chosen to fit this data; choose another with --model")
         for notice in info.get("notices", []):
-            console.print(f"note: {cli_text(notice)}", markup=False, highlight=False)
+            console.print(f"note: {CnnlabError(notice).cli_message()}", markup=False, highlight=False)
 
     result = fit(cfg, on_setup=on_setup)
     if result.global_rank == 0:
@@ -196,35 +152,16 @@ def evaluate(
     Writes evaluation.json, confusion.png and top_losses.png (the highest-loss images with their true and
     predicted classes, probabilities and Grad-CAM) into the run folder.
     """
-    from .._io import save_figure, write_json
-    from ..report.plots import confusion_figure
-    from ..train.evaluate import evaluate as run_evaluate
-    from ..train.evaluate import load_eval_data
-    from ..train.runfolder import load_run
+    from ..report.measures import evaluation_files
 
-    loaded = load_run(run)
-    dataset, spec = load_eval_data(loaded, data)
-    result = run_evaluate(loaded, dataset, spec=spec, batch_size=batch_size, top_losses=top_losses)
-    doc = {**result.to_dict(), "weights": "trained"}  # a run folder: the weights it learned
-    images = len(loaded.image_size) == 3  # the gallery draws images; series have their CAM figure (explain)
-    gallery_path = run / "top_losses.png" if result.top_losses and images else None
-    try:
-        write_json(run / "evaluation.json", {"data": spec, **doc})
-        save_figure(run / "confusion.png", confusion_figure(result.confusion, result.classes))
-        where = f"{run / 'evaluation.json'} and {run / 'confusion.png'}"
-        if gallery_path is not None:
-            from ..interpret.top_losses import top_loss_gallery
-            from ..report.evaluation_plots import top_losses_figure
-
-            save_figure(gallery_path, top_losses_figure(top_loss_gallery(loaded, dataset, result)))
-    except OSError as exc:
-        where, gallery_path = f"nowhere ({run} is not writable: {exc.strerror})", None
+    done = evaluation_files(run, data=data, batch_size=batch_size, top_losses=top_losses)
+    result = done.result
     if json_out:
-        print_json(doc)
+        print_json(done.record)
         return
     from rich.table import Table
 
-    table = Table(title=f"{run} on {spec}: accuracy {result.accuracy:.2%}, loss {result.loss:.4f}")
+    table = Table(title=f"{run} on {done.data}: accuracy {result.accuracy:.2%}, loss {result.loss:.4f}")
     for col in ("class", "precision", "recall", "f1", "support"):
         table.add_column(col, justify="left" if col == "class" else "right")
     for name, m in result.per_class.items():
@@ -237,9 +174,9 @@ def evaluate(
         console.print(
             f"top loss {t['loss']:.3f}: {where_item} (label {t['label']}, predicted {t['predicted']})"
         )
-    console.print(f"Confusion matrix and JSON written to {where}.")
-    if gallery_path is not None:
-        console.print(f"The top losses, drawn with their classes and Grad-CAM: {gallery_path}.")
+    console.print(f"Confusion matrix and JSON written to {done.written}.")
+    if done.gallery is not None:
+        console.print(f"The top losses, drawn with their classes and Grad-CAM: {done.gallery}.")
 
 
 @app.command()
@@ -257,13 +194,12 @@ def predict(
     --json prints [{path, predictions: [{class, probability}], weights}]; weights is trained, pretrained or
     random (a model with random weights also gets a warning: its predictions mean nothing).
     """
-    from ..errors import CnnlabError
-    from ..train.evaluate import image_files
+    from ..options import run_and_images
+    from ..report.explanations import image_paths
     from ..train.evaluate import predict as run_predict
-    from .interpret import load_source, split_inputs
 
-    run, images = split_inputs(inputs, model)
-    files = image_files(images)  # missing files fail before the model loads
+    run, images = run_and_images(inputs, model)
+    files = image_paths(images)  # missing files fail before the model loads
     src = load_source(run, model)
     skipped: list[tuple[str, str]] = []
     preds = run_predict(src, files, top_k=top_k, batch_size=batch_size, skipped=skipped)

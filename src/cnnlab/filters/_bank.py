@@ -12,7 +12,8 @@ import numpy as np
 import torch
 
 from ..errors import ArgumentError, CnnlabError, did_you_mean
-from ._limits import BankParamError, check_memory
+from ..memory import check_memory
+from ._limits import BankParamError
 
 ParamValue = float | int | str | list[int] | list[float]
 

@@ -3,7 +3,8 @@
 * At most ``CNNLAB_MAX_FILTERS`` kernels in one bank (default 1024).
 * Kernels at most :data:`MAX_KERNEL_SIDE` pixels a side: a larger sigma or window is not a filter for an
   image (and a 257x257 kernel already costs 66,049 multiply-adds per output pixel).
-* Kernels plus responses at most ``CNNLAB_FILTERS_MAX_MB`` MiB (default 1024).
+* Kernels plus responses within the one memory budget of cnnlab (:func:`cnnlab.memory.check_memory`,
+  ``CNNLAB_MAX_MEMORY_GB``), checked where they are allocated.
 
 A refused request raises :class:`BankParamError` (for a bank parameter: it names the parameter, so the
 CLI can name its own option) or :class:`cnnlab.errors.CnnlabError`, one line with the limit and how to
@@ -12,7 +13,6 @@ raise it. Before these limits, ``--thetas 1000000`` allocated 5.3 GB (issue 12).
 
 from __future__ import annotations
 
-import math
 import os
 import reprlib
 
@@ -21,9 +21,6 @@ from ..errors import ArgumentError, CnnlabError
 #: Environment variable: the most kernels one bank may hold.
 ENV_MAX_FILTERS = "CNNLAB_MAX_FILTERS"
 DEFAULT_MAX_FILTERS = 1024
-#: Environment variable: the memory budget (MiB) for a bank's kernels and its responses.
-ENV_MAX_MB = "CNNLAB_FILTERS_MAX_MB"
-DEFAULT_MAX_MB = 1024
 #: The largest kernel side in pixels.
 MAX_KERNEL_SIDE = 257
 
@@ -61,11 +58,6 @@ def max_filters() -> int:
     return _env_limit(ENV_MAX_FILTERS, DEFAULT_MAX_FILTERS)
 
 
-def max_bytes() -> int:
-    """The memory budget in bytes: ``$CNNLAB_FILTERS_MAX_MB`` MiB, or 1024 MiB."""
-    return _env_limit(ENV_MAX_MB, DEFAULT_MAX_MB) * 2**20
-
-
 def check_filter_count(param: str, value: object, count: int, detail: str = "") -> None:
     """Refuse a bank of more than :func:`max_filters` kernels.
 
@@ -100,25 +92,3 @@ def check_kernel_side(param: str, value: object, side: int, fix: str) -> None:
     if side > MAX_KERNEL_SIDE:
         raise BankParamError(param, value, f"needs a {side:,}x{side:,} kernel, over the largest allowed "
                                            f"({MAX_KERNEL_SIDE}x{MAX_KERNEL_SIDE}); {fix}")
-
-
-def _mib(nbytes: int) -> str:
-    return f"{nbytes / 2**20:,.0f} MiB" if nbytes >= 2**20 else f"{nbytes / 2**10:,.0f} KiB"
-
-
-def check_memory(nbytes: int, what: str, fix: str) -> None:
-    """Refuse an allocation of ``nbytes`` above :func:`max_bytes`.
-
-    Args:
-        nbytes: Bytes the tensors would take.
-        what: What they are, e.g. "responses (4 images x 3000 x 150x150 float32)".
-        fix: How to need less, e.g. "use fewer kernels or images".
-
-    Raises:
-        CnnlabError: one line with the size, the budget and the environment variable that raises it.
-    """
-    limit = max_bytes()
-    if nbytes > limit:
-        need = math.ceil(nbytes / 2**20)
-        raise CnnlabError(f"{what} would take {_mib(nbytes)}, over the filters memory budget of "
-                          f"{_mib(limit)}; {fix}, or raise the budget with {ENV_MAX_MB}={need}")

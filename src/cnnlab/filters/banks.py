@@ -14,9 +14,9 @@ import numpy as np
 import torch
 
 from ..errors import CnnlabError
+from ..memory import check_memory
 from . import _classic, _gabor, _haar  # noqa: F401  (importing them registers the built-in banks)
 from ._bank import DerivedResponse, FilterBank, build_bank, register_bank, registered_banks
-from ._limits import check_memory
 from .convolve import Boundary, Padding, convolve2d, output_size, resolve_padding
 
 __all__ = ["DerivedResponse", "FilterBank", "apply_bank", "list_banks", "make_bank", "register_bank",
@@ -88,7 +88,7 @@ def apply_bank(images: Any, bank: FilterBank, *, padding: Padding = "same", boun
         stride applies (Haar wavelet: H' = ceil(H / 2) with "same").
 
     Raises:
-        CnnlabError: when the responses would exceed the filters memory budget (``CNNLAB_FILTERS_MAX_MB``).
+        CnnlabError: when the responses would exceed the memory budget (``CNNLAB_MAX_MEMORY_GB``).
     """
     x = _as_float_batch(images)
     r, h, w_ = response_shape(bank, int(x.shape[2]), int(x.shape[3]), padding=padding, derived=derived)

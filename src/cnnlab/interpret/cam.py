@@ -85,10 +85,9 @@ class CamResult:
 
     def _repr_png_(self) -> bytes:
         """The maps as heatmaps titled with class and score (:func:`cnnlab.report.cam_maps_figure`)."""
-        from ..report._png import figure_png
-        from ..report.notebook import cam_maps_figure
+        from .._show import png_of
 
-        return figure_png(cam_maps_figure(self))
+        return png_of(self)
 
 
 def _normalise(cam: torch.Tensor) -> torch.Tensor:

@@ -138,10 +138,9 @@ class FeatureMaps:
 
     def _repr_png_(self) -> bytes:
         """The channel grid :func:`cnnlab.report.feature_map_figure` draws, for notebooks."""
-        from ..report._png import figure_png
-        from ..report.interpret_plots import feature_map_figure
+        from .._show import png_of
 
-        return figure_png(feature_map_figure(self))
+        return png_of(self)
 
 
 def _spatial(act: torch.Tensor, layer: str) -> torch.Tensor:

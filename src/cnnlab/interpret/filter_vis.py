@@ -72,10 +72,9 @@ class FilterVisResult:
 
     def _repr_png_(self) -> bytes:
         """The figure :func:`cnnlab.report.filter_vis_figure` draws, for notebooks."""
-        from ..report._png import figure_png
-        from ..report.interpret_plots import filter_vis_figure
+        from .._show import png_of
 
-        return figure_png(filter_vis_figure(self))
+        return png_of(self)
 
 
 class _ImageParam:

@@ -20,7 +20,7 @@ from ..errors import ArgumentError
 
 if TYPE_CHECKING:
     from ..data import ImageTensorDataset
-    from ..train.runfolder import LoadedRun
+    from ..runfolder.folder import LoadedRun
 
 __all__ = ["InvarianceCurve", "measure_invariance", "rotate_images", "shift_images"]
 

@@ -6,7 +6,7 @@ stage's output is globally average-pooled to one number per channel, and a logis
 validation split. The input itself, pooled the same way, is depth 0 (a floor: mean brightness
 per channel), and when the head has hidden layers the input of the final linear layer (what the
 classifier itself separates) is the last point. The pooled features of every stage come from one
-forward pass per batch and are cached with :func:`cnnlab.train.embeddings.compute_embeddings` (keyed by the
+forward pass per batch and are cached with :func:`cnnlab.transfer.embeddings.compute_embeddings` (keyed by the
 weights and the images), so a second probe of the same run reads them back in a fraction of a second.
 
 The 2-D maps of the last embedding are scikit-learn's PCA and t-SNE of the validation features.
@@ -28,7 +28,7 @@ from ..errors import ArgumentError, ModelError
 
 if TYPE_CHECKING:
     from ..data import DataBundle
-    from ..train.runfolder import LoadedRun
+    from ..runfolder.folder import LoadedRun
 
 __all__ = ["ProbeResult", "StageFeatures", "load_run_data", "probe_run", "probe_stages"]
 
@@ -69,7 +69,7 @@ def probe_stages(model: nn.Module) -> list[str]:
 class StageFeatures(nn.Module):
     """A model seen as its pooled stage outputs side by side: ``forward_features(x) -> [N, sum(dims)]``.
 
-    It follows the model contract that :func:`cnnlab.train.embeddings.compute_embeddings` caches
+    It follows the model contract that :func:`cnnlab.transfer.embeddings.compute_embeddings` caches
     (``forward_features`` and an empty, parameter-free ``head``), so the probe's features are cached
     with the same keys (the weights, the normalisation, the images) as the transfer-learning cache.
     """
@@ -212,7 +212,7 @@ def probe_run(
     from sklearn.decomposition import PCA
     from threadpoolctl import threadpool_limits
 
-    from ..train.embeddings import compute_embeddings
+    from ..transfer.embeddings import compute_embeddings
 
     if map_points < 3:
         raise ArgumentError(f"must be at least 3, got {map_points}", param="map_points")

@@ -14,7 +14,7 @@ from torch import nn
 
 from ..errors import ArgumentError
 
-__all__ = ["CamInputs", "Target", "select_targets", "target_scores"]
+__all__ = ["CamInputs", "Target", "parse_target", "select_targets", "target_scores"]
 
 Target = int | Sequence[int] | torch.Tensor | None
 
@@ -30,6 +30,31 @@ class CamInputs:
     gradients: torch.Tensor | None  # d score / d activations, [N, K, h, w] (None when not needed)
     targets: torch.Tensor  # [N] int64
     logits: torch.Tensor  # [N, classes] detached
+
+
+def parse_target(text: str | None, classes: Sequence[str]) -> int | None:
+    """The class a user names (a class name or an index) -> its index; None or "" -> None (the prediction).
+
+    The one parser of ``cnnlab explain --target`` and the page's target field: the same text gets the
+    same answer, or the same error, from both.
+
+    Raises:
+        ArgumentError: Neither a class name nor an index, or an index outside ``0..len(classes) - 1``.
+    """
+    if text is None or not text.strip():
+        return None
+    if text in classes:
+        return list(classes).index(text)
+    try:
+        index = int(text)
+    except ValueError:
+        shown = ", ".join(classes[:10]) + (", …" if len(classes) > 10 else "")
+        message = f"{text!r}: not a class name or index; classes: {shown}"
+        raise ArgumentError(message, param="target") from None
+    if not 0 <= index < len(classes):
+        raise ArgumentError(f"{index}: the model has {len(classes)} classes; use 0..{len(classes) - 1}",
+                            param="target")
+    return index
 
 
 def target_scores(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

@@ -18,8 +18,8 @@ from ..errors import CnnlabError
 
 if TYPE_CHECKING:
     from ..data import ImageTensorDataset
+    from ..runfolder.folder import LoadedRun
     from ..train.evaluate import EvalResult
-    from ..train.runfolder import LoadedRun
 
 __all__ = ["TopLossGallery", "top_loss_gallery"]
 

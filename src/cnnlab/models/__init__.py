@@ -3,7 +3,7 @@
 ``create_model(name, *, num_classes=None, in_chans=None, pretrained=False)`` builds any registered model
 (``list_models()``) or ``"timm:<name>"``; every model follows :class:`~cnnlab.models.base.ModelContract`.
 Rooms: ``_registry`` (names -> builders, provider prefixes), ``_weights`` (pretrained sources and their
-preprocessing), ``base`` (the contract), ``spec`` (a layer spec -> a network), ``lecture`` (the course
+preprocessing), ``base`` (the contract), ``spec`` (a layer spec -> a network), ``course`` (the course
 nets), ``zoo_torchvision`` / ``zoo_timm`` (the real-world architectures), ``blocks`` (residual,
 inception, factorised; the heads surgery fits), ``surgery`` (the one place that edits a built model).
 
@@ -16,7 +16,7 @@ from .._lazy import lazy_exports
 from ._registry import register_provider
 
 # The built-in providers, imported by the registry on first use (in this order).
-for _provider in ("lecture", "series", "zoo_torchvision", "zoo_timm"):
+for _provider in ("spec", "course", "series", "zoo_torchvision", "zoo_timm"):
     register_provider(f"{__name__}.{_provider}")
 
 _EXPORTS = {

@@ -42,6 +42,8 @@ class ModelEntry:
         defaults: Recommended training options that differ from cnnlab's (``{"lr": 3e-4}``: Adam at
             1e-3 leaves ``cats_cnn`` at chance for epochs); ``fit`` applies them where the config
             leaves the option open (``TrainConfig.lr`` None: ``--lr`` not typed) and says so.
+        sized_by_input: The network is built for the channels of the input it is given (a layer spec),
+            so a caller that knows its input builds it with those channels instead of adapting a stem.
     """
 
     name: str
@@ -54,10 +56,12 @@ class ModelEntry:
     description: str = ""
     weights_cfg: Callable[[], PretrainedCfg] | None = None
     defaults: dict[str, Any] = field(default_factory=dict)
+    sized_by_input: bool = False
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
 _PREFIXES: dict[str, Callable[[str], ModelEntry]] = {}
+_PATTERNS: list[tuple[Callable[[str], bool], Callable[[str], ModelEntry]]] = []
 _PROVIDERS: list[str] = []
 _loaded: set[str] = set()
 
@@ -66,7 +70,7 @@ def register_provider(module: str) -> None:
     """Declare a module whose import registers models (imported on first use of the registry).
 
     Args:
-        module: Absolute module name, e.g. ``"cnnlab.models.lecture"``.
+        module: Absolute module name, e.g. ``"cnnlab.models.course"``.
     """
     if module not in _PROVIDERS:
         _PROVIDERS.append(module)
@@ -81,6 +85,16 @@ def register_prefix(prefix: str, resolver: Callable[[str], ModelEntry]) -> None:
     if prefix in _PREFIXES:
         raise ModelError(f"model name prefix {prefix!r} is already registered")
     _PREFIXES[prefix] = resolver
+
+
+def register_pattern(match: Callable[[str], bool], resolver: Callable[[str], ModelEntry]) -> None:
+    """Resolve every name for which ``match(name)`` holds with ``resolver(name)`` (e.g. a layer spec string).
+
+    Args:
+        match: Does a name belong to this source? Asked after the registered names and prefixes.
+        resolver: The entry of such a name (it may raise a one-line error naming what is wrong in it).
+    """
+    _PATTERNS.append((match, resolver))
 
 
 def register_model(
@@ -176,6 +190,9 @@ def get_entry(name: str) -> ModelEntry:
         if name.startswith(prefix):
             return resolve(name[len(prefix) :])
     if name not in _REGISTRY:
+        for match, resolve_pattern in _PATTERNS:
+            if match(name):
+                return resolve_pattern(name)
         hint = did_you_mean(name, _REGISTRY)
         also = f" (or use {_prefix_hint()})" if _PREFIXES else ""
         raise ModelArgumentError(f"unknown model {name!r}: {hint}see `cnnlab models` for the list{also}")

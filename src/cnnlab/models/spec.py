@@ -30,6 +30,7 @@ layer of the last block that keeps a spatial map (its ReLU when it has one).
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -39,6 +40,7 @@ import torch
 from torch import nn
 
 from ..errors import ModelError
+from ._registry import ModelEntry, register_pattern
 from .base import CNNLabModel
 from .spec_layers import (
     SPEC_LAYERS,
@@ -62,12 +64,11 @@ from .spec_layers import (
     register_spec_layer,
 )
 
-#: The input a spec model gets when none is given: an RGB image, or a univariate series of 128 samples.
-DEFAULT_INPUT = {2: (3, 224, 224), 1: (1, 128)}
-
 __all__ = [
     "DEFAULT_INPUT",
+    "SPEC_INPUT_SIZE",
     "SPEC_LAYERS",
+    "SPEC_NUM_CLASSES",
     "AvgPool",
     "AvgPool1d",
     "BatchNorm",
@@ -92,7 +93,16 @@ __all__ = [
     "parse_spec",
     "register_spec_layer",
     "spec_dims",
+    "spec_entry",
 ]
+
+#: What a layer spec is built for when nothing says otherwise (stated once: every command reads it from
+#: the registry entry). Its head pools globally, so only the channels of the size matter to the network.
+SPEC_INPUT_SIZE = (3, 224, 224)
+SPEC_NUM_CLASSES = 10
+#: The input a spec model gets when none is given, by its spatial axes: an RGB image, or a univariate series
+#: of 128 samples (a 1-D spec: conv1d, ...).
+DEFAULT_INPUT: dict[int, tuple[int, ...]] = {2: SPEC_INPUT_SIZE, 1: (1, 128)}
 
 
 # ----------------------------------------------------------------------------------------------- parsing
@@ -145,9 +155,37 @@ def _parse_token(tok: str) -> Any:
         reserved: dict[str, Any] = {k: kw.pop(k) for k in ("trainable", "padding") if k in kw}
         kw = {"params": kw, **reserved}
     try:
-        return cls(*pos, **kw)
+        layer = cls(*pos, **kw)
     except TypeError as exc:
         raise ModelError(f"spec layer {tok!r}: {exc}") from None
+    _check_values(tok, layer)
+    return layer
+
+
+def _usage(layer: Any) -> str:
+    names = [f.name.upper() for f in dataclasses.fields(layer) if f.name != "params"]
+    return f"{layer.kind}:{':'.join(names)}" if names else layer.kind
+
+
+def _check_values(tok: str, layer: Any) -> None:
+    """Each argument of a parsed layer has the type and range its module needs: said here, naming the token.
+
+    A wrong value would otherwise surface later as a bare ``TypeError`` from torch, or as a training
+    run that fails at its first step (``conv:0:3`` builds a layer with no filters).
+    """
+    for f in dataclasses.fields(layer):
+        value, kind = getattr(layer, f.name), str(f.type)
+        low = 0 if f.name == "padding" else 1
+        if kind.startswith("int") and not (value is None and "None" in kind):
+            if isinstance(value, str) and "str" in kind and value in ("same", "valid"):
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                what = f"a whole number of at least {low}" + (" or same/valid" if "str" in kind else "")
+                raise ModelError(f"spec layer {tok!r}: {f.name} must be {what}, got {value!r}; write it as "
+                                 f"{_usage(layer)}, e.g. conv:32:3 (32 filters of 3x3)")
+        elif kind == "float" and not (isinstance(value, (int, float)) and 0 <= value < 1):
+            raise ModelError(f"spec layer {tok!r}: {f.name} must be a number in [0, 1), got {value!r}; "
+                             "e.g. dropout:0.5")
 
 
 def parse_spec(spec: str | Sequence[Any]) -> list[Any]:
@@ -192,6 +230,29 @@ def spec_dims(spec: str | Sequence[Any]) -> int:
 def default_input_size(spec: str | Sequence[Any]) -> tuple[int, ...]:
     """The input a spec model gets by default: (3, 224, 224) for images, (1, 128) for a 1-D spec."""
     return DEFAULT_INPUT[spec_dims(spec)]
+
+
+def spec_entry(text: str) -> ModelEntry:
+    """The registry entry of a layer spec string: parsed (and so checked) now, built on demand.
+
+    The network has a global-pooling head, so it takes any image size (any length for a 1-D spec); its
+    default input is :data:`DEFAULT_INPUT` of its axes (:data:`SPEC_INPUT_SIZE` for images) and its classes
+    :data:`SPEC_NUM_CLASSES`.
+
+    Raises:
+        ModelError: A malformed spec (naming the token and how to write it), or one mixing 1-D and 2-D layers.
+    """
+    layers = parse_spec(text)
+    size = default_input_size(layers)
+
+    def build(*, num_classes: int, in_chans: int, pretrained: bool = False) -> SpecNet:
+        return build_from_spec(layers, head="gap", input_size=(in_chans, *size[1:]), num_classes=num_classes)
+
+    return ModelEntry(text, build, "spec", size, SPEC_NUM_CLASSES,
+                      description="a layer spec string (random weights)", sized_by_input=True)
+
+
+register_pattern(is_spec, spec_entry)  # a layer spec string is a model name like any other
 
 
 # ----------------------------------------------------------------------------------------------- building

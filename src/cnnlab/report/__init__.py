@@ -5,7 +5,7 @@ Each figure function returns a ``matplotlib.figure.Figure`` built without pyplot
 save it with :func:`cnnlab._io.save_figure`, show it in a notebook, or turn it into PNG bytes with
 :func:`figure_png`. Names are imported lazily: ``import cnnlab.report`` loads neither torch nor matplotlib.
 
-The report (``cnnlab report``): :func:`cnnlab.report.build.make_report` computes the sections of each run
+The report (``cnnlab report``): :func:`cnnlab.report.assemble.make_report` computes the sections of each run
 (``context``, ``sec_*``, ``compare``) as plain data (``document``) and renders one self-contained page
 (``html``).
 

@@ -18,11 +18,11 @@ from .document import Block, Missing
 
 if TYPE_CHECKING:
     from ..data import DataBundle, ImageTensorDataset
+    from ..runfolder.folder import LoadedRun
     from ..source import ModelSource
     from ..summary import ModelSummary
     from ..train.config import TrainConfig
     from ..train.evaluate import EvalResult
-    from ..train.runfolder import LoadedRun
 
 T = TypeVar("T")
 

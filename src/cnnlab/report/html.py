@@ -211,7 +211,7 @@ def render_html(report: Report) -> str:
     """The whole page: one HTML document with everything inline.
 
     Args:
-        report: From :func:`cnnlab.report.build.build_report`.
+        report: From :func:`cnnlab.report.assemble.build_report`.
 
     Returns:
         The HTML text (UTF-8).

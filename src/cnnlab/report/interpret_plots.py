@@ -3,15 +3,14 @@ channels view and faithfulness curves.
 
 Each function takes the data the :mod:`cnnlab.interpret` functions return and builds a
 ``matplotlib.figure.Figure`` directly (no pyplot, no global state); save it with
-:func:`cnnlab._io.save_figure`. Feature maps and filter visualisations draw themselves in a notebook
-through this module, so those two are typed by what is read of them (:class:`ChannelMaps`,
-:class:`FilterImages`) and their modules are not imported here.
+:func:`cnnlab._io.save_figure`. The results are typed by their own classes (imported for types only);
+:mod:`cnnlab.report.notebook` registers these figures as what the results show in a notebook.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
@@ -22,11 +21,11 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
     from ..interpret.cam import CamResult, TopChannels
+    from ..interpret.feature_maps import FeatureMaps
+    from ..interpret.filter_vis import FilterVisResult
     from ..interpret.metrics import FaithfulnessCurves
 
 __all__ = [
-    "ChannelMaps",
-    "FilterImages",
     "cam_overlay_figure",
     "channel_across_figure",
     "faithfulness_figure",
@@ -35,28 +34,6 @@ __all__ = [
     "overlays",
     "top_channels_figure",
 ]
-
-
-class ChannelMaps(Protocol):
-    """What :func:`feature_map_figure` reads of a :class:`cnnlab.interpret.FeatureMaps`."""
-
-    layer: str
-    maps: torch.Tensor
-    dead: torch.Tensor
-
-    def normalised(self, scale: Literal["channel", "layer"] = ...) -> torch.Tensor: ...
-
-
-class FilterImages(Protocol):
-    """What :func:`filter_vis_figure` reads of a :class:`cnnlab.interpret.FilterVisResult`."""
-
-    layer: str
-    filters: list[int]
-    images: torch.Tensor
-    history: torch.Tensor
-    start: torch.Tensor
-    end: torch.Tensor
-    start_images: torch.Tensor
 
 
 def _grid(n: int, cols: int, cell: float = 1.5, extra_h: float = 0.3) -> tuple[Figure, Any]:
@@ -101,7 +78,7 @@ def overlays(images: torch.Tensor, maps: torch.Tensor, *, alpha: float = 0.5) ->
     return torch.stack([overlay_heatmap(img, m, alpha=alpha) for img, m in zip(images, maps, strict=True)])
 
 
-def feature_map_figure(fm: ChannelMaps, *, max_channels: int = 64, cols: int = 8,
+def feature_map_figure(fm: FeatureMaps, *, max_channels: int = 64, cols: int = 8,
                        scale: Literal["channel", "layer"] = "channel", title: str = "") -> Figure:
     """All channels of one layer for one image; dead channels are drawn flat and marked.
 
@@ -155,7 +132,7 @@ def channel_across_figure(images: torch.Tensor, maps: torch.Tensor, *, channel: 
     return finish_grid(fig, f"{layer}, channel {channel}", fontsize=11)
 
 
-def filter_vis_figure(res: FilterImages, *, cols: int = 8) -> Figure:
+def filter_vis_figure(res: FilterVisResult, *, cols: int = 8) -> Figure:
     """The course's view: each filter's random start image (top row) above its image after N steps.
 
     Tiles are titled with the filter's mean activation on each image. A faded border (the pixels

@@ -1,6 +1,6 @@
 """Lecture figures of a network's geometry: the receptive field on the input, and convolution arithmetic.
 
-Each function takes what the library returns (:class:`cnnlab.interpret.fields.ReceptiveFieldView`,
+Each function takes what the library returns (:class:`cnnlab.receptive.view.ReceptiveFieldView`,
 :class:`cnnlab.summary.arithmetic.ConvArithmetic`) and builds a ``matplotlib.figure.Figure`` directly
 (no pyplot); save it with :func:`cnnlab._io.save_figure`. The drawn theoretical field is a
 ``Rectangle`` whose ``gid`` is :data:`FIELD_GID` (tests read it back); the arithmetic figure's formula
@@ -19,7 +19,7 @@ from .grids import finish_grid
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from ..interpret.fields import ReceptiveFieldView
+    from ..receptive.view import ReceptiveFieldView
     from ..summary.arithmetic import ConvArithmetic
 
 __all__ = ["FIELD_GID", "FORMULA_GID", "conv_arithmetic_figure", "receptive_field_figure"]
@@ -87,7 +87,7 @@ def receptive_field_figure(view: ReceptiveFieldView, image: torch.Tensor | None 
     """The theoretical and effective receptive field of a unit on the input, and field/jump per layer.
 
     Args:
-        view: From :func:`cnnlab.interpret.fields.receptive_field_view`.
+        view: From :func:`cnnlab.receptive.view.receptive_field_view`.
         image: uint8 ``[C, H, W]`` to draw on (None: a neutral grey canvas).
 
     Returns:

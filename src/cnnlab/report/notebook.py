@@ -1,51 +1,36 @@
 """What a notebook shows for results that no other figure draws: a batch of CAM maps on their own, and an
 evaluation as HTML tables (accuracy, loss, per-class precision/recall/F1, the confusion matrix).
 
-The results' ``_repr_png_``/``_repr_html_`` methods call these; every other ``_repr_png_`` draws the
-figure the command line saves (:mod:`cnnlab.report.interpret_plots`). The results are typed by what is
-read of them (:class:`CamMaps`, :class:`Evaluation`), so this module imports neither result: each imports
-this one to show itself.
+Importing this module registers, for each result type, the figure its ``_repr_png_``/``_repr_html_``
+shows (:mod:`cnnlab._show`): these two, and for feature maps and filter visualisations the figure the
+command line saves (:mod:`cnnlab.report.interpret_plots`). The results are plain data and import no figure.
 """
 
 from __future__ import annotations
 
 import html
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
+from .._show import register_html, register_png
+from ..interpret.cam import CamResult
+from ..interpret.feature_maps import FeatureMaps
+from ..interpret.filter_vis import FilterVisResult
+from ..train.evaluate import EvalResult
+from ._png import figure_png
 from .grids import finish_grid
+from .interpret_plots import feature_map_figure, filter_vis_figure
 
 if TYPE_CHECKING:
-    import torch
     from matplotlib.figure import Figure
 
-__all__ = ["MAX_CONFUSION_CLASSES", "CamMaps", "Evaluation", "cam_maps_figure", "evaluation_html"]
+__all__ = ["MAX_CONFUSION_CLASSES", "cam_maps_figure", "evaluation_html"]
 
 #: Above this many classes the confusion matrix is summarised, not tabulated (1000 x 1000 cells help nobody).
 MAX_CONFUSION_CLASSES = 30
 
 
-class CamMaps(Protocol):
-    """What :func:`cam_maps_figure` reads of a :class:`cnnlab.interpret.CamResult`."""
-
-    maps: torch.Tensor
-    targets: torch.Tensor
-    scores: torch.Tensor
-    layer: str
-    method: str
-
-
-class Evaluation(Protocol):
-    """What :func:`evaluation_html` reads of a :class:`cnnlab.train.EvalResult`."""
-
-    accuracy: float
-    loss: float
-    per_class: dict[str, dict[str, float]]
-    confusion: list[list[int]]
-    classes: list[str]
-
-
-def cam_maps_figure(result: CamMaps, *, class_names: Sequence[str] | None = None, max_images: int = 16,
+def cam_maps_figure(result: CamResult, *, class_names: Sequence[str] | None = None, max_images: int = 16,
                     cols: int = 4) -> Figure:
     """The class activation maps of a batch as a grid of heatmaps, each titled with its class and score.
 
@@ -93,7 +78,7 @@ def _pct(v: float) -> str:
     return f"{100 * v:.1f}%"
 
 
-def _per_class_rows(result: Evaluation, classes: list[str]) -> str:
+def _per_class_rows(result: EvalResult, classes: list[str]) -> str:
     rows = []
     for c in classes:
         m = result.per_class.get(c)
@@ -106,7 +91,7 @@ def _per_class_rows(result: Evaluation, classes: list[str]) -> str:
     return "".join(rows)
 
 
-def _confusion_table(result: Evaluation, classes: list[str]) -> str:
+def _confusion_table(result: EvalResult, classes: list[str]) -> str:
     n = len(result.confusion)
     if n > MAX_CONFUSION_CLASSES:
         return (f"<p>Confusion matrix: {n} classes, too many to tabulate; draw it with "
@@ -130,7 +115,7 @@ def _confusion_table(result: Evaluation, classes: list[str]) -> str:
             f"<thead><tr><th>true \\ predicted</th>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>")
 
 
-def evaluation_html(result: Evaluation) -> str:
+def evaluation_html(result: EvalResult) -> str:
     """An evaluation as HTML: accuracy and loss, a per-class table and the confusion matrix as a table.
 
     Args:
@@ -156,3 +141,21 @@ def evaluation_html(result: Evaluation) -> str:
         f'<div style="display:flex;gap:2em;align-items:flex-start">{per_class}'
         f"{_confusion_table(result, classes)}</div></div>"
     )
+
+
+@register_png(CamResult)
+def _cam_png(result: CamResult) -> bytes:
+    return figure_png(cam_maps_figure(result))
+
+
+@register_png(FeatureMaps)
+def _feature_maps_png(result: FeatureMaps) -> bytes:
+    return figure_png(feature_map_figure(result))
+
+
+@register_png(FilterVisResult)
+def _filter_vis_png(result: FilterVisResult) -> bytes:
+    return figure_png(filter_vis_figure(result))
+
+
+register_html(EvalResult)(evaluation_html)

@@ -1,8 +1,14 @@
 """``cnnlab serve``: a FastAPI app and one static page over a model (see :mod:`cnnlab.serve.app`).
 
-Importing this package imports torch and FastAPI; ``import cnnlab`` alone does not.
+Names are imported lazily: importing :mod:`cnnlab.serve.listen` (the socket, checked before the model
+loads) does not import torch or FastAPI.
 """
 
-from .app import create_app
+from __future__ import annotations
 
-__all__ = ["create_app"]
+from .._lazy import lazy_exports
+
+_EXPORTS = {"create_app": "app"}
+
+__all__ = sorted(_EXPORTS)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -19,9 +19,10 @@ from ..errors import ArgumentError
 from ..images import PixelBudget, max_image_pixels
 from ..interpret.cam import CamResult, explain
 from ..interpret.hooks import capture, resolve_layer, run_until, truncated_capture
+from ..interpret.targets import parse_target
+from ..receptive.units import Stage, conv_stages
 from ..summary import summarize
 from ..train.evaluate import probabilities
-from .fields import Stage, conv_stages
 
 if TYPE_CHECKING:
     from ..source import ModelSource
@@ -75,21 +76,8 @@ class Engine:
         return self._stage[name]
 
     def target(self, text: str | None) -> int | None:
-        """A class name or index -> index; None or "" -> None (the predicted class)."""
-        if text is None or not text.strip():
-            return None
-        classes = self.source.classes
-        if text in classes:
-            return classes.index(text)
-        try:
-            index = int(text)
-        except ValueError:
-            shown = ", ".join(classes[:10]) + (", …" if len(classes) > 10 else "")
-            message = f"{text!r}: not a class name or index; classes: {shown}"
-            raise ArgumentError(message, param="target") from None
-        if not 0 <= index < len(classes):
-            raise ArgumentError(f"{index}: use 0..{len(classes) - 1}", param="target")
-        return index
+        """A class name or index -> index; None or "" -> None (the predicted class): :func:`parse_target`."""
+        return parse_target(text, self.source.classes)
 
     def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
         """Class probabilities ``[N, classes]`` (a one-logit model gives ``[1 - p, p]``)."""

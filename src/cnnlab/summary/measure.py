@@ -1,19 +1,20 @@
 """Measuring a model: torchinfo's shapes, params and mult-adds, plus the receptive field of every layer.
 
 torchinfo runs the forward pass (its numbers are used as they are, nothing is re-counted); the same
-pass runs under :class:`~cnnlab.summary.receptive.FieldTracker`, and forward hooks read the field of
+pass runs under :class:`~cnnlab.receptive.tracker.FieldTracker`, and forward hooks read the field of
 every module's output. The result is a :class:`~cnnlab.summary.records.ModelSummary`.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
 from torch import nn
 
-from ..errors import ModelError
-from .receptive import FieldTracker
+from ..errors import ModelArgumentError, ModelError
+from ..receptive.tracker import FieldTracker
 from .records import LayerRecord, ModelSummary
 
 
@@ -144,3 +145,53 @@ def _first_tensor(o: Any) -> torch.Tensor | None:
     from torch.utils._pytree import tree_flatten
 
     return next((t for t in tree_flatten(o)[0] if isinstance(t, torch.Tensor)), None)
+
+
+def _check_head_memory(target: str, num_classes: int, input_size: tuple[int, ...] | None) -> None:
+    """A classifier of ``num_classes`` outputs would be allocated: built on the meta device first."""
+    from pathlib import Path
+
+    from ..memory import check_memory
+    from ..models import create_model
+    from ..models._registry import get_entry
+
+    if Path(target).exists():  # a run folder or weights file: its own outputs
+        return
+    entry = get_entry(target)
+    in_chans = input_size[0] if input_size is not None and entry.sized_by_input else None
+    with torch.device("meta"):  # the architecture alone: no memory, no class names
+        model = create_model(target, num_classes=num_classes, in_chans=in_chans)
+    nbytes = sum(p.numel() * p.element_size() for p in model.parameters())
+    check_memory(nbytes, f"{target} with {num_classes:,} outputs", "give fewer `num_classes`")
+
+
+def summarize_model(target: str, *, input_size: tuple[int, ...] | None = None,
+                    num_classes: int | None = None) -> ModelSummary:
+    """The summary of what a user names: a run folder, a registry name, a layer spec or a weights file.
+
+    The model is resolved as every command resolves it (:func:`cnnlab.source.resolve_model`, random
+    weights: the numbers do not depend on them); a classifier or an input over the memory budget is
+    refused on the meta device before anything is allocated.
+
+    Args:
+        target: What to summarise.
+        input_size: (C, H, W), or (C, L) for a 1-D model; default: the model's own input size.
+        num_classes: Classifier outputs (registry models and layer specs).
+
+    Returns:
+        The summary, its model named as the user named it (a run: its model and folder).
+    """
+    from ..memory import check_memory, dry_forward
+    from ..source import resolve_model
+
+    if num_classes is not None and num_classes < 1:
+        raise ModelArgumentError(f"{num_classes}: a classifier needs at least 1 output", param="num_classes")
+    if num_classes is not None:
+        _check_head_memory(target, num_classes, input_size)
+    src = resolve_model(target, pretrained=False, num_classes=num_classes, input_size=input_size)
+    name = f"{src.run.config.model} ({src.label})" if src.run is not None else src.label
+    dims = input_size or src.image_size
+    probe = dry_forward(src.model, dims)  # the summary runs the model once on a zero image
+    check_memory(probe.activation_bytes + 4 * math.prod(dims),
+                 f"summarising {name} on a {'x'.join(map(str, dims))} input", "use a smaller `input_size`")
+    return summarize(src.model, dims, model_name=name)

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from .receptive import Field
+from ..receptive.tracker import Field
 
 
 def _num(v: float) -> int | float:

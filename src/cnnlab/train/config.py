@@ -35,7 +35,7 @@ class Schedule(StrEnum):
 
 
 class Transfer(StrEnum):
-    """Transfer-learning modes ``--transfer`` accepts (see :mod:`cnnlab.train.transfer`)."""
+    """Transfer-learning modes ``--transfer`` accepts (see :mod:`cnnlab.transfer.policy`)."""
 
     SCRATCH = "scratch"
     FEATURES = "features"

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
     from ..data import DataBundle, ImageTensorDataset
     from ..data.transforms import Preprocess
-    from .runfolder import LoadedRun
+    from ..runfolder.folder import LoadedRun
 
 
 class Classifier(Protocol):
@@ -76,9 +76,9 @@ class EvalResult:
 
     def _repr_html_(self) -> str:
         """Accuracy, loss, per-class table and confusion matrix (:func:`cnnlab.report.evaluation_html`)."""
-        from ..report.notebook import evaluation_html
+        from .._show import html_of
 
-        return evaluation_html(self)
+        return html_of(self)
 
 
 @dataclass

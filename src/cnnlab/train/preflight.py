@@ -28,6 +28,7 @@ __all__ = [
     "apply_model_defaults",
     "check_devices",
     "check_model_fits",
+    "check_names",
     "check_transfer",
     "expected_image_shape",
 ]
@@ -46,10 +47,7 @@ def apply_model_defaults(cfg: TrainConfig) -> tuple[TrainConfig, list[str]]:
         ModelError: The registry entry recommends an option cnnlab does not know.
     """
     from ..models._registry import get_entry
-    from ..models.spec import is_spec
 
-    if is_spec(cfg.model_name):  # a layer spec string recommends nothing
-        return (cfg if cfg.lr is not None else cfg.replace(lr=DEFAULT_LR)), []
     entry = get_entry(cfg.model_name)
     unknown = sorted(set(entry.defaults) - set(OPEN_OPTIONS))
     if unknown:
@@ -64,6 +62,21 @@ def apply_model_defaults(cfg: TrainConfig) -> tuple[TrainConfig, list[str]]:
     notices.append(f"learning rate {float(recommended):g}, recommended for {cfg.model_name} "
                    "(give `lr` to choose another)")
     return cfg.replace(lr=float(recommended)), notices
+
+
+def check_names(cfg: TrainConfig) -> None:
+    """The model (a registry name or a layer spec, parsed now) and the augmentation preset exist.
+
+    Cheap (no training imports): a command calls it before the slow work, naming the token at fault.
+
+    Raises:
+        ModelArgumentError: An unknown model or a malformed spec; DataArgumentError: an unknown preset.
+    """
+    from ..data.transforms import get_preset
+    from ..models._registry import get_entry
+
+    get_entry(cfg.model_name)
+    get_preset(cfg.augment)
 
 
 def check_transfer(cfg: TrainConfig) -> None:
@@ -124,7 +137,7 @@ def expected_image_shape(cfg: TrainConfig) -> tuple[int, ...]:
     from ..data import DEFAULT_FOLDER_SIZE, load_data
     from ..data.datasets import list_datasets
     from ..data.series import is_series_spec
-    from .build import weights_preprocessing
+    from .recipe import weights_preprocessing
 
     if is_series_spec(cfg.data):
         return load_data(cfg.data, val_split=cfg.val_split, seed=cfg.seed, limit=cfg.limit).image_shape
@@ -140,7 +153,7 @@ def _architecture(cfg: TrainConfig, in_chans: int) -> nn.Module:
     """The run's network built on the meta device: its shapes without its memory or its weights."""
     import torch
 
-    from .build import build_model
+    from .recipe import build_model
 
     with torch.device("meta"):
         return build_model(cfg.replace(pretrained=False, weights=None), in_chans=in_chans, num_classes=2)
@@ -167,13 +180,12 @@ def check_model_fits(
     """
     from ..memory import check_memory, dry_forward, fit_error
     from ..models._registry import get_entry
-    from ..models.spec import is_spec
 
     net = model if model is not None else _architecture(cfg, shape[0])
     probe = dry_forward(net, shape)
     size = "x".join(map(str, shape))
     if probe.failed is not None:
-        if is_spec(cfg.model_name):
+        if get_entry(cfg.model_name).sized_by_input:
             own = "use a larger `img_size` or fewer downsampling layers in the spec"
         else:
             own = f"use `img_size` {get_entry(cfg.model_name).input_size[-1]} ({cfg.model_name}'s size)"

@@ -4,7 +4,7 @@
 :mod:`.preflight` (the model's recommended options, devices, a frozen random backbone, whether the
 model fits the data's images and the memory budget), :func:`prepare_run_dir` (an unwritable ``--out``
 or a bad ``--resume`` fails before any work; what a killed run left half-written is removed),
-:func:`load_training_data` (sized for the starting weights), :func:`~cnnlab.train.build.build_model`
+:func:`load_training_data` (sized for the starting weights), :func:`~cnnlab.train.recipe.build_model`
 (the same recipe ``load_run`` uses), :func:`training_setup` (freezing policy, normalisation, the data
 module: images, or cached embeddings for ``--transfer features``, and the Lightning module),
 :func:`build_trainer`, :func:`run_trainer` and :func:`finish_run` (export of the best weights). A run
@@ -24,9 +24,9 @@ from typing import TYPE_CHECKING, Any
 from .._io import ensure_writable_dir, remove_orphan_temps, write_json
 from .._perf import tune_allocator
 from ..errors import DataError, DiskFullError, TrainingError
-from .build import build_model, normalization, output_count, weights_preprocessing
+from ..runfolder.folder import check_resume, export_best, finished_run, write_setup
+from ..runfolder.outcome import RunResult, extend_error, keep_best, nothing_to_do
 from .config import TrainConfig
-from .outcome import RunResult, extend_error, keep_best, nothing_to_do
 from .preflight import (
     apply_model_defaults,
     check_devices,
@@ -34,14 +34,14 @@ from .preflight import (
     check_transfer,
     expected_image_shape,
 )
-from .runfolder import check_resume, export_best, finished_run, write_setup
+from .recipe import build_model, normalization, output_count, weights_preprocessing
 
 if TYPE_CHECKING:
     import lightning as L
     from torch import nn
 
     from ..data import DataBundle
-    from .transfer import FreezePolicy
+    from ..transfer.policy import FreezePolicy
 
 
 @dataclass
@@ -118,8 +118,8 @@ def load_training_data(cfg: TrainConfig) -> DataBundle:
 def _embedding_datamodule(cfg: TrainConfig, bundle: DataBundle, model: nn.Module, mean: Any, std: Any) -> Any:
     """``--transfer features`` without augmentation: the backbone runs once, its embeddings are cached."""
     from .._progress import progress_bar
-    from . import embeddings
-    from .on_embeddings import embedding_datamodule
+    from ..transfer import embeddings
+    from ..transfer.on_embeddings import embedding_datamodule
 
     cache = Path(cfg.cache_dir) if cfg.cache_dir else embeddings.default_cache_dir()
     key = {"model": cfg.model, "weights": str(cfg.weights or cfg.pretrained)}
@@ -144,9 +144,9 @@ def training_setup(
     and ``--head logreg`` is fitted in closed form).
     """
     from ..models.surgery import HeadKind
-    from .embeddings import use_embedding_cache
+    from ..transfer.embeddings import use_embedding_cache
+    from ..transfer.policy import FreezePolicy
     from .module import ClassifierModule
-    from .transfer import FreezePolicy
 
     in_chans = int(bundle.image_shape[0])
     policy = FreezePolicy.from_config(cfg)
@@ -155,7 +155,7 @@ def training_setup(
     trained: nn.Module = model
     callbacks: list[Any] = [policy]
     if use_embedding_cache(cfg):
-        from .on_embeddings import EmbeddingHead, LogRegHead
+        from ..transfer.on_embeddings import EmbeddingHead, LogRegHead
 
         dm = _embedding_datamodule(cfg, bundle, model, mean, std)
         trained = EmbeddingHead(model)
@@ -287,6 +287,19 @@ def finish_run(
     return result
 
 
+def quiet_lightning() -> None:
+    """Silence Lightning's banner lines and known-harmless warnings (cnnlab's messages say what matters)."""
+    import logging
+    import warnings
+
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=r".*LeafSpec.*")
+    warnings.filterwarnings("ignore", message=r".*Checkpoint directory .* exists and is not empty.*")
+    warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=r".*litlogger.*")
+
+
 def fit(
     config: TrainConfig,
     *,
@@ -353,6 +366,7 @@ __all__ = [
     "fit",
     "load_training_data",
     "prepare_run_dir",
+    "quiet_lightning",
     "run_trainer",
     "training_setup",
 ]

@@ -3,14 +3,13 @@
 A run's network is the registry's model (pretrained when the config says so), its head configured for
 the data (:func:`~cnnlab.models.surgery.configure_head`), its stem adapted to the data's channels
 (:func:`~cnnlab.models.surgery.adapt_in_chans`) and its parameters frozen as the transfer mode leaves
-them at the end of training (:mod:`cnnlab.train.freezing`: loading a run needs no Lightning). Training
+them at the end of training (:mod:`cnnlab.transfer.freezing`: loading a run needs no Lightning). Training
 builds it with the weights; ``load_run`` builds the same architecture without them and loads
 ``model.safetensors``.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .config import TrainConfig
@@ -29,9 +28,7 @@ def weights_preprocessing(cfg: TrainConfig) -> PretrainedCfg | None:
     Read from the registry without building the model, so the data can be sized before the model is
     built: a pretrained source or a local weights file of a zoo architecture records its input size.
     """
-    from ..models.spec import is_spec
-
-    if not cfg.pretrained or is_spec(cfg.model_name):
+    if not cfg.pretrained:
         return None
     from ..models._registry import get_entry
 
@@ -46,10 +43,7 @@ def output_count(cfg: TrainConfig, n_classes: int) -> int:
     dataset; otherwise the head gets ``n_classes`` outputs.
     """
     from ..models._registry import get_entry
-    from ..models.spec import is_spec
 
-    if is_spec(cfg.model_name):
-        return n_classes
     return 1 if (get_entry(cfg.model_name).num_classes == 1 and n_classes == 2) else n_classes
 
 
@@ -73,19 +67,14 @@ def build_model(
         ModelError: An unknown model, weights that do not fit, a model without a classifier.
     """
     from ..models import create_model
-    from ..models.spec import build_from_spec, default_input_size, is_spec
+    from ..models._registry import get_entry
     from ..models.surgery import adapt_in_chans, classifier_layer, configure_head
-    from .freezing import apply_transfer, mode_at
+    from ..transfer.freezing import apply_transfer, mode_at
 
     pretrained: bool | str = cfg.weights or cfg.pretrained
-    if is_spec(cfg.model_name):  # a layer spec string: GAP head, any input size (series: any length)
-        size = (in_chans, *default_input_size(cfg.model_name)[1:])
-        model: nn.Module = build_from_spec(cfg.model_name, head="gap", input_size=size,
-                                           num_classes=num_classes)
-        if cfg.weights:
-            from ..models._weights import load_weights_file
-
-            load_weights_file(model, Path(cfg.weights), model_name="the spec")
+    if get_entry(cfg.model_name).sized_by_input:  # a layer spec: built for the data, weights or not
+        model: nn.Module = create_model(cfg.model_name, pretrained=cfg.weights or False, in_chans=in_chans,
+                                        num_classes=num_classes)
     else:
         model = create_model(cfg.model, pretrained=pretrained, in_chans=None if pretrained else in_chans)
     default = classifier_layer(model).out_features  # a base without classifier cannot be trained: says so

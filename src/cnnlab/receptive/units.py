@@ -1,6 +1,6 @@
 """The conv stages of a model and where each unit of their maps looks on the input.
 
-Where each unit looks is the summary's :class:`~cnnlab.summary.receptive.FieldTracker`: field size and
+Where each unit looks is the summary's :class:`~cnnlab.receptive.tracker.FieldTracker`: field size and
 jump of every tensor and where the field of unit 0 starts (``start``; padding moves it), so unit ``u``
 sees input pixels ``start + u * jump`` to ``start + u * jump + rf - 1`` (clipped to the image).
 
@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..summary.receptive import FieldTracker
+from .tracker import FieldTracker
 
 __all__ = ["Box", "Stage", "conv_stages"]
 

@@ -1,6 +1,6 @@
 """The schema of a run folder's small files, checked before anything uses them.
 
-A run folder is read back by :func:`~cnnlab.train.runfolder.load_run`, ``--resume`` and the report. Each
+A run folder is read back by :func:`~cnnlab.runfolder.folder.load_run`, ``--resume`` and the report. Each
 reader here checks one file against what :mod:`cnnlab.train.run` writes and ends a damaged file in one
 line that names the file, the key and the fix, instead of a ``TypeError``, a ``KeyError`` or a model
 that predicts "nan%":

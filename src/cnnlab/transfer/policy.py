@@ -4,7 +4,7 @@ Modes (``--transfer``):
 
 * ``scratch``: everything trainable (random init; use ``backbone_lr_mult=1``).
 * ``features``: only ``model.head`` trains; the backbone is a fixed feature extractor. With no
-  augmentation the embeddings are computed once and cached (:mod:`cnnlab.train.embeddings`).
+  augmentation the embeddings are computed once and cached (:mod:`cnnlab.transfer.embeddings`).
 * ``partial``: the head plus the last ``unfreeze`` entries of ``model.blocks`` and every backbone
   parameter registered after them (e.g. EfficientNet's ``conv_head``/``bn2`` after its last stage), or
   exactly the modules named by ``--unfreeze-layers``.
@@ -21,7 +21,7 @@ mode (``partial``/``full``). The optimizer always holds the backbone group (froz
 gradient, so optimizers skip them), and the mode of an epoch is a pure function of the epoch number:
 ``--resume`` mid-schedule restores exactly the right ``requires_grad`` map and optimizer state.
 
-Where it is used: :func:`cnnlab.train.build.build_model` applies the policy of the run's last epoch
+Where it is used: :func:`cnnlab.train.recipe.build_model` applies the policy of the run's last epoch
 (so ``load_run`` rebuilds the trained ``requires_grad`` map), and ``fit`` passes the policy to the
 Trainer as a callback and builds the optimizer from :meth:`FreezePolicy.param_groups`. Heads and
 grey stems are model surgery (:mod:`cnnlab.models.surgery`).

@@ -4,7 +4,7 @@ What is cached is exactly what the trainable part of the head consumes.
 :func:`~cnnlab.models.surgery.split_head` cuts ``model.head`` into a parameter-free prefix (global
 pooling, flatten) and the rest, so that ``model.forward_head(f) == rest(prefix(f))``; the cache holds
 ``prefix(forward_features(x))`` (pooled: 1,280 floats per image for efficientnet_lite0 instead of
-62,720), and :mod:`cnnlab.train.on_embeddings` trains ``rest``, whose parameters *are* ``model.head``'s.
+62,720), and :mod:`cnnlab.transfer.on_embeddings` trains ``rest``, whose parameters *are* ``model.head``'s.
 The backbone runs in eval mode, as the freezing policy runs it during training, so training on the
 cache gives the result of training without it (same batches, same seed) up to float rounding of the
 batched convolutions.
@@ -34,7 +34,7 @@ from torch import nn
 from .._io import save_safetensors
 from ..errors import TrainingError
 from ..models.surgery import HeadKind, split_head
-from .config import TrainConfig, Transfer
+from ..train.config import TrainConfig, Transfer
 
 __all__ = ["Embeddings", "compute_embeddings", "default_cache_dir", "use_embedding_cache"]
 

@@ -12,7 +12,7 @@ Layout::
     checkpoints/best.ckpt  lowest validation loss;  checkpoints/last.ckpt  end of the last epoch
     model.safetensors      the best weights, loadable without Lightning
 
-:func:`load_run` rebuilds the model with the same :func:`~cnnlab.train.build.build_model` that
+:func:`load_run` rebuilds the model with the same :func:`~cnnlab.train.recipe.build_model` that
 training used, then loads ``model.safetensors``. :func:`resume_config` and :func:`check_resume` decide
 what ``--resume`` continues. Every file is written atomically.
 """
@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING, Any
 
 from .._io import save_safetensors, write_json, write_text
 from ..errors import CnnlabError, TrainingError
-from .config import TrainConfig
-from .runschema import RunFileError, check_checkpoint, read_classes, read_info
+from ..train.config import TrainConfig
+from .schema import RunFileError, check_checkpoint, read_classes, read_info
 
 if TYPE_CHECKING:
     from torch import nn
@@ -240,7 +240,7 @@ def load_run(path: str | Path) -> LoadedRun:
     """
     from safetensors.torch import load_file
 
-    from .build import build_model, output_count
+    from ..train.recipe import build_model, output_count
 
     run_dir = Path(path)
     needed = ["config.yaml", "classes.json", "run.json", "model.safetensors"]

@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 from .._io import write_json
 from ..errors import CnnlabError, DiskFullError
-from .config import TrainConfig
-from .runfolder import export_best
-from .runschema import RunFileError
+from ..train.config import TrainConfig
+from .folder import export_best
+from .schema import RunFileError
 
 if TYPE_CHECKING:
     from torch import nn
@@ -121,7 +121,7 @@ def keep_best(
 
 def nothing_to_do(cfg: TrainConfig, info: dict[str, Any], *, rank: int = 0) -> RunResult:
     """The result of resuming a finished run (``info``: its ``run.json``): nothing trained or written."""
-    from .callbacks import read_metrics
+    from ..train.callbacks import read_metrics
 
     rows = read_metrics(cfg.run_dir / "metrics.csv")
     return RunResult(

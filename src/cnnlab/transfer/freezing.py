@@ -1,9 +1,9 @@
 """Freezing without Lightning: which parameters train in each transfer mode, and the optimizer groups.
 
 Pure functions on a model (``requires_grad``, batch-norm modes, parameter counts and groups), used by the
-:class:`~cnnlab.train.transfer.FreezePolicy` callback during training and by
-:func:`~cnnlab.train.build.build_model` when a run is rebuilt (``load_run`` must not need Lightning).
-The modes are described in :mod:`cnnlab.train.transfer`.
+:class:`~cnnlab.transfer.policy.FreezePolicy` callback during training and by
+:func:`~cnnlab.train.recipe.build_model` when a run is rebuilt (``load_run`` must not need Lightning).
+The modes are described in :mod:`cnnlab.transfer.policy`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from torch import nn
 
 from ..errors import ModelArgumentError, ModelError
 from ..models.surgery import get_head
-from .config import Transfer as TransferMode
+from ..train.config import Transfer as TransferMode
 
 __all__ = [
     "ParamCounts",

@@ -20,8 +20,8 @@ import torch
 from torch import nn
 
 from ..errors import ModelArgumentError
+from ..interpret.hooks import resolve_layer, run_until, truncated_capture
 from ..summary import Field, FieldTracker
-from .hooks import resolve_layer, run_until, truncated_capture
 
 __all__ = ["LayerField", "ReceptiveFieldView", "receptive_field_view"]
 
@@ -96,6 +96,19 @@ class ReceptiveFieldView:
         sb = self.support_box()
         top, left, bottom, right = self.box
         return sb is None or (sb[0] >= top and sb[1] >= left and sb[2] <= bottom and sb[3] <= right)
+
+    def describe(self) -> str:
+        """One line: the unit's field in pixels and where it lies, its jump, and the effective field."""
+        top, left, bottom, right = (int(v) if float(v).is_integer() else v for v in self.box)
+        sb = self.support_box()
+        where = "inside" if self.support_inside() else "OUTSIDE"
+        effective = (f"gradient non-zero on rows {sb[0]}..{sb[2]}, cols {sb[1]}..{sb[3]} ({where} the field)"
+                     if sb else "gradient zero")
+        jump = self.field.jump or (0.0, 0.0)
+        jump_text = f"{jump[0]:g}" if jump[0] == jump[1] else f"{jump[0]:g}x{jump[1]:g}"
+        return (f"{self.layer}: unit {self.unit} sees {self.field.rf[0]}x{self.field.rf[1]} px "
+                f"(rows {top}..{bottom}, cols {left}..{right}), jump {jump_text} px; {effective} "
+                f"over {self.inputs}")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form (``cnnlab rf --json``)."""

@@ -1,0 +1,256 @@
+"""Measurements of a run or a model, written as figures and JSON and returned as records.
+
+One function per measurement, the same for the CLI (``cnnlab evaluate|probe|invariance|rf|arithmetic``,
+whose ``--json`` prints the record) and a notebook: :func:`evaluation_files`, :func:`probe_files`,
+:func:`invariance_files`, :func:`receptive_field_files`, :func:`arithmetic_files`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .._io import ensure_writable_dir, save_figure, write_json
+from ..errors import ArgumentError, CnnlabError
+
+if TYPE_CHECKING:
+    from ..receptive.view import ReceptiveFieldView
+    from ..summary.arithmetic import ConvArithmetic
+    from ..train.evaluate import EvalResult
+
+__all__ = ["EvaluationFiles", "angles", "arithmetic_files", "evaluation_files", "invariance_files",
+           "probe_files", "receptive_field_files"]
+
+#: A progress callback ``(done, total)`` of a long measurement.
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class EvaluationFiles:
+    """What :func:`evaluation_files` measured and wrote.
+
+    Attributes:
+        result: The evaluation.
+        data: The data SPEC it ran on.
+        record: The ``--json`` record (the result plus ``"weights": "trained"``).
+        written: Where the JSON and the confusion matrix went (``"nowhere (...)"`` for a read-only folder).
+        gallery: The top-losses figure, or None when none was drawn.
+    """
+
+    result: EvalResult
+    data: str
+    record: dict[str, Any]
+    written: str
+    gallery: Path | None
+
+
+def evaluation_files(run: Path, *, data: str | None = None, batch_size: int = 256,
+                     top_losses: int = 10) -> EvaluationFiles:
+    """Evaluate a run folder and write evaluation.json, confusion.png and top_losses.png into it.
+
+    Args:
+        run: The run folder.
+        data: Evaluate on this SPEC's val split (default: the run's).
+        batch_size: Images per forward pass.
+        top_losses: How many highest-loss images to list (and draw, with their Grad-CAM).
+
+    Returns:
+        The result and where it went (a read-only folder still gets the numbers back).
+    """
+    from ..runfolder.folder import load_run
+    from ..train.evaluate import evaluate, load_eval_data
+    from .plots import confusion_figure
+
+    loaded = load_run(run)
+    dataset, spec = load_eval_data(loaded, data)
+    result = evaluate(loaded, dataset, spec=spec, batch_size=batch_size, top_losses=top_losses)
+    doc = {**result.to_dict(), "weights": "trained"}  # a run folder: the weights it learned
+    images = len(loaded.image_size) == 3  # the gallery draws images; series' maps are explain's figure
+    gallery: Path | None = run / "top_losses.png" if result.top_losses and images else None
+    try:
+        write_json(run / "evaluation.json", {"data": spec, **doc})
+        save_figure(run / "confusion.png", confusion_figure(result.confusion, result.classes))
+        where = f"{run / 'evaluation.json'} and {run / 'confusion.png'}"
+        if gallery is not None:
+            from ..interpret.top_losses import top_loss_gallery
+            from .evaluation_plots import top_losses_figure
+
+            save_figure(gallery, top_losses_figure(top_loss_gallery(loaded, dataset, result)))
+    except OSError as exc:
+        where, gallery = f"nowhere ({run} is not writable: {exc.strerror})", None
+    return EvaluationFiles(result, spec, doc, where, gallery)
+
+
+def probe_files(run: Path, *, data: str | None = None, limit: int | None = None, map_points: int = 1000,
+                tsne: bool = True, seed: int = 0, out: Path | None = None,
+                cache_dir: str | os.PathLike[str] | None = None,
+                progress: Progress | None = None) -> dict[str, Any]:
+    """Linear probes on the pooled output of each stage and a map of the last embedding.
+
+    Writes probe.png, embedding_map.png and probe.json into ``out`` (default: the run folder).
+
+    Returns:
+        ``{run, data, figures, stages: [{name, dim, train_accuracy, val_accuracy}], chance, map_points,
+        pca_variance, cached}``.
+    """
+    from ..interpret.probe import load_run_data, probe_run
+    from ..runfolder.folder import load_run
+    from ..transfer.embeddings import default_cache_dir
+    from .measure_plots import embedding_map_figure, probe_figure
+
+    loaded = load_run(run)
+    folder = out or run
+    ensure_writable_dir(folder, option="--out")
+    bundle = load_run_data(loaded, data, limit=limit)
+    result = probe_run(loaded, bundle, map_points=map_points, tsne=tsne, seed=seed,
+                       cache_dir=cache_dir or default_cache_dir(), progress=progress)
+    name = f"{loaded.config.model} ({run})"
+    figures = {"probe": folder / "probe.png", "embedding_map": folder / "embedding_map.png"}
+    save_figure(figures["probe"], probe_figure(result, title=f"{name}: linear probes by depth"))
+    save_figure(figures["embedding_map"], embedding_map_figure(result))
+    doc: dict[str, Any] = {"run": str(run), "data": data or loaded.config.data,
+                           "figures": {k: str(v) for k, v in figures.items()}, **result.to_dict()}
+    write_json(folder / "probe.json", doc)
+    return doc
+
+
+def angles(text: str) -> list[float]:
+    """``"5,10,15"`` -> rotation angles in degrees."""
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        message = f"{text!r}: give degrees separated by commas, e.g. 5,10,15"
+        raise ArgumentError(message, param="angles") from None
+
+
+def invariance_files(runs: Sequence[Path], *, out: Path, max_shift: int = 4,
+                     degrees: Sequence[float] = (5, 10, 15, 20), batch_size: int = 256,
+                     progress: Callable[[str], Any] | None = None) -> dict[str, Any]:
+    """Accuracy of each run on its validation images shifted by 0..k pixels and rotated: one curve per run.
+
+    Writes the figure ``out`` and, beside it, the same name with .json. Shift 0 is exactly
+    ``cnnlab evaluate``'s accuracy.
+
+    Args:
+        runs: Run folders to compare.
+        out: The figure.
+        max_shift: Largest shift in pixels.
+        degrees: Rotation angles.
+        batch_size: Images per forward pass.
+        progress: ``progress(label)`` -> a context manager yielding a ``(done, total)`` callback.
+
+    Returns:
+        ``{figure, runs: [{run, model, data, images, chance, shifts, shift_accuracy, angles,
+        rotation_accuracy}]}``.
+    """
+    from contextlib import nullcontext
+
+    from ..interpret.invariance import measure_invariance
+    from ..runfolder.folder import load_run
+    from ..train.evaluate import load_eval_data
+    from .measure_plots import invariance_figure
+
+    ensure_writable_dir(out.parent if str(out.parent) else Path("."), option="--out")
+    loaded = [load_run(r) for r in runs]  # every folder is checked before the slow part
+    curves = []
+    for r in loaded:
+        dataset, spec = load_eval_data(r)
+        with (progress(f"invariance: {r.path}") if progress else nullcontext(None)) as update:
+            curves.append(measure_invariance(r, dataset, max_shift=max_shift, angles=list(degrees), spec=spec,
+                                             batch_size=batch_size, progress=update))
+    save_figure(out, invariance_figure(curves))
+    doc = {"figure": str(out), "runs": [c.to_dict() for c in curves]}
+    write_json(out.with_suffix(".json"), doc)
+    return doc
+
+
+def receptive_field_files(target: str, *, out: Path, image: Path | None = None, layer: str = "auto",
+                          input_size: tuple[int, int, int] | None = None, samples: int = 16,
+                          seed: int = 0) -> tuple[ReceptiveFieldView, dict[str, Any], list[str]]:
+    """The receptive field of a layer's centre unit, theoretical and effective, drawn on the input.
+
+    Args:
+        target: A run folder, a registry name or a layer spec.
+        out: The figure.
+        image: An image to draw on (default: a grey canvas, the effective field over random images).
+        layer: ``auto`` (the CAM layer), a dotted name or ``Type:index``.
+        input_size: (C, H, W); default: the model's own.
+        samples: Random images the effective field is averaged over (without ``image``).
+        seed: Seed of the random images.
+
+    Returns:
+        The view, the record ``{source, figure, model, layer, input_size, output_shape, unit,
+        receptive_field, jump, box, effective, layers, learned}`` and the model's notices.
+    """
+    import dataclasses
+
+    import torch
+
+    from ..receptive.view import receptive_field_view
+    from ..source import resolve_model
+    from .lecture_plots import receptive_field_figure
+
+    src = resolve_model(target, input_size=input_size)
+    ensure_writable_dir(out.parent if str(out.parent) else Path("."), option="--out")
+    size = input_size or src.image_size
+    if image is not None:
+        raw, x = dataclasses.replace(src.preprocess, image_size=size)([image])
+        canvas, label = raw[0], f"the image {image.name}"
+    else:
+        g = torch.Generator().manual_seed(seed)
+        noise = torch.randint(0, 256, (samples, *size), generator=g, dtype=torch.uint8)
+        x, canvas, label = src.preprocess.normalize(noise), None, f"{samples} random images"
+    view = receptive_field_view(src.model, x, layer=layer, model_name=src.label, inputs_label=label,
+                                learned=src.learned)
+    save_figure(out, receptive_field_figure(view, canvas))
+    return view, {"source": src.label, "figure": str(out), **view.to_dict()}, list(src.notices)
+
+
+def arithmetic_files(target: str | None, *, out: Path, layer: str = "Conv2d:0",
+                     input_size: tuple[int, int, int] | None = None, kind: str = "conv",
+                     numbers: dict[str, int | None] | None = None) -> tuple[ConvArithmetic, dict[str, Any]]:
+    """Convolution arithmetic of one layer: its grids and ``out = floor((n + 2p - d(k-1) - 1)/s) + 1``.
+
+    Args:
+        target: A model or run whose ``layer`` to draw, or None to give the numbers.
+        out: The figure.
+        layer: With ``target``: a conv or pool layer (name or ``Type:index``).
+        input_size: With ``target``: (C, H, W).
+        kind: Without ``target``: conv, maxpool or avgpool.
+        numbers: Without ``target``: ``{"n", "k", "p", "s", "d"}`` (None: 7, 3, 0, 1, 1).
+
+    Returns:
+        The arithmetic and the record ``{source, figure, layer, kind, n, k, padding, stride, dilation,
+        ceil_mode, out, formula: {rows, cols}, torch_out}`` (torch_out: the size PyTorch gives).
+    """
+    from ..summary import arithmetic as arith
+    from .lecture_plots import conv_arithmetic_figure
+
+    numbers = numbers or {}
+    if target is not None:
+        given = [f"`{name}`" for name, v in numbers.items() if v is not None]
+        if given:
+            raise CnnlabError(f"give MODEL `layer` NAME or the numbers ({', '.join(given)}), not both")
+        from ..source import resolve_model
+
+        src = resolve_model(target, input_size=input_size)
+        a = arith.layer_arithmetic(src.model, layer, input_size or src.image_size)  # type: ignore[arg-type]
+        label: str | None = src.label
+    else:
+        if kind not in ("conv", "maxpool", "avgpool"):
+            raise ArgumentError(f"{kind!r}: use conv, maxpool or avgpool", param="kind")
+        defaults = {"n": 7, "k": 3, "p": 0, "s": 1, "d": 1}
+        values: dict[str, int] = {name: v if numbers.get(name) is None else int(numbers[name] or 0)
+                                  for name, v in defaults.items()}
+        a = arith.arithmetic(values["n"], values["k"], p=values["p"], s=values["s"], d=values["d"],
+                             kind=kind)  # type: ignore[arg-type]
+        label = None
+    torch_out = arith.torch_output(a)
+    if torch_out != a.out:  # the formula is the definition PyTorch implements: a mismatch is a bug here
+        raise RuntimeError(f"formula gives {a.out}, PyTorch {torch_out} for {a}")
+    ensure_writable_dir(out.parent if str(out.parent) else Path("."), option="--out")
+    save_figure(out, conv_arithmetic_figure(a))
+    return a, {"source": label, "figure": str(out), **a.to_dict(), "torch_out": list(torch_out)}
