@@ -42,12 +42,8 @@ def train(
     transfer: Transfer = typer.Option(
         Transfer.SCRATCH, "--transfer", help="how much of a pretrained net trains"
     ),
-    epochs: int | None = typer.Option(
-        None, "--epochs", show_default=False, help="[default: 10; 150 on series data (ucr:, series:)]"
-    ),
-    batch_size: int | None = typer.Option(
-        None, "--batch-size", show_default=False, help="[default: 64; 16 on series data]"
-    ),
+    epochs: int | None = typer.Option(None, "--epochs", help="[default: 10; 150 on series data]"),
+    batch_size: int | None = typer.Option(None, "--batch-size", help="[default: 64; 16 on series data]"),
     lr: float | None = typer.Option(
         None, "--lr", show_default=False,
         help="learning rate (of the head when transferring) [default: the model's recommended one "
@@ -56,9 +52,7 @@ def train(
     backbone_lr_mult: float = typer.Option(0.1, "--backbone-lr-mult", help="backbone lr = lr x this"),
     weight_decay: float = typer.Option(0.0, "--weight-decay"),
     optimizer: Optimizer = typer.Option(Optimizer.ADAM, "--optimizer"),
-    schedule: Schedule | None = typer.Option(
-        None, "--schedule", show_default=False, help="[default: none; cosine on series data]"
-    ),
+    schedule: Schedule | None = typer.Option(None, "--schedule", help="[default: none; cosine on series]"),
     augment: str = typer.Option(
         "none", "--augment", help="augmentation preset (registry: cnnlab.data.transforms)"
     ),

@@ -344,10 +344,10 @@ def load_data(
         raise DataArgumentError(f"{limit}: must be a positive number of samples per split", param="limit")
     opts = LoadOptions(data_dir, img_size, val_split, seed, limit, cache_dir, grayscale, progress, download,
                        use_cache)
-    from .series import is_series_spec, load_series
+    from .series import SeriesOptions, is_series_spec, load_series
 
     if is_series_spec(spec):  # ucr:NAME, series:FILE (cnnlab.data.series)
-        return load_series(spec, opts)
+        return load_series(spec, SeriesOptions(val_split, seed, limit))
     if spec in DATASETS:
         return DATASETS[spec](opts)
     path = Path(spec).expanduser()

@@ -24,9 +24,9 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -34,15 +34,21 @@ import torch
 from ..errors import DataArgumentError, DataError, did_you_mean
 from .core import DataBundle, ImageTensorDataset, stratified_split, stratified_take
 
-if TYPE_CHECKING:
-    from .datasets import LoadOptions
-
 #: The data SPEC prefixes of series data.
 UCR_PREFIX = "ucr:"
 FILE_PREFIX = "series:"
 SERIES_PREFIXES = (UCR_PREFIX, FILE_PREFIX)
 #: Suffixes ``series:FILE`` reads.
 SERIES_SUFFIXES = (".csv", ".tsv", ".txt", ".npy", ".npz")
+
+
+@dataclass(frozen=True)
+class SeriesOptions:
+    """The options of :func:`~cnnlab.data.load_data` that apply to series (sizes and colours do not)."""
+
+    val_split: float = 0.2
+    seed: int = 0
+    limit: int | None = None
 
 
 class SeriesDataset(ImageTensorDataset):
@@ -156,7 +162,7 @@ def _labels(y_train: np.ndarray, y_val: np.ndarray, spec: str
 
 
 def _bundle(spec: str, x_tr: np.ndarray, y_tr: np.ndarray, x_va: np.ndarray, y_va: np.ndarray,
-            opts: LoadOptions) -> DataBundle:
+            opts: SeriesOptions) -> DataBundle:
     if x_tr.shape[1:] != x_va.shape[1:]:
         raise DataError(f"{spec}: train series are {list(x_tr.shape[1:])} but validation series "
                         f"{list(x_va.shape[1:])}; give both splits the same channels and length",
@@ -177,7 +183,7 @@ def _ucr_arrays(name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarr
     return (*_read_ts(train, name), *_read_ts(test, name))
 
 
-def load_ucr(name: str, opts: LoadOptions) -> DataBundle:
+def load_ucr(name: str, opts: SeriesOptions) -> DataBundle:
     """``ucr:NAME``: the archive's TRAIN split for training, its TEST split for validation.
 
     Raises:
@@ -271,7 +277,7 @@ def _npz_arrays(path: Path) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, n
     return x, y, val
 
 
-def load_series_file(path: Path, opts: LoadOptions) -> DataBundle:
+def load_series_file(path: Path, opts: SeriesOptions) -> DataBundle:
     """``series:FILE``: your own series (see the module docstring for the layouts).
 
     Raises:
@@ -307,7 +313,7 @@ def load_series_file(path: Path, opts: LoadOptions) -> DataBundle:
     return _bundle(spec, x[tr], y[tr], x[va], y[va], opts)
 
 
-def load_series(spec: str, opts: LoadOptions) -> DataBundle:
+def load_series(spec: str, opts: SeriesOptions) -> DataBundle:
     """A series data SPEC (``ucr:NAME`` or ``series:FILE``) as a :class:`DataBundle` of float series.
 
     Args:

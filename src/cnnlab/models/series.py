@@ -11,7 +11,7 @@ review", the ``dl-4-tsc`` code) define the two reference deep models of the UCR/
   batch-norm, a 1-wide convolution + batch-norm shortcut where the channels change, batch-norm alone
   where they do not), global average pooling, dense softmax.
 
-Both are :func:`~cnnlab.models.spec.build_from_spec` networks (``conv1d``/``bn1d``/``res1d`` layers), so
+Both are layer-spec networks (``conv1d``/``bn1d``/``res1d`` layers, resolved as every spec is), so
 they follow the model contract, have a default CAM layer (the last ReLU before the pooling, the map
 Wang et al. draw their class activation maps from) and train, summarise and explain like the 2-D nets.
 Their recommended training options (:data:`SERIES_DEFAULTS`) are for the archive's small training sets.
@@ -22,8 +22,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ._registry import register_model
-from .spec import Head, SpecNet, build_from_spec
+from ._registry import create_model, register_model
+from .spec import SpecNet
 
 #: Layers of the FCN (Wang et al. 2017, Fig. 1): conv-BN-ReLU x 3, "same" padding, no pooling between.
 FCN_LAYERS = ("conv1d:128:8:padding=same bn1d relu conv1d:256:5:padding=same bn1d relu "
@@ -45,9 +45,10 @@ class SeriesNet:
     def build(self, *, num_classes: int | None = None, in_chans: int | None = None,
               pretrained: bool = False) -> SpecNet:
         """The network (``pretrained`` is accepted for the uniform builder signature: none exist)."""
-        c, length = SERIES_INPUT
-        return build_from_spec(self.layers, head=Head("gap"), input_size=(in_chans or c, length),
-                               num_classes=2 if num_classes is None else num_classes)
+        net = create_model(self.layers, num_classes=2 if num_classes is None else num_classes,
+                           in_chans=in_chans or SERIES_INPUT[0])  # the spec source builds it (GAP head)
+        assert isinstance(net, SpecNet)
+        return net
 
 
 SERIES_NETS = [
