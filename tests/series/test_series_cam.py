@@ -140,3 +140,20 @@ def test_cli_explain_series_figure_and_json(run: Path, tmp_path: Path) -> None:
                           "--out", str(tmp_path / "bad.png")],
                          capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and "0..1028" in bad.stderr
+
+
+def test_cli_evaluate_and_predict_on_series(run: Path, tmp_path: Path) -> None:
+    one = tmp_path / "one.npy"
+    np.save(one, load_data("ucr:ItalyPowerDemand").val.images[7].numpy())  # [C, L]
+    cmd = [sys.executable, "-m", "cnnlab", "predict", str(run), "ucr:ItalyPowerDemand:7", str(one), "--json"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    preds = json.loads(r.stdout)
+    assert [p["path"] for p in preds] == ["ucr:ItalyPowerDemand:7", str(one)]
+    assert preds[0]["predictions"] == preds[1]["predictions"]  # the same series, by index and from a file
+    r = subprocess.run([sys.executable, "-m", "cnnlab", "evaluate", str(run), "--json"], capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert sum(sum(row) for row in doc["confusion"]) == 1029  # the archive's whole TEST split
+    assert (run / "confusion.png").is_file() and not (run / "top_losses.png").exists()

@@ -188,15 +188,18 @@ def predict(
     --json prints [{path, predictions: [{class, probability}], weights}]; weights is trained, pretrained or
     random (a model with random weights also gets a warning: its predictions mean nothing).
     """
+    from ..data.series import names_series
     from ..options import run_and_images
     from ..report.explanations import image_paths
     from ..train.evaluate import predict as run_predict
+    from ..train.evaluate import predict_series
 
     run, images = run_and_images(inputs, model)
-    files = image_paths(images)  # missing files fail before the model loads
+    files = [] if names_series(images) else image_paths(images)  # missing files fail before the model loads
     src = load_source(run, model)
     skipped: list[tuple[str, str]] = []
-    preds = run_predict(src, files, top_k=top_k, batch_size=batch_size, skipped=skipped)
+    preds = (predict_series(src, images, top_k=top_k, batch_size=batch_size) if len(src.image_size) == 2 else
+             run_predict(src, files, top_k=top_k, batch_size=batch_size, skipped=skipped))
     for path, reason in skipped:  # on stderr: --json stdout stays machine-readable
         console.print(f"skipped {path}: {reason}", markup=False, highlight=False, soft_wrap=True)
     if not preds:

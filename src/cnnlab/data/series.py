@@ -13,6 +13,9 @@ Two data SPECs (see :func:`load_series`):
   [N, C, L]) and ``y`` ([N]), optionally ``x_val``/``y_val`` for a validation split of its own. Without
   one the validation split is ``val_split`` of the series, stratified by class.
 
+:func:`read_series_inputs` reads the series a command line names (``ucr:NAME[:INDEX]`` or files of one
+series) for ``explain`` and ``predict``.
+
 Series are float32 ``[N, C, L]`` (C > 1: multivariate, handled: the models take C input channels) and are
 used as they are (the archive's are z-normalised already). Series of unequal length or with missing
 values are refused in one line naming the dataset and the fix.
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -31,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import DataArgumentError, DataError, did_you_mean
+from ..errors import ArgumentError, DataArgumentError, DataError, did_you_mean
 from .core import DataBundle, ImageTensorDataset, stratified_split, stratified_take
 
 #: The data SPEC prefixes of series data.
@@ -355,3 +359,72 @@ def read_one_series(path: Path) -> np.ndarray:
     if arr.ndim != 2 or not np.isfinite(arr).all():
         raise DataError(f"{path}: one series [L] or [C, L] of finite numbers expected, got {list(arr.shape)}")
     return arr
+
+
+# ------------------------------------------------------------- series named on a command line
+
+
+def per_class_examples(dataset: ImageTensorDataset, per_class: int) -> list[int]:
+    """The first ``per_class`` indices of every class, class by class (deterministic)."""
+    picked: list[int] = []
+    for c in range(len(dataset.classes)):
+        picked += (dataset.labels == c).nonzero().flatten()[:per_class].tolist()
+    return picked
+
+
+def _from_spec(item: str, per_class: int) -> tuple[torch.Tensor, list[str], list[str]]:
+    """``ucr:NAME[:I]`` -> (series [n, C, L], names, class names) from the validation split."""
+    spec, index = item, None
+    head, _, tail = item.rpartition(":")
+    if tail.isdigit() and head.count(":") >= 1:
+        spec, index = head, int(tail)
+    val = load_series(spec, SeriesOptions()).val
+    if index is None:
+        picks = per_class_examples(val, per_class)
+    elif not 0 <= index < len(val):
+        raise DataError(f"{item}: {spec} has {len(val)} validation series; give an index 0..{len(val) - 1}")
+    else:
+        picks = [index]
+    x = val.images[picks].float()
+    return x, [f"{spec}:{i}" for i in picks], [val.classes[int(val.labels[i])] for i in picks]
+
+
+def names_series(items: Sequence[str]) -> bool:
+    """Do ``items`` all name series (``ucr:``/``series:`` SPECs, ``.npy``/``.csv``/``.tsv``/``.txt``)?"""
+    return bool(items) and all(is_series_spec(i) or Path(i).suffix.lower() in SERIES_SUFFIXES for i in items)
+
+
+def read_series_inputs(
+    items: list[str], *, per_class: int = 3
+) -> tuple[torch.Tensor, list[str], list[str | None]]:
+    """The series named on the command line (see the module docstring).
+
+    Args:
+        items: ``ucr:NAME``, ``ucr:NAME:I``, ``series:FILE[:I]`` or files holding one series.
+        per_class: Series per class for a bare data SPEC.
+
+    Returns:
+        (float [N, C, L], names, true class names or None where unknown).
+
+    Raises:
+        DataError: A file that is not one series, an index out of range, series of different shapes.
+    """
+    if not items:
+        raise ArgumentError("give at least one series: ucr:NAME[:INDEX], or a .npy/.csv file of one series")
+    parts: list[torch.Tensor] = []
+    names: list[str] = []
+    labels: list[str | None] = []
+    for item in items:
+        if is_series_spec(item):
+            x, n, lab = _from_spec(item, per_class)
+            parts.append(x)
+            names += n
+            labels += lab
+        else:
+            parts.append(torch.from_numpy(read_one_series(Path(item)))[None])
+            names.append(item)
+            labels.append(None)
+    shapes = sorted({tuple(p.shape[1:]) for p in parts})
+    if len(shapes) > 1:
+        raise DataError(f"series of different shapes {[list(s) for s in shapes]}; explain one kind at a time")
+    return torch.cat(parts), names, labels

@@ -5,7 +5,7 @@ of the last convolution's maps, so those weights say where in time the class was
 method of :data:`cnnlab.interpret.cam.CAM_METHODS` but Score-CAM works (:mod:`cnnlab.interpret.cam`
 handles ``[N, C, L]`` inputs); this module picks the series to explain and records the result.
 
-What ``cnnlab explain RUN SERIES...`` accepts (:func:`read_series_inputs`):
+What ``cnnlab explain RUN SERIES...`` accepts (:func:`cnnlab.data.series.read_series_inputs`):
 
 * ``ucr:NAME`` (or ``series:FILE``): a few series of each class of its validation split (the archive's
   TEST split): the first ``per_class`` of every class;
@@ -16,19 +16,17 @@ What ``cnnlab explain RUN SERIES...`` accepts (:func:`read_series_inputs`):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 
-from ..errors import ArgumentError, DataError
+from ..errors import DataError
 
 if TYPE_CHECKING:
-    from ..data import ImageTensorDataset
     from ..source import ModelSource
     from .targets import Target
 
-__all__ = ["SeriesCams", "explain_series", "is_series_source", "per_class_examples", "read_series_inputs"]
+__all__ = ["SeriesCams", "explain_series", "is_series_source"]
 
 
 @dataclass
@@ -83,71 +81,6 @@ def is_series_source(src: ModelSource) -> bool:
     return len(src.image_size) == 2
 
 
-def per_class_examples(dataset: ImageTensorDataset, per_class: int) -> list[int]:
-    """The first ``per_class`` indices of every class, class by class (deterministic)."""
-    picked: list[int] = []
-    for c in range(len(dataset.classes)):
-        picked += (dataset.labels == c).nonzero().flatten()[:per_class].tolist()
-    return picked
-
-
-def _from_spec(item: str, per_class: int) -> tuple[torch.Tensor, list[str], list[str]]:
-    """``ucr:NAME[:I]`` -> (series [n, C, L], names, class names) from the validation split."""
-    from ..data import load_data
-
-    spec, index = item, None
-    head, _, tail = item.rpartition(":")
-    if tail.isdigit() and head.count(":") >= 1:
-        spec, index = head, int(tail)
-    val = load_data(spec).val
-    if index is None:
-        picks = per_class_examples(val, per_class)
-    elif not 0 <= index < len(val):
-        raise DataError(f"{item}: {spec} has {len(val)} validation series; give an index 0..{len(val) - 1}")
-    else:
-        picks = [index]
-    x = val.images[picks].float()
-    return x, [f"{spec}:{i}" for i in picks], [val.classes[int(val.labels[i])] for i in picks]
-
-
-def read_series_inputs(
-    items: list[str], *, per_class: int = 3
-) -> tuple[torch.Tensor, list[str], list[str | None]]:
-    """The series named on the command line (see the module docstring).
-
-    Args:
-        items: ``ucr:NAME``, ``ucr:NAME:I``, ``series:FILE[:I]`` or files holding one series.
-        per_class: Series per class for a bare data SPEC.
-
-    Returns:
-        (float [N, C, L], names, true class names or None where unknown).
-
-    Raises:
-        DataError: A file that is not one series, an index out of range, series of different shapes.
-    """
-    from ..data.series import is_series_spec, read_one_series
-
-    if not items:
-        raise ArgumentError("give at least one series: ucr:NAME[:INDEX], or a .npy/.csv file of one series")
-    parts: list[torch.Tensor] = []
-    names: list[str] = []
-    labels: list[str | None] = []
-    for item in items:
-        if is_series_spec(item):
-            x, n, lab = _from_spec(item, per_class)
-            parts.append(x)
-            names += n
-            labels += lab
-        else:
-            parts.append(torch.from_numpy(read_one_series(Path(item)))[None])
-            names.append(item)
-            labels.append(None)
-    shapes = sorted({tuple(p.shape[1:]) for p in parts})
-    if len(shapes) > 1:
-        raise DataError(f"series of different shapes {[list(s) for s in shapes]}; explain one kind at a time")
-    return torch.cat(parts), names, labels
-
-
 def explain_series(
     src: ModelSource,
     items: list[str],
@@ -161,7 +94,7 @@ def explain_series(
 
     Args:
         src: A series model (a run folder of ``fcn1d``, ``resnet1d``, a 1-D spec, ...).
-        items: What :func:`read_series_inputs` reads.
+        items: What :func:`cnnlab.data.series.read_series_inputs` reads.
         method: A CAM method (not ``scorecam``).
         layer: ``"auto"`` (the model's default CAM layer) or a layer name.
         target: Class to explain (None: the predicted class).
@@ -173,6 +106,7 @@ def explain_series(
     Raises:
         DataError: Series whose channels differ from the model's.
     """
+    from ..data.series import read_series_inputs
     from .cam import explain
     from .metrics import target_probability
 
