@@ -14,9 +14,10 @@ import numpy as np
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
+    from ..data import ImageTensorDataset
     from ..interpret.series_cam import SeriesCams
 
-__all__ = ["series_cam_figure"]
+__all__ = ["series_cam_figure", "series_samples_figure"]
 
 
 def series_cam_figure(cams: SeriesCams, *, columns: int = 3) -> Figure:
@@ -69,4 +70,49 @@ def series_cam_figure(cams: SeriesCams, *, columns: int = 3) -> Figure:
         fig.colorbar(image, ax=list(axes[:n]), shrink=0.8, label=f"{cams.method} (0-1)")
     random = " (random weights)" if cams.weights == "random" else ""
     fig.suptitle(f"{cams.method} along time, layer {cams.layer}{random}", fontsize=10)
+    return fig
+
+
+def series_samples_figure(dataset: ImageTensorDataset, *, per_class: int = 4, augment: str | None = None,
+                          seed: int = 0, title: str = "") -> Figure:
+    """One panel per class: its first ``per_class`` series (first channel); with ``augment``, the first
+    series and three augmented copies of it (:class:`cnnlab.data.series_augment.SeriesAugment`, seeded).
+
+    Args:
+        dataset: A split of series ``[N, C, L]``.
+        per_class: Series drawn per class.
+        augment: A series augmentation preset (``series``), or None.
+        seed: Seed of the augmentation draws.
+        title: The figure's title.
+
+    Returns:
+        The figure.
+    """
+    from matplotlib.figure import Figure
+
+    from ..data.series_augment import SeriesAugment
+
+    classes = dataset.classes
+    cols = min(4, len(classes))
+    rows = (len(classes) + cols - 1) // cols
+    fig = Figure(figsize=(3.6 * cols, 2.4 * rows), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
+    aug = SeriesAugment(augment, seed=seed) if augment is not None else None
+    for c, ax in enumerate(axes):
+        if c >= len(classes):
+            ax.axis("off")
+            continue
+        index = (dataset.labels == c).nonzero().flatten()[:per_class]
+        if aug is None:
+            for i in index.tolist():
+                ax.plot(dataset.images[i, 0].numpy(), lw=0.9)
+        elif len(index):
+            first = dataset.images[index[:1]].float()
+            ax.plot(first[0, 0].numpy(), color="black", lw=1.4, label="original")
+            for _ in range(3):
+                ax.plot(aug(first)[0, 0].numpy(), lw=0.8, alpha=0.8)
+        ax.set_title(f"class {classes[c]}", fontsize=8)
+        ax.tick_params(labelsize=6)
+    fig.suptitle(title + (f" (augment={augment}: the first series, black, and 3 draws)" if augment else ""),
+                 fontsize=9)
     return fig
