@@ -19,18 +19,24 @@ checks each setting on the CAM record). The demo has an end-to-end test of its o
 from __future__ import annotations
 
 import difflib
+import json
 import math
 import os
 import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 GOLDEN = Path(__file__).parent / "files"
 #: Relative and absolute tolerance of the numbers (float32 kernels of different ISAs differ by ~1e-7).
 REL, ABS = 1e-4, 1e-5
+#: Numbers that are positions found by an argmax, with how far a near-tie may move them: the CAM peak of an
+#: untrained net sits on a plateau, and mnist_cnn's CAM layer is a 3x3 map on a 28 px input, so a tie
+#: between two cells moves it by up to one cell (28 / 3 px); seen with ONEDNN_MAX_CPU_ISA=AVX2 (24 -> 23, 27).
+POSITIONS = {"peak_yx": 10}
 #: The sample's classes drawn as images (the demo's first picks), written as ``images/<name>.png``.
 IMAGES = ("T-shirt/top", "Dress", "Shirt")
 #: Runs a command with denormals flushed to zero (a process setting torch has no environment variable for).
@@ -86,12 +92,28 @@ def cwd(tmp_path_factory: pytest.TempPathFactory) -> Path:
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?")
 
 
-def _numbers_differ(text: str, expected: str) -> list[str]:
+def _numbers(doc: Any, where: str = "") -> list[tuple[str, float]]:
+    """Every number of a JSON document with where it stands (``images.0.peak_yx.1``)."""
+    if isinstance(doc, dict):
+        return [n for key, value in doc.items() for n in _numbers(value, f"{where}.{key}")]
+    if isinstance(doc, list):
+        return [n for i, value in enumerate(doc) for n in _numbers(value, f"{where}.{i}")]
+    return [(where, float(doc))] if isinstance(doc, (int, float)) and not isinstance(doc, bool) else []
+
+
+def _numbers_differ(name: str, text: str, expected: str) -> list[str]:
     """The numbers of ``text`` that are not within tolerance of ``expected``'s (same masked text assumed)."""
+    if name.endswith(".json"):
+        pairs = zip(_numbers(json.loads(text)), _numbers(json.loads(expected)), strict=True)
+    else:
+        pairs = zip((("", float(v)) for v in _NUMBER.findall(text)),
+                    (("", float(v)) for v in _NUMBER.findall(expected)), strict=True)
     bad = []
-    for got, want in zip(_NUMBER.findall(text), _NUMBER.findall(expected), strict=True):
-        if not math.isclose(float(got), float(want), rel_tol=REL, abs_tol=ABS):
-            bad.append(f"{got} (golden {want})")
+    for (where, got), (_, want) in pairs:
+        moved = next((px for key, px in POSITIONS.items() if f".{key}." in f"{where}."), None)
+        close = math.isclose(got, want, rel_tol=REL, abs_tol=ABS)
+        if not (abs(got - want) <= moved if moved is not None else close):
+            bad.append(f"{where or 'number'}: {got:g} (golden {want:g})")
     return bad
 
 
@@ -108,7 +130,7 @@ def _check(name: str, text: str, update: bool) -> None:
                                     n=1)
         pytest.fail(f"{name}: the contract changed (the text around the numbers differs; regenerate only on "
                     "purpose)\n" + "\n".join(list(diff)[:60]))
-    bad = _numbers_differ(text, expected)
+    bad = _numbers_differ(name, text, expected)
     assert not bad, f"{name}: numbers off by more than rel {REL} / abs {ABS}: {bad[:10]}"
 
 

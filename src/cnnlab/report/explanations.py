@@ -13,7 +13,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .._io import save_figure
 from ..errors import ArgumentError, CnnlabError
 from ..options import at_least, parse_filters
 
@@ -92,6 +91,7 @@ def explain_images(src: ModelSource, paths: Sequence[str | Path], *, out: str | 
         peak_yx, [top_channels: [{channel, weight}], channels_figure], [deletion_auc, insertion_auc]}],
         [faithfulness_figure]}``.
     """
+    from .._io import save_figure  # looked up at each call, so a wrapper installed later is used
     from ..images import save_image
     from ..interpret.cam import explain, top_channels
     from ..interpret.metrics import deletion_insertion, target_probability
@@ -153,6 +153,7 @@ def feature_map_files(src: ModelSource, paths: Sequence[str | Path], *, out: str
         channel_max}`` or with ``channel`` ``{source, weights, images, layer, channel, figure, dead,
         active_fraction, image_max}``, and one line saying what the figure shows.
     """
+    from .._io import save_figure  # looked up at each call, so a wrapper installed later is used
     from ..interpret.feature_maps import channel_across_images, dead_filters, feature_maps
     from . import interpret_plots as plots
 
@@ -237,6 +238,7 @@ def dream_files(src: ModelSource, *, layer: str, out: Path, filters: str = "0-15
         ``{source, weights, layer, figure, steps, filters: [{filter, start, end}]}``: each filter's mean
         activation on the random start image and on the final image.
     """
+    from .._io import save_figure  # looked up at each call, so a wrapper installed later is used
     from ..interpret.filter_vis import visualize_filters
     from . import interpret_plots as plots
 

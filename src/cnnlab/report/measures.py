@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .._io import ensure_writable_dir, save_figure, write_json
+from .. import _io
 from ..errors import ArgumentError, CnnlabError
 
 if TYPE_CHECKING:
@@ -71,14 +71,14 @@ def evaluation_files(run: Path, *, data: str | None = None, batch_size: int = 25
     images = len(loaded.image_size) == 3  # the gallery draws images; series' maps are explain's figure
     gallery: Path | None = run / "top_losses.png" if result.top_losses and images else None
     try:
-        write_json(run / "evaluation.json", {"data": spec, **doc})
-        save_figure(run / "confusion.png", confusion_figure(result.confusion, result.classes))
+        _io.write_json(run / "evaluation.json", {"data": spec, **doc})
+        _io.save_figure(run / "confusion.png", confusion_figure(result.confusion, result.classes))
         where = f"{run / 'evaluation.json'} and {run / 'confusion.png'}"
         if gallery is not None:
             from ..interpret.top_losses import top_loss_gallery
             from .evaluation_plots import top_losses_figure
 
-            save_figure(gallery, top_losses_figure(top_loss_gallery(loaded, dataset, result)))
+            _io.save_figure(gallery, top_losses_figure(top_loss_gallery(loaded, dataset, result)))
     except OSError as exc:
         where, gallery = f"nowhere ({run} is not writable: {exc.strerror})", None
     return EvaluationFiles(result, spec, doc, where, gallery)
@@ -103,17 +103,17 @@ def probe_files(run: Path, *, data: str | None = None, limit: int | None = None,
 
     loaded = load_run(run)
     folder = out or run
-    ensure_writable_dir(folder, option="--out")
+    _io.ensure_writable_dir(folder, option="--out")
     bundle = load_run_data(loaded, data, limit=limit)
     result = probe_run(loaded, bundle, map_points=map_points, tsne=tsne, seed=seed,
                        cache_dir=cache_dir or default_cache_dir(), progress=progress)
     name = f"{loaded.config.model} ({run})"
     figures = {"probe": folder / "probe.png", "embedding_map": folder / "embedding_map.png"}
-    save_figure(figures["probe"], probe_figure(result, title=f"{name}: linear probes by depth"))
-    save_figure(figures["embedding_map"], embedding_map_figure(result))
+    _io.save_figure(figures["probe"], probe_figure(result, title=f"{name}: linear probes by depth"))
+    _io.save_figure(figures["embedding_map"], embedding_map_figure(result))
     doc: dict[str, Any] = {"run": str(run), "data": data or loaded.config.data,
                            "figures": {k: str(v) for k, v in figures.items()}, **result.to_dict()}
-    write_json(folder / "probe.json", doc)
+    _io.write_json(folder / "probe.json", doc)
     return doc
 
 
@@ -153,7 +153,7 @@ def invariance_files(runs: Sequence[Path], *, out: Path, max_shift: int = 4,
     from ..train.evaluate import load_eval_data
     from .measure_plots import invariance_figure
 
-    ensure_writable_dir(out.parent if str(out.parent) else Path("."), option="--out")
+    _io.ensure_writable_dir(out.parent if str(out.parent) else Path("."), option="--out")
     loaded = [load_run(r) for r in runs]  # every folder is checked before the slow part
     curves = []
     for r in loaded:
@@ -161,9 +161,9 @@ def invariance_files(runs: Sequence[Path], *, out: Path, max_shift: int = 4,
         with (progress(f"invariance: {r.path}") if progress else nullcontext(None)) as update:
             curves.append(measure_invariance(r, dataset, max_shift=max_shift, angles=list(degrees), spec=spec,
                                              batch_size=batch_size, progress=update))
-    save_figure(out, invariance_figure(curves))
+    _io.save_figure(out, invariance_figure(curves))
     doc = {"figure": str(out), "runs": [c.to_dict() for c in curves]}
-    write_json(out.with_suffix(".json"), doc)
+    _io.write_json(out.with_suffix(".json"), doc)
     return doc
 
 
@@ -194,7 +194,7 @@ def receptive_field_files(target: str, *, out: Path, image: Path | None = None, 
     from .lecture_plots import receptive_field_figure
 
     src = resolve_model(target, input_size=input_size)
-    ensure_writable_dir(out.parent if str(out.parent) else Path("."), option="--out")
+    _io.ensure_writable_dir(out.parent if str(out.parent) else Path("."), option="--out")
     size = input_size or src.image_size
     if image is not None:
         raw, x = dataclasses.replace(src.preprocess, image_size=size)([image])
@@ -205,7 +205,7 @@ def receptive_field_files(target: str, *, out: Path, image: Path | None = None, 
         x, canvas, label = src.preprocess.normalize(noise), None, f"{samples} random images"
     view = receptive_field_view(src.model, x, layer=layer, model_name=src.label, inputs_label=label,
                                 learned=src.learned)
-    save_figure(out, receptive_field_figure(view, canvas))
+    _io.save_figure(out, receptive_field_figure(view, canvas))
     return view, {"source": src.label, "figure": str(out), **view.to_dict()}, list(src.notices)
 
 
@@ -251,6 +251,6 @@ def arithmetic_files(target: str | None, *, out: Path, layer: str = "Conv2d:0",
     torch_out = arith.torch_output(a)
     if torch_out != a.out:  # the formula is the definition PyTorch implements: a mismatch is a bug here
         raise RuntimeError(f"formula gives {a.out}, PyTorch {torch_out} for {a}")
-    ensure_writable_dir(out.parent if str(out.parent) else Path("."), option="--out")
-    save_figure(out, conv_arithmetic_figure(a))
+    _io.ensure_writable_dir(out.parent if str(out.parent) else Path("."), option="--out")
+    _io.save_figure(out, conv_arithmetic_figure(a))
     return a, {"source": label, "figure": str(out), **a.to_dict(), "torch_out": list(torch_out)}

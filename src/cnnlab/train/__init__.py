@@ -1,10 +1,9 @@
 """Training: ``fit(config) -> run folder`` and reading runs back.
 
-Rooms: ``config`` (TrainConfig: every option), ``build`` (the one model recipe of fit and load_run),
-``run`` (fit as named steps), ``runfolder`` (the run folder: set-up files, resume, load_run), ``module``
-(the LightningModule), ``callbacks`` (metrics, guards, checkpoint I/O, progress), ``transfer`` (freeze
-policies, parameter groups), ``embeddings`` (the embedding cache), ``on_embeddings`` (training the
-head on it), ``evaluate`` (evaluate and predict).
+Rooms: ``config`` (TrainConfig: every option), ``recipe`` (the one model recipe of fit and load_run),
+``run`` (fit as named steps), ``preflight`` (what fit checks before slow work), ``module`` (the
+LightningModule), ``callbacks`` (metrics, guards, checkpoint I/O, progress), ``evaluate`` (evaluate and
+predict). The run folder is :mod:`cnnlab.runfolder`; transfer learning is :mod:`cnnlab.transfer`.
 
 Names are imported lazily so that ``import cnnlab.train`` stays cheap (Lightning loads on first use).
 """
