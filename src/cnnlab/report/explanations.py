@@ -60,6 +60,7 @@ def explain_series_files(src: ModelSource, items: Sequence[str], *, out: str | P
         ``{source, weights, method, layer, figure, series: [{series, label, target, class, predicted,
         probability, peak_sample}]}``.
     """
+    from .._io import save_figure  # looked up at each call, so a wrapper installed later is used
     from ..interpret.series_cam import explain_series
     from ..interpret.targets import parse_target
     from .series_plots import series_cam_figure
