@@ -15,7 +15,7 @@ What ``cnnlab explain RUN SERIES...`` accepts (:func:`cnnlab.data.series.read_se
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -44,6 +44,7 @@ class SeriesCams:
         classes: Class names of the model.
         method: CAM method.
         layer: Layer the maps were taken from.
+        weights: ``trained``, ``pretrained`` or ``random`` (the figure's title says random weights).
     """
 
     series: torch.Tensor
@@ -57,7 +58,6 @@ class SeriesCams:
     method: str
     layer: str
     weights: str = "trained"
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def records(self) -> list[dict[str, Any]]:
         """One ``--json`` record per series: source, true/explained/predicted class, peak sample."""

@@ -20,7 +20,6 @@ Their recommended training options (:data:`SERIES_DEFAULTS`) are for the archive
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from ._registry import create_model, register_model
 from .spec import SpecNet
@@ -63,8 +62,3 @@ SERIES_NETS = [
 for _net in SERIES_NETS:
     register_model(_net.name, family="series", input_size=SERIES_INPUT, num_classes=2,
                    description=_net.description)(_net.build)
-
-
-def describe() -> list[dict[str, Any]]:
-    """Name, layers and description of each registered series network (for docs and tests)."""
-    return [{"name": n.name, "layers": n.layers, "description": n.description} for n in SERIES_NETS]
