@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/cnnlab demo
 
-# One worker a core (pytest-xdist), a test file on one worker (module fixtures such as the golden demo run once).
+# One worker a core (pytest-xdist), a test file on one worker (module fixtures such as the demo run once).
 test: $(STAMP)
 	$(BIN)/python -m pytest -n auto --dist loadfile $(PYTEST_ARGS)
 

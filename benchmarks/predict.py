@@ -103,7 +103,7 @@ def _profile(argv: list[str], cache: Path, cwd: Path) -> dict[str, float]:
     parts = {
         ("cnnlab/cli.py", "<module>"): "importing the CLI",
         ("torch/__init__.py", "<module>"): "import torch",
-        ("cnnlab/_cli/interpret.py", "load_source"): "loading the run (its imports, network, weights)",
+        ("cnnlab/_cli/_app.py", "load_source"): "loading the run (its imports, network, weights)",
         ("cnnlab/train/evaluate.py", "predict"): "predict()",
         ("cnnlab/train/evaluate.py", "_logits"): "of it: forward passes",
         ("cnnlab/data/cache.py", "decode_files"): "of it: decode cache lookup + pixels",
