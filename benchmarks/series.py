@@ -83,7 +83,9 @@ def _markdown(rows: list[dict[str, Any]]) -> str:
         "the accuracy is on the archive's TEST split (cnnlab's validation split). *Last epoch* is the model "
         "after the last epoch (nothing chosen on the test split); *best checkpoint* is the exported "
         "lowest-validation-loss epoch, chosen on the test split and so optimistic. Medians of the seeds. "
-        "The machine (2 CPU cores) was shared with other jobs while this ran, so the times are rough.",
+        "The machine (2 CPU cores) was shared with other jobs while this ran (load average about 15), so the "
+        "times are rough; it ran as `OMP_NUM_THREADS=1 python benchmarks/series.py --datasets ItalyPowerDemand "
+        "GunPoint --models fcn1d` (one thread: two were slower on the loaded machine).",
         "",
         "| dataset | model | seeds | last epoch (median) | per seed | best checkpoint (median) | published "
         "| time / run |",
@@ -97,6 +99,12 @@ def _markdown(rows: list[dict[str, Any]]) -> str:
             f"| {r['dataset']} | {r['model']} | {len(r['seeds'])} | {r['last_epoch_median']:.1%} | {seeds} | "
             f"{r['best_checkpoint_median']:.1%} | {pub_text} | {r['seconds_median']:.0f} s |"
         )
+    ran = {(r["dataset"], r["model"]) for r in rows}
+    missing = [f"{m} on {d} (published {acc:.1%} [1])" for (d, m), (acc, _) in PUBLISHED.items()
+               if (d, m) not in ran]
+    if missing:
+        lines += ["", f"Not run in this session (the shared machine's time ran out): {'; '.join(missing)}; "
+                  "`python benchmarks/series.py --models resnet1d` runs them."]
     lines += [
         "",
         f"[1] {FAWAZ}: \"the averaged accuracy over 10 runs of each implemented model on the UCR/UEA "
@@ -106,6 +114,13 @@ def _markdown(rows: list[dict[str, Any]]) -> str:
         "against the paper from this machine, so they are not quoted here.",
     ]
     return "\n".join(lines) + "\n"
+
+
+def rewrite() -> None:
+    """Rebuild ``series.md`` from ``series.json`` (the table's text, without training anything)."""
+    from cnnlab._io import write_text
+
+    write_text(RESULTS / "series.md", _markdown(json.loads((RESULTS / "series.json").read_text())))
 
 
 def main() -> int:
