@@ -84,8 +84,8 @@ def _markdown(rows: list[dict[str, Any]]) -> str:
         "after the last epoch (nothing chosen on the test split); *best checkpoint* is the exported "
         "lowest-validation-loss epoch, chosen on the test split and so optimistic. Medians of the seeds. "
         "The machine (2 CPU cores) was shared with other jobs while this ran (load average about 15), so the "
-        "times are rough; it ran as `OMP_NUM_THREADS=1 python benchmarks/series.py --datasets ItalyPowerDemand "
-        "GunPoint --models fcn1d` (one thread: two were slower on the loaded machine).",
+        "times are rough; it ran as `OMP_NUM_THREADS=1 python benchmarks/series.py --datasets "
+        "ItalyPowerDemand GunPoint --models fcn1d` (one thread: two were slower on the loaded machine).",
         "",
         "| dataset | model | seeds | last epoch (median) | per seed | best checkpoint (median) | published "
         "| time / run |",
