@@ -22,7 +22,7 @@ ROOT = HERE.parent
 RESULTS = HERE / "results"
 # Cheap ones first so a cut-short run still records something.
 ORDER = ["startup", "filters", "data_loading", "predict", "train_throughput", "cam", "dream", "scorecam",
-         "ddp", "scale", "accuracy", "transfer", "serve", "gpu"]
+         "ddp", "scale", "accuracy", "transfer", "serve", "series", "gpu"]
 # Sections written by a script of another name, or with arguments (default: benchmarks/<name>.py).
 COMMANDS = {"scorecam": ["cam.py", "--method", "scorecam", "--threads", "1"]}
 

@@ -36,12 +36,31 @@ def input_size(text: str | None) -> tuple[int, int, int] | None:
     return c, h, w
 
 
+def model_input(text: str | None) -> tuple[int, ...] | None:
+    """``--input`` of a command that takes any model: CxHxW (``3x224x224``), or CxL (``1x128``) for a 1-D one.
+
+    None stays None (the model's own size).
+    """
+    if text is not None and not re.fullmatch(r"\d+(x\d+){1,2}", text.strip().lower()):
+        raise ModelArgumentError(f"{text!r}: write it as CxHxW, e.g. 3x224x224, or CxL for a 1-D model, e.g. "
+                                 "1x128", param="input_size")
+    if text is None or not re.fullmatch(r"\d+x\d+", text.strip().lower()):
+        return input_size(text)
+    c, length = (int(v) for v in text.strip().lower().split("x"))
+    if min(c, length) < 1:
+        raise ModelArgumentError(f"{text!r}: every dimension must be at least 1", param="input_size")
+    return c, length
+
+
 def check_data_exists(spec: str, *, param: str | None = "data") -> None:
     """A data SPEC that names a path must exist: said at once, before the slow imports.
 
     Dataset names (``sample``, ``mnist``) are checked by the data layer; this only catches a folder or
     file that is not there, the commonest mistake, in the time ``cnnlab --help`` takes.
     """
+    if spec.startswith("ucr:"):  # a dataset inside aeon: checked by the data layer (cnnlab.data.series)
+        return
+    spec = spec.removeprefix("series:")  # series:FILE names a file (cnnlab.data.series)
     path = Path(spec).expanduser()
     looks_like_path = os.sep in spec or "/" in spec or spec.startswith((".", "~")) or path.suffix != ""
     if looks_like_path and not path.exists():

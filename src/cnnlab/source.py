@@ -87,8 +87,8 @@ class ModelSource:
         return self.num_classes == 1
 
     @property
-    def image_size(self) -> tuple[int, int, int]:
-        """(C, H, W) the model takes."""
+    def image_size(self) -> tuple[int, ...]:
+        """(C, H, W) the model takes; (C, L) for a series model."""
         return self.preprocess.image_size
 
 
@@ -98,7 +98,7 @@ def resolve_model(
     weights: str | os.PathLike[str] | None = None,
     pretrained: bool | None = None,
     num_classes: int | None = None,
-    input_size: tuple[int, int, int] | None = None,
+    input_size: tuple[int, ...] | None = None,
 ) -> ModelSource:
     """The model behind a run folder, a registry name, a spec string or a weights file.
 
@@ -110,7 +110,8 @@ def resolve_model(
             a random initialisation, None (default) for the pretrained weights when they are available
             offline and a random initialisation with a notice otherwise.
         num_classes: Outputs of a registry or spec model (default: the model's own).
-        input_size: (C, H, W) of a spec model (default 3x224x224; C is its input channels).
+        input_size: (C, H, W) of a spec model, (C, L) of a 1-D one (default 3x224x224, or 1x128 for a
+            1-D spec; C is its input channels).
 
     Returns:
         A :class:`ModelSource` (model in eval mode).
@@ -202,13 +203,16 @@ def _outputs(model: Any) -> int:
 
 def _from_registry(
     name: str, *, weights: str | os.PathLike[str] | None, pretrained: bool | None, num_classes: int | None,
-    input_size: tuple[int, int, int] | None = None,
+    input_size: tuple[int, ...] | None = None,
 ) -> ModelSource:
     from .data.transforms import Preprocess
     from .models import create_model
     from .models._registry import get_entry
 
     entry = get_entry(name)
+    if input_size is not None and len(input_size) != len(entry.input_size):  # CxL: series, CxHxW: images
+        want = "CxL, e.g. 1x128 (a 1-D model)" if len(entry.input_size) == 2 else "CxHxW, e.g. 3x224x224"
+        raise ModelArgumentError(f"{'x'.join(map(str, input_size))}: give it as {want}", param="input_size")
     notices: list[str] = []
     if weights is not None:
         source: bool | str = str(weights)

@@ -39,7 +39,7 @@ def test_notebook_is_stored_without_outputs() -> None:
     # Each numbered section opens with a markdown cell saying the idea, then the cells that show it.
     sections = [i for i, c in enumerate(nb.cells)
                 if c.cell_type == "markdown" and re.match(r"## \d+\. ", c.source)]
-    assert len(sections) == 14
+    assert len(sections) == 15
     for i in sections:
         idea = nb.cells[i].source.split("\n", 1)[1]
         assert idea.count(". ") >= 1 and len(idea) > 150, nb.cells[i].source[:60]

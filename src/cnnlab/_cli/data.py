@@ -37,8 +37,8 @@ def print_summary(bundle: Any) -> None:
         table.add_row(name, str(a), str(b))
     table.add_row("total", str(sum(train)), str(sum(val)), style="bold")
     console.print(table)
-    c, h, w = bundle.image_shape
-    console.print(f"image shape: {c}x{h}x{w} (C x H x W)")
+    shape = "series shape: {} (C x L)" if bundle.is_series else "image shape: {} (C x H x W)"
+    console.print(shape.format("x".join(map(str, bundle.image_shape))))
     if bundle.skipped:
         console.print(f"[yellow]skipped {len(bundle.skipped)} file(s):[/yellow]")
         for s in bundle.skipped[:20]:

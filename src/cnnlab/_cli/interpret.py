@@ -46,7 +46,10 @@ def explain(
                                     "it [default: RUN/explain.png, else $CNNLAB_OUT_DIR (~/cnnlab)]"),
     as_json: bool = typer.Option(False, "--json", help="Print paths and numbers as JSON."),
 ) -> None:
-    """Class activation maps (Grad-CAM and friends) over images.
+    """Class activation maps (Grad-CAM and friends) over images, or along time over series.
+
+    Series (a 1-D convnet's run): give ucr:NAME (a few validation series per class), ucr:NAME:INDEX, or a
+    .npy/.csv file of one series; one figure shows each series with its map as colour under the curve.
 
     Writes --out (one row per image: image and overlay) and, beside it, one overlay PNG per image
     (plus a top-channels figure with --channels, a curves figure with --faithfulness). --json prints
@@ -54,13 +57,22 @@ def explain(
     [top_channels: [{channel, weight}], channels_figure], [deletion_auc, insertion_auc]}],
     [faithfulness_figure]}.
     """
+    from ..interpret.series_cam import is_series_source
     from ..options import at_least, figure_file, run_and_images
-    from ..report.explanations import explain_images, image_paths
+    from ..report.explanations import explain_images, explain_series_files, image_paths
 
     at_least(channels, 0, "channels")
     run, images = run_and_images(inputs, model)
     out = figure_file(out or default_output("explain.png", run, label=model))
     src = load_source(run, model)
+    if is_series_source(src):  # a 1-D convnet: maps along time over series (cnnlab.interpret.series_cam)
+        doc = explain_series_files(src, images, out=out, method=method, layer=layer, target=target)
+        if as_json:
+            print_json(doc)
+        else:
+            n = len(doc["series"])
+            console.print(f"{doc['method']} on layer {doc['layer']} over {n} series: figure {out}")
+        return
     doc = explain_images(src, image_paths(images), out=out, method=method, layer=layer, target=target,
                          channels=channels, faithfulness=faithfulness)
     if as_json:

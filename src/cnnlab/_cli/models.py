@@ -21,7 +21,9 @@ def summary(
     target: str = typer.Argument(
         ..., metavar="MODEL|RUN", help="a name from `cnnlab models`, timm:<name>, a layer spec, or a run"
     ),
-    size: str | None = typer.Option(None, "--input", help="input as CxHxW (default: the model's own)"),
+    size: str | None = typer.Option(
+        None, "--input", help="input as CxHxW, or CxL for a 1-D model (default: the model's own)"
+    ),
     json_out: bool = typer.Option(False, "--json", help="print the summary as JSON"),
     num_classes: int | None = typer.Option(
         None, "--num-classes", help="classifier outputs (registry models)"
@@ -29,12 +31,12 @@ def summary(
     depth: int | None = typer.Option(None, "--depth", help="hide table rows nested deeper than this"),
 ) -> None:
     """Shapes, parameters, mult-adds (torchinfo), receptive field and jump of every layer."""
-    from ..options import at_least, input_size
+    from ..options import at_least, model_input
     from ..summary import summarize_model, summary_table
 
     if depth is not None:
         at_least(depth, 0, "depth", " (0 shows the top-level layers)")
-    result = summarize_model(target, input_size=input_size(size), num_classes=num_classes)
+    result = summarize_model(target, input_size=model_input(size), num_classes=num_classes)
     if json_out:
         print_json(result.to_dict())
     else:

@@ -28,7 +28,9 @@ def _explicit(ctx: typer.Context) -> set[str]:
 @app.command()
 def train(
     ctx: typer.Context,
-    data: str = typer.Option("sample", "--data", help="sample | mnist | fashion-mnist | FOLDER | CSV"),
+    data: str = typer.Option(
+        "sample", "--data", help="sample | mnist | fashion-mnist | FOLDER | CSV | ucr:NAME | series:FILE"
+    ),
     model: str | None = typer.Option(
         None, "--model", show_default=False,
         help="a name from `cnnlab models`, timm:<name>, or a layer spec string [default: one that fits the "
@@ -42,8 +44,8 @@ def train(
     transfer: Transfer = typer.Option(
         Transfer.SCRATCH, "--transfer", help="how much of a pretrained net trains"
     ),
-    epochs: int = typer.Option(10, "--epochs"),
-    batch_size: int = typer.Option(64, "--batch-size"),
+    epochs: int | None = typer.Option(None, "--epochs", help="[default: 10; 150 on series data]"),
+    batch_size: int | None = typer.Option(None, "--batch-size", help="[default: 64; 16 on series data]"),
     lr: str | None = typer.Option(
         None, "--lr", show_default=False, metavar="LR|find",
         help="learning rate (of the head when transferring), or find: Lightning's learning-rate finder "
@@ -52,7 +54,7 @@ def train(
     backbone_lr_mult: float = typer.Option(0.1, "--backbone-lr-mult", help="backbone lr = lr x this"),
     weight_decay: float = typer.Option(0.0, "--weight-decay"),
     optimizer: Optimizer = typer.Option(Optimizer.ADAM, "--optimizer"),
-    schedule: Schedule = typer.Option(Schedule.NONE, "--schedule"),
+    schedule: Schedule | None = typer.Option(None, "--schedule", help="[default: none; cosine on series]"),
     augment: str = typer.Option(
         "none", "--augment", help="augmentation preset (registry: cnnlab.data.transforms)"
     ),
@@ -210,15 +212,18 @@ def predict(
     --json prints [{path, predictions: [{class, probability}], weights}]; weights is trained, pretrained or
     random (a model with random weights also gets a warning: its predictions mean nothing).
     """
+    from ..data.series import names_series
     from ..options import run_and_images
     from ..report.explanations import image_paths
     from ..train.evaluate import predict as run_predict
+    from ..train.evaluate import predict_series
 
     run, images = run_and_images(inputs, model)
-    files = image_paths(images)  # missing files fail before the model loads
+    files = [] if names_series(images) else image_paths(images)  # missing files fail before the model loads
     src = load_source(run, model)
     skipped: list[tuple[str, str]] = []
-    preds = run_predict(src, files, top_k=top_k, batch_size=batch_size, skipped=skipped)
+    preds = (predict_series(src, images, top_k=top_k, batch_size=batch_size) if len(src.image_size) == 2 else
+             run_predict(src, files, top_k=top_k, batch_size=batch_size, skipped=skipped))
     for path, reason in skipped:  # on stderr: --json stdout stays machine-readable
         console.print(f"skipped {path}: {reason}", markup=False, highlight=False, soft_wrap=True)
     if not preds:

@@ -83,7 +83,7 @@ class ImageTensorDataset(Dataset[tuple[torch.Tensor, int]]):
 
 @dataclass
 class DataBundle:
-    """A loaded dataset: its class names, train and val splits, image shape and skipped files.
+    """A loaded dataset: its class names, train and val splits, image (or series) shape and skipped files.
 
     For MNIST-style data the ``val`` split is the official test split.
     """
@@ -92,8 +92,13 @@ class DataBundle:
     classes: list[str]
     train: ImageTensorDataset
     val: ImageTensorDataset
-    image_shape: tuple[int, int, int]
+    image_shape: tuple[int, ...]  # (C, H, W); (C, L) for series
     skipped: list[SkippedFile] = field(default_factory=list)
+
+    @property
+    def is_series(self) -> bool:
+        """True for series data (``ucr:``/``series:``; float ``[N, C, L]``), False for images."""
+        return len(self.image_shape) == 2
 
     def summary(self) -> dict[str, Any]:
         """The stable ``cnnlab data --json`` document."""

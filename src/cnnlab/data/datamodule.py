@@ -24,6 +24,7 @@ import torch
 
 from ..errors import DataArgumentError
 from .core import DataBundle, ImageTensorDataset
+from .series_augment import SeriesAugment
 from .transforms import BatchAugment, Normalize, get_preset
 
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -173,7 +174,11 @@ class ImageDataModule(L.LightningDataModule):
         get_preset(augment)
         self.bundle, self.batch_size, self.seed, self.num_workers = bundle, batch_size, seed, num_workers
         self.augment_name = augment
-        self.augment = BatchAugment(augment, seed=seed)
+        self.augment: BatchAugment | SeriesAugment
+        if bundle.is_series:  # float [B, C, L]: jitter, scaling, window slicing (cnnlab.data.series_augment)
+            self.augment = SeriesAugment(augment, seed=seed)
+        else:
+            self.augment = BatchAugment(augment, seed=seed)
         self.normalize = Normalize(mean, std)
 
     @property
@@ -210,7 +215,8 @@ class ImageDataModule(L.LightningDataModule):
         return self.val_dataloader()
 
     def transform_batch(self, batch: Batch, *, train: bool) -> Batch:
-        """uint8 batch -> (augmented if ``train``) normalised float32 batch, on the batch's device."""
+        """uint8 images (or float series) -> (augmented if ``train``) normalised float32 batch, on its device.
+        """
         images, labels = batch
         if train:
             images = self.augment(images)

@@ -316,7 +316,9 @@ def load_data(
     """Load a dataset into memory as uint8 tensors, split into train and val.
 
     Args:
-        spec: "sample", "mnist", "fashion-mnist", a folder of images, or a CSV of path,label rows.
+        spec: "sample", "mnist", "fashion-mnist", a folder of images, a CSV of path,label rows, or
+            series: ``ucr:NAME`` (the UCR/UEA archive inside aeon) or ``series:FILE`` (see
+            :mod:`cnnlab.data.series`).
         data_dir: Folder holding ``fashion-mnist/`` / ``mnist-10k/`` (else ``$CNNLAB_DATA_DIR``).
         img_size: Square side to resize to (default: native for IDX, 150 for folders/CSV).
         val_split: Fraction held out for val when the data has no val split of its own.
@@ -342,6 +344,10 @@ def load_data(
         raise DataArgumentError(f"{limit}: must be a positive number of samples per split", param="limit")
     opts = LoadOptions(data_dir, img_size, val_split, seed, limit, cache_dir, grayscale, progress, download,
                        use_cache)
+    from .series import SeriesOptions, is_series_spec, load_series
+
+    if is_series_spec(spec):  # ucr:NAME, series:FILE (cnnlab.data.series)
+        return load_series(spec, SeriesOptions(val_split, seed, limit))
     if spec in DATASETS:
         return DATASETS[spec](opts)
     path = Path(spec).expanduser()
@@ -356,6 +362,6 @@ def load_data(
         )
     raise DataArgumentError(
         f"unknown data SPEC {spec!r}: not a dataset name nor an existing folder or .csv; "
-        f"{did_you_mean(spec, DATASETS)}use one of: {names}, a folder of class sub-folders, or a .csv of "
-        "path,label rows"
+        f"{did_you_mean(spec, DATASETS)}use one of: {names}, a folder of class sub-folders, a .csv of "
+        "path,label rows, ucr:NAME or series:FILE"
     )

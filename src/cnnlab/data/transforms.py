@@ -13,6 +13,9 @@ Presets (``AUGMENT_PRESETS``):
   - ``standard``: the classic pipeline: rotation ±40°, zoom ±20%, shift ±20%, shear ±20°, horizontal
     flip, colour jitter 0.2 (brightness, contrast, saturation).
   - ``strong``: rotation ±45°, zoom ±30%, shift ±25%, shear ±25°, flip, jitter 0.4.
+  - ``series``: for series data only (``ucr:``/``series:``; see :mod:`cnnlab.data.series_augment`):
+    Gaussian jitter (σ 0.03), per-series scaling (σ 0.1) and window slicing (a random 90% window
+    stretched back to the full length), the three of Um et al. (2017) and Le Guennec et al. (2016).
 Empty space uncovered by a warp repeats the border pixels (Keras' ``fill_mode="nearest"``).
 """
 
@@ -44,6 +47,9 @@ class AugmentPreset:
         shear: Max shear angle in degrees (along x).
         hflip: Probability of a horizontal flip.
         jitter: Max relative brightness/contrast/saturation change.
+        noise: Series: standard deviation of the Gaussian noise added to every sample (jitter).
+        scaling: Series: standard deviation of the per-series factor the series is multiplied by.
+        window: Series: fraction of the length a random window keeps before it is stretched back (1 = off).
     """
 
     rotation: float = 0.0
@@ -52,10 +58,23 @@ class AugmentPreset:
     shear: float = 0.0
     hflip: float = 0.0
     jitter: float = 0.0
+    noise: float = 0.0
+    scaling: float = 0.0
+    window: float = 1.0
 
     @property
     def is_identity(self) -> bool:
         return self == AugmentPreset()
+
+    @property
+    def for_series(self) -> bool:
+        """True for a series preset (noise, scaling or window slicing), which images cannot take."""
+        return bool(self.noise or self.scaling or self.window != 1.0)
+
+    @property
+    def for_images(self) -> bool:
+        """True for an image preset (geometry or colour), which series cannot take."""
+        return bool(self.rotation or self.zoom or self.shift or self.shear or self.hflip or self.jitter)
 
 
 AUGMENT_PRESETS: dict[str, AugmentPreset] = {}
@@ -73,6 +92,7 @@ register_augment("none", AugmentPreset())
 register_augment("light", AugmentPreset(rotation=10, zoom=0.1, shift=0.1))
 register_augment("standard", AugmentPreset(rotation=40, zoom=0.2, shift=0.2, shear=20, hflip=0.5, jitter=0.2))
 register_augment("strong", AugmentPreset(rotation=45, zoom=0.3, shift=0.25, shear=25, hflip=0.5, jitter=0.4))
+register_augment("series", AugmentPreset(noise=0.03, scaling=0.1, window=0.9))
 
 
 def get_preset(preset: str | AugmentPreset) -> AugmentPreset:
@@ -159,6 +179,11 @@ class BatchAugment(nn.Module):
     def __init__(self, preset: str | AugmentPreset = "standard", *, seed: int = 0) -> None:
         super().__init__()
         self.preset = get_preset(preset)
+        if self.preset.for_series:
+            raise DataArgumentError(
+                f"{preset!r} augments series (ucr:/series: data); for images use light, standard or strong",
+                param="augment",
+            )
         self.generator = torch.Generator().manual_seed(seed)
 
     def reseed(self, seed: int) -> None:
@@ -188,7 +213,8 @@ class BatchAugment(nn.Module):
 class Normalize(nn.Module):
     """uint8 [B, C, H, W] (or [C, H, W]) -> float32 ``(x / 255 - mean) / std`` per channel.
 
-    A single mean/std value is broadcast over all channels.
+    A single mean/std value is broadcast over all channels. Float series ``[B, C, L]`` are in their own
+    units (no pixel scale): they become ``(x - mean) / std``.
     """
 
     def __init__(self, mean: Sequence[float] = (0.0,), std: Sequence[float] = (1.0,)) -> None:
@@ -204,6 +230,9 @@ class Normalize(nn.Module):
         self.register_buffer("shift", (-m / s).float(), persistent=False)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
+        if images.is_floating_point():  # series: real values, not 0..255 pixels
+            mean, std = cast(torch.Tensor, self.mean), cast(torch.Tensor, self.std)
+            return (images.to(torch.float32) - mean.view(-1, 1)) / std.view(-1, 1)
         shift, scale = cast(torch.Tensor, self.shift), cast(torch.Tensor, self.scale)
         return torch.addcmul(shift, images.to(torch.float32), scale)
 
@@ -264,7 +293,7 @@ class Preprocess:
         weights: The pretrained weights' preprocessing whose geometry is used, or None.
     """
 
-    image_size: tuple[int, int, int]
+    image_size: tuple[int, ...]  # (C, H, W); (C, L) for series
     mean: tuple[float, ...]
     std: tuple[float, ...]
     weights: PretrainedCfg | None = None
@@ -298,6 +327,10 @@ class Preprocess:
         The same map as :class:`Normalize`, which training fuses into one multiply-add; the two differ
         only by float rounding (evaluation keeps this form so that recorded results stay comparable).
         """
+        if images.is_floating_point():  # series [N, C, L]: their own units, no pixel scale
+            mean = torch.tensor(self.mean, dtype=torch.float32, device=images.device).view(1, -1, 1)
+            std = torch.tensor(self.std, dtype=torch.float32, device=images.device).view(1, -1, 1)
+            return (images.float() - mean) / std
         mean = torch.tensor(self.mean, dtype=torch.float32, device=images.device).view(1, -1, 1, 1)
         std = torch.tensor(self.std, dtype=torch.float32, device=images.device).view(1, -1, 1, 1)
         return (images.float() / 255.0 - mean) / std

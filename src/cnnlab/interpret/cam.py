@@ -7,6 +7,11 @@ and no parameter ``.grad`` is ever written), the weighted channel sum, ReLU, bil
 the input resolution and per-image min-max normalisation to [0, 1]. A variant supplies only
 :meth:`CamMethod.cam_weights`: one weight per channel ``[N, K]``, or per activation ``[N, K, h, w]``.
 
+Series (1-D convnets, ``[N, C, L]`` inputs): the layer's ``[N, K, l]`` output is handled as a map of
+height 1, so every method is the same formula along time (Grad-CAM's weights are the mean gradient over
+time, Wang et al.'s CAM the classifier's weights); the maps are ``[N, L]``, upsampled linearly to the
+series' length. Score-CAM masks images and is refused on series.
+
 Targets: by default the predicted class of each image. For binary models with one logit ``z``
 (``cats_cnn``), class 1 is scored as ``z`` and class 0 as ``-z`` (the predicted class is ``z > 0``),
 as pytorch-grad-cam's ``BinaryClassifierOutputTarget`` does.
@@ -57,10 +62,10 @@ class CamResult:
     """One batch of class activation maps and what produced them.
 
     Attributes:
-        maps: [N, H, W] in [0, 1] at input resolution.
-        raw: [N, h, w] the weighted channel sum before ReLU, at the layer's resolution.
-        weights: [N, K] channel weights, or [N, K, h, w] for element-wise methods (LayerCAM).
-        activations: [N, K, h, w] the layer's output.
+        maps: [N, H, W] in [0, 1] at input resolution ([N, L] for series).
+        raw: [N, h, w] the weighted channel sum before ReLU, at the layer's resolution ([N, l]).
+        weights: [N, K] channel weights, or [N, K, h, w] for element-wise methods (LayerCAM; [N, K, l]).
+        activations: [N, K, h, w] the layer's output ([N, K, l] for series).
         targets: [N] the class explained per image.
         scores: [N] the target's score (logit; signed logit for one-logit binary models).
         logits: [N, classes] model outputs.
@@ -113,16 +118,21 @@ class CamMethod:
             return self._explain(model, images.clone() if images.is_inference() else images, target, layer)
 
     def _explain(self, model: nn.Module, images: torch.Tensor, target: Target, layer: str) -> CamResult:
-        if images.ndim != 4 or not images.is_floating_point():
+        if images.ndim not in (3, 4) or not images.is_floating_point():
             raise CnnlabError(
-                f"images: expected a float tensor [N, C, H, W], got {tuple(images.shape)} {images.dtype}"
+                f"images: expected a float tensor [N, C, H, W] (or series [N, C, L]), got "
+                f"{tuple(images.shape)} {images.dtype}"
             )
+        series = images.ndim == 3
+        if series and self.name == "scorecam":
+            raise ArgumentError("scorecam masks images; for series use gradcam, gradcam++, xgradcam, "
+                                "layercam or cam", param="method")
         name, _ = resolve_layer(model, layer)
         was_training = model.training
         model.eval()
         try:
             # Channels-last convolutions are faster on CPU (oneDNN); the maps are the same.
-            cpu = images.device.type == "cpu"
+            cpu = images.device.type == "cpu" and not series
             x = images.contiguous(memory_format=torch.channels_last) if cpu else images
             with torch.no_grad(), leaf_capture(model, layer) as cap:
                 logits = model(x)  # the hook turns grad mode on after the layer
@@ -131,10 +141,9 @@ class CamMethod:
                     f"layer {name!r} never ran in the forward pass; choose a layer on the path to the logits"
                 )
             act = cap.activations[layer]
-            if act.ndim != 4:
-                raise ModelError(
-                    f"layer {name!r} outputs shape {tuple(act.shape)}; CAM needs a [N, C, h, w] feature map"
-                )
+            if act.ndim != (3 if series else 4):
+                need = "[N, C, l] map along time" if series else "[N, C, h, w] feature map"
+                raise ModelError(f"layer {name!r} outputs shape {tuple(act.shape)}; CAM needs a {need}")
             if logits.ndim != 2:
                 raise ModelError(
                     f"{type(model).__name__} outputs {tuple(logits.shape)}; CAM needs logits [N, classes]"
@@ -147,15 +156,20 @@ class CamMethod:
                     raise ModelError(f"the output of {type(model).__name__} does not depend on {name!r}")
                 (grads,) = torch.autograd.grad(scores.sum(), act)  # one backward, w.r.t. the activation only
             act = act.detach()
+            if series:  # a map of height 1: the same formulas along time
+                act = act[:, :, None, :]
+                grads = grads[:, :, None, :] if grads is not None else None
             inp = CamInputs(model, images, name, act, grads, targets, logits.detach())
+            size = (1, images.shape[-1]) if series else images.shape[-2:]
             with torch.no_grad():
                 weights = self.cam_weights(inp)
                 w = weights if weights.ndim == 4 else weights[:, :, None, None]
                 raw = (w * act).sum(1)
-                up = F.interpolate(
-                    raw.clamp(min=0)[:, None], size=images.shape[-2:], mode="bilinear", align_corners=False
-                )
+                up = F.interpolate(raw.clamp(min=0)[:, None], size=size, mode="bilinear", align_corners=False)
                 maps = _normalise(up[:, 0])
+            if series:  # back to [N, L], [N, l], [N, K, l]
+                maps, raw, act = maps[:, 0], raw[:, 0], act[:, :, 0]
+                weights = weights[:, :, 0] if weights.ndim == 4 else weights
         finally:
             model.train(was_training)
         return CamResult(maps, raw, weights, act, targets, scores.detach(), logits.detach(), name, self.name)
@@ -243,6 +257,12 @@ class ScoreCAM(CamMethod):
         return score_weights(inp, batch_size=self.batch_size)
 
 
+def series_input(model: nn.Module, x: torch.Tensor) -> bool:
+    """Is ``x`` a batch of series ``[N, C, L]`` for a 1-D convnet (rather than one image ``[C, H, W]``)?"""
+    first = next((m for m in model.modules() if isinstance(m, (nn.Conv1d, nn.Conv2d))), None)
+    return x.ndim == 3 and isinstance(first, nn.Conv1d)
+
+
 def _method(method: str) -> CamMethod:
     try:
         return CAM_METHODS[method]()
@@ -265,7 +285,7 @@ def explain(
 
     Args:
         model: Any classifier returning logits ``[N, classes]`` (one logit = binary).
-        images: Preprocessed float images ``[N, C, H, W]``.
+        images: Preprocessed float images ``[N, C, H, W]``, or series ``[N, C, L]`` for a 1-D convnet.
         target: Class to explain: None (predicted class), one int for all images, or one per image.
         layer: Layer spec (``"auto"`` = ``model.default_cam_layer``; see :mod:`cnnlab.interpret.hooks`).
         method: A name in :data:`CAM_METHODS`.
@@ -275,7 +295,7 @@ def explain(
         A :class:`CamResult` for all images.
     """
     impl = _method(method)
-    if images.ndim == 3:
+    if images.ndim == 3 and not series_input(model, images):
         images = images[None]
     t = None if target is None else torch.as_tensor(target, dtype=torch.long).reshape(-1)
     parts = []

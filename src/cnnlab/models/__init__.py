@@ -16,7 +16,7 @@ from .._lazy import lazy_exports
 from ._registry import register_provider
 
 # The built-in providers, imported by the registry on first use (in this order).
-for _provider in ("spec", "course", "zoo_torchvision", "zoo_timm"):
+for _provider in ("spec", "course", "series", "zoo_torchvision", "zoo_timm"):
     register_provider(f"{__name__}.{_provider}")
 
 _EXPORTS = {

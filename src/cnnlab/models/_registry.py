@@ -32,7 +32,7 @@ class ModelEntry:
         builder: ``builder(*, num_classes, in_chans, pretrained) -> CNNLabModel``; ``pretrained`` is
             ``True``/``False`` here (local files are loaded by :func:`create_model`).
         family: "course", "torchvision", "timm" or "custom".
-        input_size: Default (C, H, W) input.
+        input_size: Default (C, H, W) input, or (C, L) for a series model.
         num_classes: Default number of outputs.
         pretrained: Human-readable pretrained source ("" = none).
         offline: ``() -> bool``: are the pretrained weights available without the network?
@@ -49,7 +49,7 @@ class ModelEntry:
     name: str
     builder: Builder
     family: str
-    input_size: tuple[int, int, int]
+    input_size: tuple[int, ...]
     num_classes: int
     pretrained: str = ""
     offline: Callable[[], bool] | None = None
@@ -101,7 +101,7 @@ def register_model(
     name: str,
     *,
     family: str = "custom",
-    input_size: tuple[int, int, int] = (3, 224, 224),
+    input_size: tuple[int, ...] = (3, 224, 224),
     num_classes: int = 1000,
     pretrained: str = "",
     offline: Callable[[], bool] | None = None,
@@ -120,7 +120,7 @@ def register_model(
     Args:
         name: Registry name; must be new (a duplicate raises).
         family: Family shown by ``cnnlab models``.
-        input_size: Default (C, H, W).
+        input_size: Default (C, H, W), or (C, L) for a series model.
         num_classes: Default number of outputs.
         pretrained: Pretrained source description ("" = none).
         offline: Callable telling whether the pretrained weights are available offline.
@@ -145,7 +145,7 @@ def register_model(
             name,
             fn,
             family,
-            (int(input_size[0]), int(input_size[1]), int(input_size[2])),
+            tuple(int(v) for v in input_size),
             num_classes,  # type: ignore[arg-type]
             pretrained,
             offline,

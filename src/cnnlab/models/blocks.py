@@ -49,6 +49,47 @@ class ResidualBlock(nn.Module):
         return self.relu2(out + self.shortcut(x))
 
 
+class ResidualBlock1d(nn.Module):
+    """The residual block of Wang, Yan & Oates (2017) along time: three "same" convolutions, one shortcut.
+
+    ``relu(bn(conv_k3(relu(bn(conv_k2(relu(bn(conv_k1(x))))))))) + shortcut(x))`` with kernels 8, 5, 3 by
+    default; the shortcut is a 1-wide convolution plus batch-norm when the channels change, else
+    batch-norm alone (their Keras code, as reproduced by Fawaz et al. 2019).
+
+    Args:
+        in_channels: Input channels.
+        out_channels: Channels of every convolution.
+        kernels: The three kernel lengths.
+    """
+
+    def __init__(
+        self, in_channels: int, out_channels: int, *, kernels: tuple[int, int, int] = (8, 5, 3)
+    ) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv1d(in_channels, out_channels, kernels[0], padding="same")
+        self.bn1 = nn.BatchNorm1d(out_channels)
+        self.relu1 = nn.ReLU()
+        self.conv2 = nn.Conv1d(out_channels, out_channels, kernels[1], padding="same")
+        self.bn2 = nn.BatchNorm1d(out_channels)
+        self.relu2 = nn.ReLU()
+        self.conv3 = nn.Conv1d(out_channels, out_channels, kernels[2], padding="same")
+        self.bn3 = nn.BatchNorm1d(out_channels)
+        self.shortcut: nn.Module
+        if in_channels != out_channels:
+            self.shortcut = nn.Sequential(
+                nn.Conv1d(in_channels, out_channels, 1), nn.BatchNorm1d(out_channels)
+            )
+        else:
+            self.shortcut = nn.BatchNorm1d(out_channels)
+        self.relu3 = nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.relu1(self.bn1(self.conv1(x)))
+        y = self.relu2(self.bn2(self.conv2(y)))
+        y = self.bn3(self.conv3(y))
+        return self.relu3(y + self.shortcut(x))
+
+
 class InceptionBlock(nn.Module):
     """Parallel branches on the same input, concatenated along channels (Szegedy et al. 2015).
 

@@ -18,6 +18,10 @@ projection when shapes change), ``fact:OUT:N`` (1xN then Nx1 conv), ``fixed:BANK
 ``inception(BRANCH | BRANCH ...)`` where a branch is layers separated by commas, e.g.
 ``inception(conv:16:1 | conv:16:1,conv:24:3:padding=1 | maxpool:3:stride=1:padding=1,conv:8:1)``.
 
+Series (1-D): ``conv1d:OUT:K[...]``, ``maxpool1d:K``, ``avgpool1d:K``, ``bn1d``, ``gap1d`` and ``res1d:OUT``
+(the residual block of Wang et al. 2017) work along time on ``[B, C, L]`` inputs; their input size is
+``(C, L)`` and their GAP head pools over time. A spec is either 1-D or 2-D (mixing them is refused).
+
 The features are grouped into blocks: each conv-like layer (conv, res, fact, fixed, inception) opens a
 new block ``features.blockN`` holding it and the layers that follow it (bn, relu, pool, dropout). Those
 block names are the model's ``blocks`` (for partial fine-tuning); the default CAM layer is the last
@@ -41,39 +45,54 @@ from .base import CNNLabModel
 from .spec_layers import (
     SPEC_LAYERS,
     AvgPool,
+    AvgPool1d,
     BatchNorm,
+    BatchNorm1d,
     Conv,
+    Conv1d,
     Dropout,
     Factorised,
     Fixed,
+    GlobalAvgPool1d,
     Head,
     Inception,
     MaxPool,
+    MaxPool1d,
     ReLU,
     Residual,
+    Residual1d,
     register_spec_layer,
 )
 
 __all__ = [
+    "DEFAULT_INPUT",
     "SPEC_INPUT_SIZE",
     "SPEC_LAYERS",
     "SPEC_NUM_CLASSES",
     "AvgPool",
+    "AvgPool1d",
     "BatchNorm",
+    "BatchNorm1d",
     "Conv",
+    "Conv1d",
     "Dropout",
     "Factorised",
     "Fixed",
+    "GlobalAvgPool1d",
     "Head",
     "Inception",
     "MaxPool",
+    "MaxPool1d",
     "ReLU",
     "Residual",
+    "Residual1d",
     "SpecNet",
     "build_from_spec",
+    "default_input_size",
     "is_spec",
     "parse_spec",
     "register_spec_layer",
+    "spec_dims",
     "spec_entry",
 ]
 
@@ -81,6 +100,9 @@ __all__ = [
 #: the registry entry). Its head pools globally, so only the channels of the size matter to the network.
 SPEC_INPUT_SIZE = (3, 224, 224)
 SPEC_NUM_CLASSES = 10
+#: The input a spec model gets when none is given, by its spatial axes: an RGB image, or a univariate series
+#: of 128 samples (a 1-D spec: conv1d, ...).
+DEFAULT_INPUT: dict[int, tuple[int, ...]] = {2: SPEC_INPUT_SIZE, 1: (1, 128)}
 
 
 # ----------------------------------------------------------------------------------------------- parsing
@@ -186,22 +208,47 @@ def is_spec(text: str) -> bool:
     return kind in SPEC_LAYERS and not Path(text).exists()
 
 
+def spec_dims(spec: str | Sequence[Any]) -> int:
+    """Spatial axes of a spec's layers: 1 (series, ``conv1d`` ...) or 2 (images; also for a spec of none).
+
+    Raises:
+        ModelError: The spec mixes 1-D and 2-D layers (naming one of each).
+    """
+    kinds: dict[int, str] = {}
+    for layer in parse_spec(spec):
+        dims = getattr(layer, "dims", None)
+        if dims is not None:
+            kinds.setdefault(int(dims), layer.kind)
+    if len(kinds) > 1:
+        raise ModelError(
+            f"spec mixes 1-D ({kinds[1]}) and 2-D ({kinds[2]}) layers; use conv1d/maxpool1d/bn1d/res1d for "
+            "series or conv/maxpool/bn/res for images, not both"
+        )
+    return next(iter(kinds), 2)
+
+
+def default_input_size(spec: str | Sequence[Any]) -> tuple[int, ...]:
+    """The input a spec model gets by default: (3, 224, 224) for images, (1, 128) for a 1-D spec."""
+    return DEFAULT_INPUT[spec_dims(spec)]
+
+
 def spec_entry(text: str) -> ModelEntry:
     """The registry entry of a layer spec string: parsed (and so checked) now, built on demand.
 
-    The network has a global-pooling head, so it takes any image size; its default input and classes are
-    :data:`SPEC_INPUT_SIZE` and :data:`SPEC_NUM_CLASSES`.
+    The network has a global-pooling head, so it takes any image size (any length for a 1-D spec); its
+    default input is :data:`DEFAULT_INPUT` of its axes (:data:`SPEC_INPUT_SIZE` for images) and its classes
+    :data:`SPEC_NUM_CLASSES`.
 
     Raises:
-        ModelError: A malformed spec, naming the token and how to write it.
+        ModelError: A malformed spec (naming the token and how to write it), or one mixing 1-D and 2-D layers.
     """
     layers = parse_spec(text)
+    size = default_input_size(layers)
 
     def build(*, num_classes: int, in_chans: int, pretrained: bool = False) -> SpecNet:
-        return build_from_spec(layers, head="gap", input_size=(in_chans, *SPEC_INPUT_SIZE[1:]),
-                               num_classes=num_classes)
+        return build_from_spec(layers, head="gap", input_size=(in_chans, *size[1:]), num_classes=num_classes)
 
-    return ModelEntry(text, build, "spec", SPEC_INPUT_SIZE, SPEC_NUM_CLASSES,
+    return ModelEntry(text, build, "spec", size, SPEC_NUM_CLASSES,
                       description="a layer spec string (random weights)", sized_by_input=True)
 
 
@@ -239,7 +286,7 @@ def build_from_spec(
     spec: str | Sequence[Any],
     *,
     head: Head | str = "gap",
-    input_size: tuple[int, int, int] = (3, 224, 224),
+    input_size: tuple[int, ...] | None = None,
     num_classes: int = 10,
 ) -> SpecNet:
     """Build a network from a layer spec and a head.
@@ -247,7 +294,8 @@ def build_from_spec(
     Args:
         spec: Layer dataclasses or a spec string (see the module docstring).
         head: A :class:`Head` or just its pool, "flatten" or "gap".
-        input_size: (C, H, W); C is the first layer's input channels, H x W sizes a flatten head.
+        input_size: (C, H, W), or (C, L) for a 1-D spec; C is the first layer's input channels, the
+            rest sizes a flatten head. None: :data:`DEFAULT_INPUT`.
         num_classes: Outputs of the last dense layer (unused with head "none").
 
     Returns:
@@ -257,6 +305,11 @@ def build_from_spec(
         ModelError: Bad spec, or an input too small for the layers (naming the layer).
     """
     layers = parse_spec(spec)
+    dims = spec_dims(layers)
+    input_size = tuple(input_size) if input_size is not None else DEFAULT_INPUT[dims]
+    if len(input_size) != dims + 1:
+        want = "CxL, e.g. 1x128 (a 1-D spec: conv1d, ...)" if dims == 1 else "CxHxW, e.g. 3x224x224"
+        raise ModelError(f"{'x'.join(map(str, input_size))}: give it as {want}", param="input_size")
     hd = Head(head) if isinstance(head, str) else head  # type: ignore[arg-type]
     if hd.pool not in ("flatten", "gap", "none"):
         raise ModelError(f"head {hd.pool!r}: use 'flatten', 'gap' or 'none'")
@@ -291,7 +344,8 @@ def build_from_spec(
         pool: nn.Module = nn.Flatten()
     else:
         n_in = c
-        pool = nn.Sequential(OrderedDict(avg=nn.AdaptiveAvgPool2d(1), flatten=nn.Flatten()))
+        avg = nn.AdaptiveAvgPool1d(1) if dims == 1 else nn.AdaptiveAvgPool2d(1)
+        pool = nn.Sequential(OrderedDict(avg=avg, flatten=nn.Flatten()))
     hmods: OrderedDict[str, nn.Module] = OrderedDict([("flatten" if hd.pool == "flatten" else "pool", pool)])
     if hd.hidden:
         hmods["fc1"] = nn.Linear(n_in, hd.hidden)

@@ -2,6 +2,8 @@
 
 Each class is registered under its spec kind (``conv``, ``maxpool``, ...) and builds its module with
 ``build(in_channels) -> (module, out_channels)``; ``opens_block`` says whether it starts a new block.
+``dims`` is the number of spatial axes a layer works on: 2 for images, 1 for series (``conv1d``,
+``maxpool1d``, ``avgpool1d``, ``bn1d``, ``gap1d``, ``res1d``), None for either (``relu``, ``dropout``).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Any, Literal
 from torch import nn
 
 from ..errors import ModelError
-from .blocks import FactorisedConv, InceptionBlock, ResidualBlock
+from .blocks import FactorisedConv, InceptionBlock, ResidualBlock, ResidualBlock1d
 
 SPEC_LAYERS: dict[str, type] = {}
 
@@ -47,6 +49,7 @@ class Conv:
     dilation: int = 1
     bias: bool = True
     opens_block = True
+    dims = 2
 
     def build(self, c: int) -> tuple[nn.Module, int]:
         return nn.Conv2d(
@@ -66,6 +69,7 @@ class _Pool:
     stride: int | None = None
     padding: int = 0
     opens_block = False
+    dims = 2
 
 
 @register_spec_layer("maxpool")
@@ -92,6 +96,7 @@ class BatchNorm:
     """Batch normalisation over channels."""
 
     opens_block = False
+    dims = 2
 
     def build(self, c: int) -> tuple[nn.Module, int]:
         return nn.BatchNorm2d(c), c
@@ -103,6 +108,7 @@ class ReLU:
     """Rectified linear unit."""
 
     opens_block = False
+    dims = None
 
     def build(self, c: int) -> tuple[nn.Module, int]:
         return nn.ReLU(), c
@@ -115,6 +121,7 @@ class Dropout:
 
     p: float = 0.5
     opens_block = False
+    dims = None
 
     def build(self, c: int) -> tuple[nn.Module, int]:
         return nn.Dropout(self.p), c
@@ -129,6 +136,7 @@ class Residual:
     stride: int = 1
     kernel: int = 3
     opens_block = True
+    dims = 2
 
     def build(self, c: int) -> tuple[nn.Module, int]:
         return ResidualBlock(c, self.out, stride=self.stride, kernel_size=self.kernel), self.out
@@ -143,6 +151,7 @@ class Factorised:
     n: int = 3
     padding: str = "same"
     opens_block = True
+    dims = 2
 
     def build(self, c: int) -> tuple[nn.Module, int]:
         return FactorisedConv(c, self.out, self.n, padding=self.padding), self.out
@@ -155,6 +164,7 @@ class Inception:
 
     branches: list[list[Any]]
     opens_block = True
+    dims = 2
 
     def build(self, c: int) -> tuple[nn.Module, int]:
         mods, total = [], 0
@@ -178,6 +188,7 @@ class Fixed:
     padding: int | str = "same"
     params: dict[str, Any] = field(default_factory=dict)
     opens_block = True
+    dims = 2
 
     def build(self, c: int) -> tuple[nn.Module, int]:
         from ..filters import FixedFilterConv2d  # lazy: the filters package is optional for models
@@ -190,6 +201,100 @@ class Fixed:
             **self.params,
         )
         return layer, layer.out_channels
+
+
+# ----------------------------------------------------------------------------------- 1-D (series)
+
+
+@register_spec_layer("conv1d")
+@dataclass
+class Conv1d:
+    """1-D convolution along time (``conv1d:OUT:K[:stride=S][:padding=P|same][:dilation=D][:bias=0]``)."""
+
+    out: int
+    kernel: int = 3
+    stride: int = 1
+    padding: int | str = 0
+    dilation: int = 1
+    bias: bool = True
+    opens_block = True
+    dims = 1
+
+    def build(self, c: int) -> tuple[nn.Module, int]:
+        return nn.Conv1d(
+            c,
+            self.out,
+            self.kernel,
+            stride=self.stride,
+            padding=self.padding,
+            dilation=self.dilation,
+            bias=self.bias,
+        ), self.out
+
+
+@register_spec_layer("maxpool1d")
+@dataclass
+class MaxPool1d(_Pool):
+    """1-D max pooling along time (stride defaults to the kernel)."""
+
+    dims = 1
+
+    def build(self, c: int) -> tuple[nn.Module, int]:
+        return nn.MaxPool1d(self.kernel, stride=self.stride, padding=self.padding), c
+
+
+@register_spec_layer("avgpool1d")
+@dataclass
+class AvgPool1d(_Pool):
+    """1-D average pooling along time (stride defaults to the kernel)."""
+
+    dims = 1
+
+    def build(self, c: int) -> tuple[nn.Module, int]:
+        return nn.AvgPool1d(self.kernel, stride=self.stride or self.kernel, padding=self.padding), c
+
+
+@register_spec_layer("bn1d")
+@dataclass
+class BatchNorm1d:
+    """Batch normalisation over the channels of a series."""
+
+    opens_block = False
+    dims = 1
+
+    def build(self, c: int) -> tuple[nn.Module, int]:
+        return nn.BatchNorm1d(c), c
+
+
+@register_spec_layer("gap1d")
+@dataclass
+class GlobalAvgPool1d:
+    """Global average pooling over time: ``[B, C, L] -> [B, C, 1]`` (every unit sees the whole series)."""
+
+    opens_block = False
+    dims = 1
+
+    def build(self, c: int) -> tuple[nn.Module, int]:
+        return nn.AdaptiveAvgPool1d(1), c
+
+
+@register_spec_layer("res1d")
+@dataclass
+class Residual1d:
+    """Residual block of Wang et al. (2017): convs of ``kernels`` (8-5-3), each BN (+ReLU), and a shortcut.
+
+    ``res1d:OUT[:k1=8:k2=5:k3=3]`` (see :class:`~cnnlab.models.blocks.ResidualBlock1d`).
+    """
+
+    out: int
+    k1: int = 8
+    k2: int = 5
+    k3: int = 3
+    opens_block = True
+    dims = 1
+
+    def build(self, c: int) -> tuple[nn.Module, int]:
+        return ResidualBlock1d(c, self.out, kernels=(self.k1, self.k2, self.k3)), self.out
 
 
 @dataclass

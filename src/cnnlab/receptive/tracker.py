@@ -23,6 +23,9 @@ A *global* unit depends on the whole input: its field is reported as the extent 
 covers, ``rf + (n - 1) * jump``, and it has no jump. Squeeze-excitation gates make the gated map
 global, which is true: every output then depends on every pixel.
 Upsampling and transposed convolutions are not modelled (their tensors get no field).
+
+Series: when the marked input is ``[B, C, L]`` the tracker works along time alone (``conv1d``,
+``max/avg_pool1d``, ``adaptive_*_pool1d``): fields, jumps and starts are then 1-tuples, in samples.
 """
 
 from __future__ import annotations
@@ -39,10 +42,13 @@ from torch.utils.weak import WeakIdKeyDictionary
 
 @dataclass(frozen=True)
 class Field:
-    """Receptive field (rows, cols) in input pixels and jump (input pixels between neighbouring units)."""
+    """Receptive field (rows, cols) in input pixels and jump (input pixels between neighbouring units).
 
-    rf: tuple[int, int]
-    jump: tuple[float, float] | None  # None: a global unit (no spatial grid)
+    For a series both are 1-tuples: (samples,).
+    """
+
+    rf: tuple[int, ...]
+    jump: tuple[float, ...] | None  # None: a global unit (no spatial grid)
 
     @property
     def is_global(self) -> bool:
@@ -67,6 +73,14 @@ def _pair(v: Any, default: int | None = None) -> tuple[int, int]:
     return int(v), int(v)
 
 
+def _one(v: Any, default: int | None = None) -> tuple[int]:
+    if v is None:
+        v = default
+    if isinstance(v, (list, tuple)):
+        return (int(v[-1]),) if len(v) else _one(default)
+    return (int(v),)
+
+
 def _padding_before(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[int, int] | None:
     """Rows and columns of padding an op puts before its input (None: the op pads nothing)."""
     if name in ("pad", "_pad", "constant_pad_nd"):
@@ -86,18 +100,40 @@ def _padding_before(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) ->
     return None
 
 
-def _slide(f: Field, k: tuple[int, int], s: tuple[int, int], d: tuple[int, int] = (1, 1)) -> Field:
+def _padding_before_1d(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[int] | None:
+    """Samples of padding a 1-D op puts before its input (None: the op pads nothing)."""
+    if name in ("pad", "_pad", "constant_pad_nd"):
+        pad = list(_arg(args, kwargs, 1, "pad", ()))  # (left, right)
+        return (int(pad[0]) if pad else 0,)
+    if name in ("conv1d", "_conv_forward"):
+        padding = _arg(args, kwargs, 4, "padding", 0)
+        if padding == "valid":
+            return (0,)
+        if padding == "same":  # torch puts total // 2 first, the odd one after
+            w = _arg(args, kwargs, 1, "weight", None)
+            d = _one(_arg(args, kwargs, 5, "dilation", 1))
+            return (d[0] * (int(w.shape[-1]) - 1) // 2,)
+        return _one(padding, 0)
+    if "pool1d" in name and "adaptive" not in name:
+        return _one(_arg(args, kwargs, 3, "padding", 0), 0)
+    return None
+
+
+def _slide(f: Field, k: tuple[int, ...], s: tuple[int, ...], d: tuple[int, ...] | None = None) -> Field:
     if f.jump is None:
         return f
-    rf = tuple(f.rf[a] + round(d[a] * (k[a] - 1) * f.jump[a]) for a in range(2))
-    return Field(rf, (f.jump[0] * s[0], f.jump[1] * s[1]))  # type: ignore[arg-type]
+    jump = f.jump
+    d = d or (1,) * len(k)
+    rf = tuple(f.rf[a] + round(d[a] * (k[a] - 1) * jump[a]) for a in range(len(f.rf)))
+    return Field(rf, tuple(jump[a] * s[a] for a in range(len(f.rf))))
 
 
 def _globalise(f: Field, spatial: tuple[int, ...]) -> Field:
     if f.jump is None:
         return f
-    n = (spatial[-2], spatial[-1]) if len(spatial) >= 2 else (1, 1)
-    return Field(tuple(f.rf[a] + round((n[a] - 1) * f.jump[a]) for a in range(2)), None)  # type: ignore[arg-type]
+    axes = len(f.rf)
+    n = tuple(spatial[-axes:]) if len(spatial) >= axes + 1 else (1,) * axes
+    return Field(tuple(f.rf[a] + round((n[a] - 1) * f.jump[a]) for a in range(axes)), None)
 
 
 def _adaptive_window(n: int, o: int) -> int:
@@ -106,10 +142,11 @@ def _adaptive_window(n: int, o: int) -> int:
 
 
 def _combine(fields: list[Field]) -> Field:
-    rf = (max(f.rf[0] for f in fields), max(f.rf[1] for f in fields))
+    axes = range(len(fields[0].rf))
+    rf = tuple(max(f.rf[a] for f in fields) for a in axes)
     if any(f.jump is None for f in fields):
         return Field(rf, None)
-    return Field(rf, (max(f.jump[0] for f in fields), max(f.jump[1] for f in fields)))  # type: ignore[index]
+    return Field(rf, tuple(max(f.jump[a] for f in fields) for a in axes))  # type: ignore[index]
 
 
 class FieldTracker(TorchFunctionMode):
@@ -127,11 +164,16 @@ class FieldTracker(TorchFunctionMode):
         super().__init__()
         self._fields: WeakIdKeyDictionary = WeakIdKeyDictionary()  # keyed by tensor identity
         self._starts: WeakIdKeyDictionary = WeakIdKeyDictionary()
+        self._series = False
 
     def mark_input(self, x: torch.Tensor) -> None:
-        """Declare ``x`` a network input (field 1 x 1, jump 1, unit 0's field starting at pixel 0)."""
-        self._fields[x] = INPUT_FIELD
-        self._starts[x] = (0.0, 0.0)
+        """Declare ``x`` a network input (field 1 x 1, jump 1, unit 0's field starting at pixel 0).
+
+        A ``[B, C, L]`` input makes the tracker work along time (fields in samples, 1-tuples).
+        """
+        self._series = x.dim() == 3
+        self._fields[x] = Field((1,), (1.0,)) if self._series else INPUT_FIELD
+        self._starts[x] = (0.0,) if self._series else (0.0, 0.0)
 
     def field(self, t: Any) -> Field | None:
         """The field of tensor ``t`` (None when unknown)."""
@@ -163,7 +205,9 @@ class FieldTracker(TorchFunctionMode):
         fin = self._fields[x]
         name = getattr(func, "__name__", "")
         res: Field | None
-        if name in ("pad", "_pad", "constant_pad_nd") and x.dim() == 4:
+        if self._series:
+            res = self._series_field(name, args, kwargs, x, fin, inputs, outs)
+        elif name in ("pad", "_pad", "constant_pad_nd") and x.dim() == 4:
             res = fin  # padding moves the grid's origin, not the field size or the jump
         elif name in ("conv2d", "_conv_forward") and x.dim() == 4:
             w = _arg(args, kwargs, 1, "weight", None)
@@ -193,6 +237,43 @@ class FieldTracker(TorchFunctionMode):
                 self._fields[t] = res
             self._place(name, args, kwargs, inputs, outs)
 
+    def _series_field(
+        self,
+        name: str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        x: torch.Tensor,
+        fin: Field,
+        inputs: list[torch.Tensor],
+        outs: list[torch.Tensor],
+    ) -> Field | None:
+        """The same rules along time, for ``[B, C, L]`` tensors (1-D convolutions and pools)."""
+        if x.dim() == 3 and name in ("pad", "_pad", "constant_pad_nd"):
+            return fin
+        if x.dim() == 3 and name in ("conv1d", "_conv_forward"):
+            w = _arg(args, kwargs, 1, "weight", None)
+            return _slide(fin, (int(w.shape[-1]),), _one(_arg(args, kwargs, 3, "stride", 1)),
+                          _one(_arg(args, kwargs, 5, "dilation", 1)))
+        if x.dim() == 3 and "pool1d" in name and "adaptive" not in name:
+            k = _one(_arg(args, kwargs, 1, "kernel_size", 1))
+            stride = _arg(args, kwargs, 2, "stride", None)
+            s = _one(stride if stride not in (None, [], ()) else k)
+            dil = _one(_arg(args, kwargs, 4, "dilation", 1)) if "max" in name else (1,)
+            return _slide(fin, k, s, dil)
+        if x.dim() == 3 and "adaptive" in name and "pool1d" in name:
+            n, o = int(x.shape[-1]), int(outs[0].shape[-1])
+            if o == 1:
+                return _globalise(fin, tuple(x.shape))
+            res = _slide(fin, (_adaptive_window(n, o),), (1,))
+            return Field(res.rf, (res.jump[0] * n / o,)) if res.jump is not None else res
+        fields = [self._fields[t] for t in inputs]
+        timed = [int(t.shape[-1]) for t in inputs if t.dim() == 3 and self._fields[t].jump is not None]
+        if outs[0].dim() < 3 or (timed and outs[0].shape[-1] == 1 and max(timed) != 1):
+            return _combine([_globalise(f, tuple(t.shape)) for f, t in zip(fields, inputs, strict=True)])
+        if timed and int(outs[0].shape[-1]) not in timed:
+            return None  # resized along time in a way not modelled
+        return _combine(fields)
+
     def _place(
         self,
         name: str,
@@ -206,12 +287,16 @@ class FieldTracker(TorchFunctionMode):
         x, fin = inputs[0], self._fields[inputs[0]]
         if not starts or x not in self._starts or fin.jump is None:
             return
-        before = _padding_before(name, args, kwargs) if x.dim() == 4 else None
+        before: tuple[int, ...] | None
+        if self._series:
+            before = _padding_before_1d(name, args, kwargs) if x.dim() == 3 else None
+        else:
+            before = _padding_before(name, args, kwargs) if x.dim() == 4 else None
         if before is None:  # any other op: the earliest start of its inputs (equal for one input)
-            start = (min(s[0] for s in starts), min(s[1] for s in starts))
+            start = tuple(min(s[a] for s in starts) for a in range(len(fin.rf)))
         else:
             own = self._starts[x]
-            start = (own[0] - before[0] * fin.jump[0], own[1] - before[1] * fin.jump[1])
+            start = tuple(own[a] - before[a] * fin.jump[a] for a in range(len(fin.rf)))
         for t in outs:
             self._starts[t] = start
 

@@ -140,7 +140,9 @@ class RunContext:
         from ..data import load_data
 
         def load() -> DataBundle:
-            cfg, (c, h, _) = self.config, self.info["image_size"]
+            cfg, size = self.config, self.info["image_size"]
+            series = len(size) == 2  # (C, L): series are read as they are (cnnlab.data.series)
+            c, h = size[0], (None if series else size[1])
             own = self.data is None
             try:
                 return load_data(
@@ -150,13 +152,28 @@ class RunContext:
                     val_split=cfg.val_split,
                     seed=cfg.seed,
                     limit=cfg.limit if own else None,
-                    grayscale=c == 1,
+                    grayscale=None if series else c == 1,
                     progress=self.work,
                 )
             except CnnlabError as exc:
                 raise Unavailable(f"data {self.data_spec!r} is not reachable: {exc}") from None
 
         return self._once("bundle", load)
+
+    @property
+    def is_series(self) -> bool:
+        """True for a run on series (its input is (C, L)): the image figures give way to maps along time."""
+        return len(self.info["image_size"]) == 2
+
+    def require_images(self, part: str) -> None:
+        """Say in one line that ``part`` is drawn for images only, when the run is on series.
+
+        Raises:
+            Unavailable: The run is on series.
+        """
+        if self.is_series:
+            raise Unavailable(f"{part}: drawn for images; this run is on series ({self.data_spec}), whose "
+                              f"maps along time are under Grad-CAM (`cnnlab explain RUN {self.data_spec}`)")
 
     @property
     def val(self) -> ImageTensorDataset:

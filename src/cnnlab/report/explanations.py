@@ -43,6 +43,35 @@ def mark_random(fig: Any, src: ModelSource) -> Any:
     return finish_grid(fig, f"{title} ({RANDOM_WEIGHTS})" if title else RANDOM_WEIGHTS.capitalize())
 
 
+def explain_series_files(src: ModelSource, items: Sequence[str], *, out: str | Path, method: str = "gradcam",
+                         layer: str = "auto", target: str | None = None) -> dict[str, Any]:
+    """Class activation maps along time of series (a 1-D convnet): the figure ``out``.
+
+    Args:
+        src: A series model (a run of ``fcn1d``, ``resnet1d``, a 1-D spec ...).
+        items: ``ucr:NAME`` (a few validation series per class), ``ucr:NAME:INDEX`` or files of one series
+            (:func:`cnnlab.interpret.series_cam.read_series_inputs`).
+        out: The figure: each series with its map as colour under the curve.
+        method: A CAM method of the registry but ``scorecam``.
+        layer: ``auto`` or a dotted name.
+        target: A class name or index; None: the predicted class.
+
+    Returns:
+        ``{source, weights, method, layer, figure, series: [{series, label, target, class, predicted,
+        probability, peak_sample}]}``.
+    """
+    from .._io import save_figure  # looked up at each call, so a wrapper installed later is used
+    from ..interpret.series_cam import explain_series
+    from ..interpret.targets import parse_target
+    from .series_plots import series_cam_figure
+
+    chosen = parse_target(target, src.classes)
+    cams = explain_series(src, list(items), method=method, layer=layer, target=chosen)
+    save_figure(Path(out), series_cam_figure(cams))
+    return {"source": src.label, "weights": src.weights, "method": cams.method, "layer": cams.layer,
+            "figure": str(out), "series": cams.records()}
+
+
 def explain_images(src: ModelSource, paths: Sequence[str | Path], *, out: str | Path, method: str = "gradcam",
                    layer: str = "auto", target: str | None = None, channels: int = 0,
                    faithfulness: bool = False) -> dict[str, Any]:

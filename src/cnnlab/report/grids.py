@@ -176,6 +176,11 @@ def save_sample_grid(
     from .._io import save_figure
 
     name = bundle.spec if len(bundle.spec) < 40 else Path(bundle.spec).name
+    if bundle.is_series:  # curves, not images (cnnlab.report.series_plots)
+        from .series_plots import series_samples_figure
+
+        return save_figure(out_path, series_samples_figure(bundle.train, augment=augment, seed=seed,
+                                                           title=f"{name}: training series"))
     if augment is None:
         fig = sample_grid_figure(bundle.train, n=n, title=f"{name}: training samples")
     else:

@@ -77,7 +77,8 @@ def evaluation_files(run: Path, *, data: str | None = None, batch_size: int = 25
     verdict = evaluation_verdict(loaded, result, dataset, own_data=data is None, progress=phase_progress())
     # a run folder: the weights it learned
     doc = {**result.to_dict(), "weights": "trained", "verdict": verdict.to_dict()}
-    gallery: Path | None = run / "top_losses.png" if result.top_losses else None
+    images = len(loaded.image_size) == 3  # the gallery draws images; series' maps are explain's figure
+    gallery: Path | None = run / "top_losses.png" if result.top_losses and images else None
     try:
         _io.write_json(run / "evaluation.json", {"data": spec, **doc})
         _io.save_figure(run / "confusion.png", confusion_figure(result.confusion, result.classes))
@@ -246,7 +247,7 @@ def arithmetic_files(target: str | None, *, out: Path, layer: str = "Conv2d:0",
         from ..source import resolve_model
 
         src = resolve_model(target, input_size=input_size)
-        a = arith.layer_arithmetic(src.model, layer, input_size or src.image_size)
+        a = arith.layer_arithmetic(src.model, layer, input_size or src.image_size)  # type: ignore[arg-type]
         label: str | None = src.label
     else:
         if kind not in ("conv", "maxpool", "avgpool"):

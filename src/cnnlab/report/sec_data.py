@@ -15,13 +15,15 @@ def _counts(ctx: RunContext) -> list[Block]:
     train, val = b.train.class_counts(), b.val.class_counts()
     rows = [(name, a, v) for name, a, v in zip(b.classes, train, val, strict=True)]
     rows.append(("total", sum(train), sum(val)))
-    c, h, w = b.image_shape
+    shape = "x".join(map(str, b.image_shape))
+    what = "series" if b.is_series else "images"
+    axes = "C x L: channels x samples" if b.is_series else "C x H x W"
     facts = Facts(
         (
             ("data", b.spec),
             ("classes", str(len(b.classes))),
-            ("images", f"{sum(train):,} training, {sum(val):,} validation"),
-            ("image shape", f"{c}x{h}x{w} (C x H x W, as the model sees them)"),
+            (what, f"{sum(train):,} training, {sum(val):,} validation"),
+            (f"{what[:-1] if what == 'images' else what} shape", f"{shape} ({axes}, as the model sees them)"),
         )
     )
     return [
@@ -38,6 +40,7 @@ def _counts(ctx: RunContext) -> list[Block]:
 def _samples(ctx: RunContext) -> list[Block]:
     from .grids import sample_grid_figure
 
+    ctx.require_images("sample grid")
     train = ctx.bundle.train
     n = min(SAMPLE_IMAGES, len(train))
     what = shown_of(n, len(train), "training images")
@@ -55,6 +58,7 @@ def _samples(ctx: RunContext) -> list[Block]:
 def _augment(ctx: RunContext) -> list[Block]:
     from .grids import augment_grid_figure
 
+    ctx.require_images("augmentation grid")
     preset = ctx.config.augment
     if preset == "none":
         return [

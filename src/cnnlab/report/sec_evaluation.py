@@ -141,6 +141,7 @@ def _confusion(ev: EvalResult) -> list[Block]:
 def _top_losses(ctx: RunContext, ev: EvalResult) -> list[Block]:
     if not ev.top_losses:
         return [Text("No top losses were asked for (top_losses = 0).")]
+    ctx.require_images("top-loss gallery")
     if ctx.val.paths is not None:
         where = {p: i for i, p in enumerate(ctx.val.paths)}
         index = [where[t["path"]] for t in ev.top_losses]

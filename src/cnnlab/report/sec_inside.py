@@ -67,6 +67,7 @@ def _kernels(ctx: RunContext) -> list[Block]:
     from ..models.surgery import first_conv
     from .filters_plots import kernel_grid_figure
 
+    ctx.require_images("first-layer kernels")
     found = first_conv(ctx.loaded.model)
     if found is None:
         return [Text("The model has no convolution, so there are no first-layer kernels to show.")]
@@ -92,6 +93,7 @@ def _feature_maps(ctx: RunContext) -> list[Block]:
     from ..interpret import feature_maps
     from .interpret_plots import feature_map_figure
 
+    ctx.require_images("feature maps")
     layers = activation_layers(ctx)
     if not layers:
         return [Text("The model has no spatial layer, so there are no feature maps to show.")]
@@ -127,6 +129,7 @@ def _filter_vis(ctx: RunContext) -> list[Block]:
     from ..interpret import visualize_filters
     from .interpret_plots import filter_vis_figure
 
+    ctx.require_images("filter visualisations")
     convs = conv_layers(ctx)
     if not convs:
         return [Text("The model has no convolution, so there are no filters to visualise.")]
@@ -177,9 +180,24 @@ def _filter_vis(ctx: RunContext) -> list[Block]:
     return blocks
 
 
+def _series_cams(ctx: RunContext) -> list[Block]:
+    """Grad-CAM along time for the first validation series of each class (cnnlab.interpret.series_cam)."""
+    from ..interpret.series_cam import explain_series
+    from .series_plots import series_cam_figure
+
+    per_class = max(1, min(CAM_PER_CLASS, CAM_MAX_IMAGES // max(1, len(ctx.val.classes))))
+    cams = explain_series(ctx.source, [ctx.data_spec], method=METHOD, per_class=per_class)
+    caption = (f"{per_class} validation series of each class (the first of each): the series with the "
+               f"{METHOD} map of the explained class as colour under the curve (layer {cams.layer})")
+    return [figure_picture(series_cam_figure(cams), f"{METHOD} along time of validation series",
+                           caption=caption)]
+
+
 def _cam_gallery(ctx: RunContext) -> list[Block]:
     from .grids import pick_per_class
 
+    if ctx.is_series:
+        return _series_cams(ctx)
     val, classes = ctx.val, ctx.val.classes
     per_class = max(1, min(CAM_PER_CLASS, CAM_MAX_IMAGES // max(1, len(classes))))
     index = pick_per_class(val.labels, per_class * len(classes), len(classes)).tolist()

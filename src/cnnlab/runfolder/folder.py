@@ -73,7 +73,7 @@ class LoadedRun:
         config: The run's :class:`TrainConfig`.
         mean: Per-channel normalisation mean (0-1 units).
         std: Per-channel normalisation std.
-        image_size: (C, H, W) the model was trained on.
+        image_size: (C, H, W) the model was trained on; (C, L) for series.
         path: The run folder.
         num_classes: Model outputs (1 for a binary model).
     """
@@ -83,7 +83,7 @@ class LoadedRun:
     config: TrainConfig
     mean: tuple[float, ...]
     std: tuple[float, ...]
-    image_size: tuple[int, int, int]
+    image_size: tuple[int, ...]
     path: Path
     num_classes: int = 0
 

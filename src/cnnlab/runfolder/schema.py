@@ -125,8 +125,8 @@ def read_info(path: Path, classes: list[str]) -> dict[str, Any]:
     _numbers(path, info, "mean", chans)
     _numbers(path, info, "std", chans, positive=True)
     size = info["image_size"]
-    if not isinstance(size, list) or len(size) != 3 or not all(_whole(v) and v >= 1 for v in size):
-        raise RunFileError(path, f"must be [C, H, W], three whole numbers >= 1, not {size!r}",
+    if not isinstance(size, list) or len(size) not in (2, 3) or not all(_whole(v) and v >= 1 for v in size):
+        raise RunFileError(path, f"must be [C, H, W] ([C, L] for series), whole numbers >= 1, not {size!r}",
                            key="image_size")
     if size[0] != chans:
         raise RunFileError(path, f"{size!r} has {size[0]} channel(s) but `in_chans` is {chans}",

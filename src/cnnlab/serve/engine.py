@@ -62,7 +62,7 @@ class Engine:
         self.budget = PixelBudget(max_image_pixels())
         self.device = next(self.model.parameters()).device
         size = source.image_size
-        self.stages: list[Stage] = conv_stages(self.model, size)
+        self.stages: list[Stage] = conv_stages(self.model, size)  # type: ignore[arg-type]  # images only
         self.summary: ModelSummary = summarize(self.model, size, device=str(self.device),
                                                model_name=source.label)
         self.cam_layer = resolve_layer(self.model, "auto")[0]

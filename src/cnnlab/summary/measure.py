@@ -147,7 +147,7 @@ def _first_tensor(o: Any) -> torch.Tensor | None:
     return next((t for t in tree_flatten(o)[0] if isinstance(t, torch.Tensor)), None)
 
 
-def _check_head_memory(target: str, num_classes: int, input_size: tuple[int, int, int] | None) -> None:
+def _check_head_memory(target: str, num_classes: int, input_size: tuple[int, ...] | None) -> None:
     """A classifier of ``num_classes`` outputs would be allocated: built on the meta device first."""
     from pathlib import Path
 
@@ -165,7 +165,7 @@ def _check_head_memory(target: str, num_classes: int, input_size: tuple[int, int
     check_memory(nbytes, f"{target} with {num_classes:,} outputs", "give fewer `num_classes`")
 
 
-def summarize_model(target: str, *, input_size: tuple[int, int, int] | None = None,
+def summarize_model(target: str, *, input_size: tuple[int, ...] | None = None,
                     num_classes: int | None = None) -> ModelSummary:
     """The summary of what a user names: a run folder, a registry name, a layer spec or a weights file.
 
@@ -175,7 +175,7 @@ def summarize_model(target: str, *, input_size: tuple[int, int, int] | None = No
 
     Args:
         target: What to summarise.
-        input_size: (C, H, W); default: the model's own input size.
+        input_size: (C, H, W), or (C, L) for a 1-D model; default: the model's own input size.
         num_classes: Classifier outputs (registry models and layer specs).
 
     Returns:

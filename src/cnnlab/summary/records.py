@@ -19,12 +19,12 @@ def _num(v: float) -> int | float:
     return int(v) if float(v).is_integer() else round(float(v), 4)
 
 
-def _pair_out(p: tuple[Any, Any] | None) -> int | float | list[int | float] | None:
-    """A square (rows == cols) value as one number, else [rows, cols]; None stays None."""
+def _pair_out(p: tuple[Any, ...] | None) -> int | float | list[int | float] | None:
+    """A square (rows == cols) value, or a series' (samples,), as one number, else [rows, cols]."""
     if p is None:
         return None
-    a, b = _num(p[0]), _num(p[1])
-    return a if a == b else [a, b]
+    values = [_num(v) for v in p]
+    return values[0] if len(set(values)) == 1 else values
 
 
 @dataclass
@@ -61,7 +61,7 @@ class LayerRecord:
         return self.params - self.trainable_params
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON form; ``receptive_field``/``jump`` are numbers when square, else ``[rows, cols]``."""
+        """JSON form; ``receptive_field``/``jump``: numbers when square (or 1-D), else ``[rows, cols]``."""
         f = self.field
         return {
             "name": self.name,

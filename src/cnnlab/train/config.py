@@ -82,6 +82,24 @@ DEFAULT_LR = 1e-3
 #: The largest learning rate: far above any useful one, below those whose Adam step overflows float32.
 MAX_LR = 1000.0
 _SEED_MAX = 2**32 - 1  # numpy's seed range, which Lightning's seed_everything enforces
+#: Epochs, batch size and learning-rate schedule of a run that names none of them, on images.
+IMAGE_DEFAULTS: dict[str, Any] = {"epochs": 10, "batch_size": 64, "schedule": "none"}
+#: The same on series data (``ucr:``/``series:``): the archive's training sets hold tens to hundreds of
+#: series, so an epoch is a few steps. Wang et al. (2017) train 1,500-2,000 epochs at batch 16 with the rate
+#: halved on plateaus; a cosine decay over 150 epochs at batch 16 settles where they do on GunPoint and
+#: ItalyPowerDemand in minutes (BENCHMARKS.md, series), and its last epoch needs no checkpoint choice.
+SERIES_DEFAULTS: dict[str, Any] = {"epochs": 150, "batch_size": 16, "schedule": "cosine"}
+
+
+def data_defaults(data: str) -> dict[str, Any]:
+    """``epochs``, ``batch_size`` and ``schedule`` of a run on ``data`` that leaves them open.
+
+    Returns:
+        :data:`SERIES_DEFAULTS` for series data (``ucr:NAME``, ``series:FILE``), else :data:`IMAGE_DEFAULTS`.
+    """
+    from ..data.series import is_series_spec
+
+    return dict(SERIES_DEFAULTS if is_series_spec(data) else IMAGE_DEFAULTS)
 
 
 def default_model(data: str, img_size: int | None = None) -> str:
@@ -170,11 +188,12 @@ class TrainConfig:
         data: Data SPEC: ``sample``, ``mnist``, ``fashion-mnist``, a folder or a CSV.
         model: Model name from the registry (``cnnlab models``); ``None`` picks one that fits the data
             (:func:`cnnlab.train.defaults.default_choice`: ``mnist_cnn`` for the 28x28 datasets and small
-            grayscale images; for photos the pretrained ``efficientnet_lite0`` with ``transfer`` features,
-            which sets ``pretrained`` and, left at scratch, ``transfer``).
+            grayscale images; ``fcn1d`` for series; for photos the pretrained ``efficientnet_lite0`` with
+            ``transfer`` features, which sets ``pretrained`` and, left at scratch, ``transfer``).
         out: Run folder; ``None`` means ``runs/<model>-<data name>``.
-        epochs: Number of epochs (total, including ``fine_tune_epochs``).
-        batch_size: Images per optimisation step (per device).
+        epochs: Number of epochs (total, including ``fine_tune_epochs``); None (the default) is filled in
+            on creation by :func:`data_defaults` (10; 150 on series data).
+        batch_size: Images per optimisation step (per device); None: 64, or 16 on series data.
         lr: Learning rate (of the head when transferring); ``None`` means the model's recommended rate
             (``ModelEntry.defaults``, e.g. 3e-4 for ``cats_cnn``), else 1e-3; ``fit`` fills it in.
         lr_find: Choose ``lr`` with Lightning's learning-rate finder (``lr_find.png``); ``fit`` then records
@@ -182,7 +201,8 @@ class TrainConfig:
             ``lr="find"`` (the text ``cnnlab train --lr`` takes) sets it.
         weight_decay: Weight decay (decoupled for adamw, L2 otherwise).
         optimizer: ``adam``, ``adamw`` or ``sgd`` (momentum 0.9).
-        schedule: ``none``, ``onecycle`` (max lr = ``lr``) or ``cosine`` (to zero over ``epochs``).
+        schedule: ``none``, ``onecycle`` (max lr = ``lr``) or ``cosine`` (to zero over ``epochs``); None:
+            ``none``, or ``cosine`` on series data.
         augment: Augmentation preset (``cnnlab.data.transforms.AUGMENT_PRESETS``).
         img_size: Resize images to this square size; ``None`` keeps the data's or the weights' size.
         val_split: Fraction held out for validation when the data has no ``val`` split.
@@ -220,13 +240,13 @@ class TrainConfig:
     data: str = "sample"
     model: str | None = None
     out: str | None = None
-    epochs: int = 10
-    batch_size: int = 64
+    epochs: int = None  # type: ignore[assignment]  # None: filled in by __post_init__ (data_defaults)
+    batch_size: int = None  # type: ignore[assignment]  # likewise
     lr: float | None = None
     lr_find: bool = False
     weight_decay: float = 0.0
     optimizer: Optimizer = Optimizer.ADAM
-    schedule: Schedule = Schedule.NONE
+    schedule: Schedule = None  # type: ignore[assignment]  # likewise
     augment: str = "none"
     img_size: int | None = None
     val_split: float = 0.2
@@ -255,6 +275,10 @@ class TrainConfig:
     logger: Logger = Logger.CSV
 
     def __post_init__(self) -> None:
+        defaults = data_defaults(self.data)
+        for name in ("epochs", "batch_size", "schedule"):  # open options: the data's defaults
+            if getattr(self, name) is None:
+                setattr(self, name, defaults[name])
         if isinstance(self.lr, str):  # as typed: a number, or `find`
             self.lr, found = parse_lr(self.lr)
             self.lr_find = self.lr_find or found

@@ -82,7 +82,11 @@ def default_choice(data: str, img_size: int | None = None) -> DefaultChoice:
         A :class:`DefaultChoice`.
     """
     from ..data.datasets import list_datasets  # the registered names: all 1x28x28 IDX data
+    from ..data.series import is_series_spec
 
+    if is_series_spec(data):
+        return DefaultChoice("fcn1d", reason="model fcn1d, the fully convolutional network of Wang et al. "
+                             "(2017) for time series")
     if data in list_datasets():
         if img_size in (None, 28):
             return DefaultChoice("mnist_cnn", reason=f"model mnist_cnn, the course CNN for {data}'s 28x28 "

@@ -152,7 +152,9 @@ def load_eval_data(run: LoadedRun, spec: str | None = None) -> tuple[ImageTensor
     from ..data import load_data
 
     cfg = run.config
-    c, h, _ = run.image_size
+    series = len(run.image_size) == 2  # (C, L): series are read as they are, no size or colour mode
+    c, h = run.image_size[0], (None if series else run.image_size[1])
+    grey = None if series else c == 1
     if spec is None:
         bundle: DataBundle = load_data(
             cfg.data,
@@ -161,11 +163,11 @@ def load_eval_data(run: LoadedRun, spec: str | None = None) -> tuple[ImageTensor
             val_split=cfg.val_split,
             seed=cfg.seed,
             limit=cfg.limit,
-            grayscale=c == 1,
+            grayscale=grey,
         )
         return bundle.val, cfg.data
     bundle = load_data(
-        spec, data_dir=cfg.data_dir, img_size=h, val_split=cfg.val_split, seed=cfg.seed, grayscale=c == 1
+        spec, data_dir=cfg.data_dir, img_size=h, val_split=cfg.val_split, seed=cfg.seed, grayscale=grey
     )
     return bundle.val, spec
 
@@ -247,6 +249,27 @@ def evaluate(
         top_losses=tops,
         classes=list(run.classes),
     )
+
+
+def predict_series(run: Classifier, items: Sequence[str], *, top_k: int = 5, batch_size: int = 64
+                   ) -> list[Prediction]:
+    """Top-k classes of series: ``ucr:NAME[:INDEX]`` or files of one series (a 1-D convnet's run).
+
+    Args:
+        run: A series model (its input is (C, L)).
+        items: What :func:`cnnlab.data.series.read_series_inputs` reads (a bare ``ucr:NAME``: the first 3
+            validation series of each class).
+        top_k: Classes per series.
+        batch_size: Series run per batch.
+
+    Returns:
+        One :class:`Prediction` per series, named as given (``ucr:GunPoint:3``, the file).
+    """
+    from ..data.series import read_series_inputs
+
+    series, names, _ = read_series_inputs(list(items))
+    preds = predict(run, series, top_k=top_k, batch_size=batch_size)
+    return [Prediction(name, p.top_k) for name, p in zip(names, preds, strict=True)]
 
 
 def image_files(inputs: Sequence[str | os.PathLike[str]]) -> list[Path]:
@@ -391,7 +414,8 @@ def predict(
     out: list[Prediction] = []
     with channels_last(run.model, enabled=device.type == "cpu"):
         for chunk in chunks:
-            x = chunk.contiguous(memory_format=torch.channels_last) if device.type == "cpu" else chunk
+            nhwc = device.type == "cpu" and chunk.ndim == 4  # images; series [N, C, L] stay as they are
+            x = chunk.contiguous(memory_format=torch.channels_last) if nhwc else chunk
             probs = probabilities(run, _logits(run, x))
             values, index = probs.topk(k, dim=1)
             for row_v, row_i in zip(values.tolist(), index.tolist(), strict=True):

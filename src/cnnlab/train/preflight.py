@@ -127,16 +127,20 @@ def check_devices(cfg: TrainConfig) -> None:
         )
 
 
-def expected_image_shape(cfg: TrainConfig) -> tuple[int, int, int]:
-    """The (C, H, W) the run's data will have, known before decoding it.
+def expected_image_shape(cfg: TrainConfig) -> tuple[int, ...]:
+    """The (C, H, W) the run's data will have, known before decoding it; (C, L) for series data.
 
     The 28x28 datasets are 1-channel, photos RGB; the side is ``img_size``, else the starting weights'
     input size, else the data's own (28 for the datasets, ``DEFAULT_FOLDER_SIZE`` for photos), as
-    :func:`cnnlab.data.load_data` sizes it.
+    :func:`cnnlab.data.load_data` sizes it. Series are small: their shape is read from the data.
     """
-    from ..data import DEFAULT_FOLDER_SIZE
+    from ..data import DEFAULT_FOLDER_SIZE, load_data
     from ..data.datasets import list_datasets
+    from ..data.series import is_series_spec
     from .recipe import weights_preprocessing
+
+    if is_series_spec(cfg.data):
+        return load_data(cfg.data, val_split=cfg.val_split, seed=cfg.seed, limit=cfg.limit).image_shape
 
     idx = cfg.data in list_datasets()
     weights = weights_preprocessing(cfg)
@@ -157,7 +161,7 @@ def _architecture(cfg: TrainConfig, in_chans: int) -> nn.Module:
 
 def check_model_fits(
     cfg: TrainConfig,
-    shape: tuple[int, int, int],
+    shape: tuple[int, ...],
     *,
     model: nn.Module | None = None,
     images: int | None = None,
