@@ -48,11 +48,15 @@ def test_comparison_of_two_runs_in_the_browser(run_dir: Path, augmented_run: Pat
     url = path.resolve().as_uri()
     with open_page(url) as (page, log):
         runs = page.eval_on_selector_all("article.run > h2", "els => els.map(e => e.textContent)")
-        assert runs == ["plain", "augmented"]
+        assert runs == ["Shared by all runs", "plain", "augmented"]
         paths = page.eval_on_selector_all("article.run > p.path", "els => els.map(e => e.textContent)")
         assert paths == [str(run_dir.resolve()), str(augmented_run.resolve())]
         headings = page.eval_on_selector_all("section.section > h3", "els => els.map(e => e.textContent)")
-        assert headings == SIX + SIX
+        # what both runs share once, then each run's own verdict and header (and a link to its full page)
+        shared = [sec.title for sec in report.shared]
+        assert "Model" in shared and headings == shared + SIX[:2] + SIX[:2]
+        pages = page.eval_on_selector_all("p.runpage > a", "els => els.map(e => e.getAttribute('href'))")
+        assert pages == ["compare-1-plain.html", "compare-2-augmented.html"]
         rows = page.eval_on_selector_all(
             "#comparison tbody tr", "els => els.map(e => e.cells[0].textContent)"
         )

@@ -71,7 +71,7 @@ def test_a_comparison_links_each_run_page_and_shows_what_they_share_once(
     for link, run in zip(links, rep.runs, strict=True):
         page = (tmp_path / link).read_text()
         assert run.path in page and "Inside the network" in page  # the run's full report
-        assert [s.title for s in run.sections] == ["Run"]  # the comparison keeps the header alone
+        assert [s.title for s in run.sections] == ["Verdict", "Run"]  # each run's own
     # both trained mnist_cnn on the same sample data: its model section is shared, the data section
     # is not (the augmented run adds an augmentation grid)
     assert "Model" in [s.title for s in rep.shared] and "Data" not in [s.title for s in rep.shared]

@@ -179,7 +179,8 @@ def test_a_bug_is_a_json_500_without_a_traceback(client: Any, sample_app: Any, p
 
 def test_no_request_names_a_server_path(client: Any) -> None:
     schema = client.get("/openapi.json").json()
-    assert set(schema["paths"]) == {"/api/info", "/api/predict", "/api/explain", "/api/features", "/api/unit"}
+    assert set(schema["paths"]) == {"/api/info", "/api/predict", "/api/explain", "/api/features", "/api/unit",
+                                    "/api/examples"}
     for name, comp in schema["components"]["schemas"].items():
         if name.startswith("Body_"):
             props = comp["properties"]

@@ -58,8 +58,9 @@ def test_partial_run_rebuilt_from_its_folder_has_the_trained_freezing_and_logits
                       out=str(tmp_path / "run"))
     fit(cfg, callbacks=[keep])
     run = load_run(tmp_path / "run")
-    # fit's dry run (on the meta device, before decoding), fit, then load_run: the same function
-    assert calls == ["architecture", "pretrained", "architecture"]
+    # fit's dry run (on the meta device, before decoding), fit, its verdict (which evaluates the run read
+    # back), then load_run: the same function
+    assert calls == ["architecture", "pretrained", "architecture", "architecture"]
 
     # Training ran in channels-last on the CPU (a layout, see TrainConfig.channels_last); compare in NCHW.
     trained = keep.model.eval().to(memory_format=torch.contiguous_format)

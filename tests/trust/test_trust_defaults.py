@@ -128,7 +128,9 @@ def test_cats_cnn_from_scratch_learns_at_its_recommended_learning_rate(
     accs = [r["val_acc"] for r in read_metrics(tmp_path / "cats" / "metrics.csv")]
     # 200 validation photos, 100 per class: chance is 50% (+-7% at two standard deviations)
     assert max(accs) >= 0.62, accs
-    assert result.best_val_loss < 0.66, result.best_val_loss  # ln 2 = 0.693 is a coin flip
+    # ln 2 = 0.693 is a coin flip. The loss is the mean over images (issue 21): 0.669 here, where the mean of
+    # batch means (the last batch of 8 images weighing as much as one of 64) said 0.641.
+    assert result.best_val_loss < 0.68, result.best_val_loss
 
 
 @pytest.mark.slow

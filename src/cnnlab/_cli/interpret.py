@@ -57,28 +57,18 @@ def explain(
     [top_channels: [{channel, weight}], channels_figure], [deletion_auc, insertion_auc]}],
     [faithfulness_figure]}.
     """
-    from ..interpret.series_cam import is_series_source
     from ..options import at_least, figure_file, run_and_images
-    from ..report.explanations import explain_images, explain_series_files, image_paths
+    from ..report.explanations import explain_inputs
 
     at_least(channels, 0, "channels")
     run, images = run_and_images(inputs, model)
     out = figure_file(out or default_output("explain.png", run, label=model))
-    src = load_source(run, model)
-    if is_series_source(src):  # a 1-D convnet: maps along time over series (cnnlab.interpret.series_cam)
-        doc = explain_series_files(src, images, out=out, method=method, layer=layer, target=target)
-        if as_json:
-            print_json(doc)
-        else:
-            n = len(doc["series"])
-            console.print(f"{doc['method']} on layer {doc['layer']} over {n} series: figure {out}")
-        return
-    doc = explain_images(src, image_paths(images), out=out, method=method, layer=layer, target=target,
+    doc = explain_inputs(load_source(run, model), images, out=out, method=method, layer=layer, target=target,
                          channels=channels, faithfulness=faithfulness)
     if as_json:
         print_json(doc)
         return
-    for rec in doc["images"]:
+    for rec in doc.get("images", []):  # a series' figure holds its maps
         console.print(f"{rec['image']}: {rec['class']} ({rec['probability']:.1%}) -> {rec['overlay']}")
     console.print(f"{doc['method']} on layer {doc['layer']}: figure {out}")
 

@@ -149,8 +149,7 @@ def export(
     written."""
     from ..export import export_run
 
-    summary = export_run(run, fmt=fmt, out=out, dynamic_batch=dynamic_batch).summary()
-    console.print(summary, markup=False, highlight=False)
+    console.print(export_run(run, fmt=fmt, out=out, dynamic_batch=dynamic_batch).summary(), markup=False)
 
 
 @app.command()

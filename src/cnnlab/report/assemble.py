@@ -43,6 +43,8 @@ SECTIONS: tuple[tuple[str, Callable[[RunContext], Section]], ...] = (
     ("Inside the network", inside_section),
 )
 SECTION_TITLES = tuple(title for title, _ in SECTIONS)
+#: The sections that are each run's own in a comparison: its verdict and its header.
+_HEAD = 2
 
 #: ``on_step(what, steps done, steps in all)``: called before each step of the report.
 StepFn = Callable[[str, int, int], None]
@@ -245,7 +247,7 @@ def split_comparison(report: Report, dest: Path) -> Report:
 
     keys = [s.key for s in report.runs[0].sections]
     alike = [
-        k for k in keys[1:]
+        k for k in keys[_HEAD:]
         if all(any(s.key == k for s in r.sections) for r in report.runs)
         and all({s.key: s for s in r.sections}[k] == {s.key: s for s in report.runs[0].sections}[k]
                 for r in report.runs[1:])
@@ -256,5 +258,5 @@ def split_comparison(report: Report, dest: Path) -> Report:
         page = run_page(dest, k, run.name)
         single = Report(f"cnnlab report: {run.name}", report.created, report.command, report.versions, [run])
         write_text(page, render_html(single))
-        runs.append(RunReport(run.name, run.path, run.sections[:1], link=page.name))
+        runs.append(RunReport(run.name, run.path, run.sections[:_HEAD], link=page.name))
     return replace(report, runs=runs, shared=shared)

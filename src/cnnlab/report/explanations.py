@@ -72,6 +72,32 @@ def explain_series_files(src: ModelSource, items: Sequence[str], *, out: str | P
             "figure": str(out), "series": cams.records()}
 
 
+def explain_inputs(src: ModelSource, items: Sequence[str], *, out: str | Path, method: str = "gradcam",
+                   layer: str = "auto", target: str | None = None, channels: int = 0,
+                   faithfulness: bool = False) -> dict[str, Any]:
+    """Class activation maps of what a command line names: images, or series for a 1-D convnet.
+
+    Args:
+        src: The model.
+        items: Image files; for a 1-D convnet ``ucr:NAME[:INDEX]`` or files of one series.
+        out: The figure; see :func:`explain_images` and :func:`explain_series_files`.
+        method: A CAM method of the registry.
+        layer: ``auto``, a dotted name or ``Type:index``.
+        target: A class name or index; None: predicted.
+        channels: Images only: also draw the top-K channels of each image (0: no).
+        faithfulness: Images only: also measure deletion/insertion curves.
+
+    Returns:
+        The ``--json`` record of :func:`explain_images` or :func:`explain_series_files`.
+    """
+    from ..interpret.series_cam import is_series_source
+
+    if is_series_source(src):  # maps along time over series (cnnlab.interpret.series_cam)
+        return explain_series_files(src, items, out=out, method=method, layer=layer, target=target)
+    return explain_images(src, image_paths(items), out=out, method=method, layer=layer, target=target,
+                          channels=channels, faithfulness=faithfulness)
+
+
 def explain_images(src: ModelSource, paths: Sequence[str | Path], *, out: str | Path, method: str = "gradcam",
                    layer: str = "auto", target: str | None = None, channels: int = 0,
                    faithfulness: bool = False) -> dict[str, Any]:

@@ -297,7 +297,9 @@ class TrainConfig:
             from .defaults import default_choice
 
             choice = default_choice(self.data, self.img_size)
-            self.model, self.img_size = choice.model, self.img_size or choice.img_size
+            self.model = choice.model
+            if self.img_size is None:  # 0 stays, to be refused below
+                self.img_size = choice.img_size
             if choice.pretrained and self.weights is None:
                 self.pretrained = True
                 if self.transfer is Transfer.SCRATCH:  # the default mode: the choice's
