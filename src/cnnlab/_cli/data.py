@@ -61,7 +61,7 @@ def data(
     data_dir: Path | None = typer.Option(
         None, "--data-dir", help="folder holding fashion-mnist/ or mnist-10k/ (default $CNNLAB_DATA_DIR)"
     ),
-    img_size: int | None = typer.Option(None, "--img-size", help="resize to SxS (default: IDX 28, folders 150)"),
+    img_size: int | None = typer.Option(None, "--img-size", help="resize to SxS (IDX 28, folders 150)"),
     val_split: float = typer.Option(0.2, "--val-split", help="val fraction when the data has no val split"),
     seed: int = typer.Option(0, "--seed", help="seed of the split and of the augmentation draws"),
     download: bool = typer.Option(False, "--download", help="let torchvision download MNIST/Fashion-MNIST"),
