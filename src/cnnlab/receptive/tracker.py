@@ -132,7 +132,7 @@ def _globalise(f: Field, spatial: tuple[int, ...]) -> Field:
     if f.jump is None:
         return f
     axes = len(f.rf)
-    n = tuple(spatial[-axes:]) if len(spatial) >= axes + 1 else (1,) * axes
+    n = tuple(spatial[-axes:]) if len(spatial) >= axes else (1,) * axes
     return Field(tuple(f.rf[a] + round((n[a] - 1) * f.jump[a]) for a in range(axes)), None)
 
 
