@@ -100,5 +100,5 @@ def test_lecture_notebook_runs_top_to_bottom(data_dir: Path, tmp_path: Path,
     assert not [o for o in outputs if o.output_type == "error"]
     assert not list(work.iterdir()), "the notebook wrote into its working folder"
     runs = sorted(p.name for p in (out / "runs").iterdir())
-    assert runs == ["cats", "mnist_cnn", "mnist_mlp", "overfit"]
+    assert runs == ["cats", "italy", "mnist_cnn", "mnist_mlp", "overfit"]  # italy: the 1-D convnets section
     assert all((out / "runs" / r / "model.safetensors").is_file() for r in runs)

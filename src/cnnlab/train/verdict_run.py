@@ -176,5 +176,6 @@ def evaluation_verdict(
     Returns:
         The :class:`Verdict`.
     """
-    train = train_split(run) if own_data else None
+    images = len(run.image_size) == 3  # a series run's split is read by cnnlab.data.series, not here
+    train = train_split(run) if own_data and images else None
     return run_verdict(run, evaluation, train=train, val=val if own_data else None, progress=progress)
