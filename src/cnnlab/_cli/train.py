@@ -66,6 +66,9 @@ def train(
     resume: bool = typer.Option(
         False, "--resume", help="continue the run in --out from checkpoints/last.ckpt"
     ),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="replace the run in --out (without it or --resume, a run there is refused)"
+    ),
     data_dir: Path | None = typer.Option(
         None, "--data-dir", help="folder with the IDX files (else $CNNLAB_DATA_DIR)"
     ),

@@ -37,6 +37,7 @@ from torch import nn
 from torch.optim.adam import adam
 
 from ..errors import CnnlabError, ModelError
+from ..values import check_seed
 from .hooks import resolve_layer, run_until, truncated_capture
 
 __all__ = ["FilterVisResult", "visualize_filters"]
@@ -185,6 +186,7 @@ def visualize_filters(
         raise CnnlabError(f"--steps {steps}: use at least 1")
     if batch_size < 1:
         raise CnnlabError(f"batch_size {batch_size}: use at least 1")
+    check_seed(seed)
     if torch.is_inference_mode_enabled():
         with torch.inference_mode(False):
             return visualize_filters(
