@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import sys
@@ -49,6 +50,8 @@ PUBLISHED: dict[tuple[str, str], tuple[float, str]] = {
 
 
 def _one(dataset: str, model: str, seed: int) -> dict[str, Any]:
+    import torch
+
     from cnnlab.train import fit, load_run
     from cnnlab.train.config import TrainConfig
     from cnnlab.train.evaluate import evaluate, load_eval_data
@@ -56,9 +59,10 @@ def _one(dataset: str, model: str, seed: int) -> dict[str, Any]:
     out = RUNS / f"{model}-{dataset}-s{seed}"
     shutil.rmtree(out, ignore_errors=True)
     cfg = TrainConfig(data=f"ucr:{dataset}", model=model, seed=seed, out=str(out), progress=False)
-    t0 = time.perf_counter()
+    load0, t0 = os.getloadavg()[0], time.perf_counter()
     result = fit(cfg)
     seconds = time.perf_counter() - t0
+    load = (load0, os.getloadavg()[0])
     run = load_run(out)
     best = evaluate(run, load_eval_data(run)[0])
     return {
@@ -70,6 +74,8 @@ def _one(dataset: str, model: str, seed: int) -> dict[str, Any]:
         "best_checkpoint_accuracy": best.accuracy,
         "best_epoch": result.best_epoch,
         "seconds": round(seconds, 1),
+        "load": f"{min(load):.1f}-{max(load):.1f}",  # the 1-minute load average at start and end
+        "threads": torch.get_num_threads(),
     }
 
 
@@ -83,13 +89,14 @@ def _markdown(rows: list[dict[str, Any]]) -> str:
         "the accuracy is on the archive's TEST split (cnnlab's validation split). *Last epoch* is the model "
         "after the last epoch (nothing chosen on the test split); *best checkpoint* is the exported "
         "lowest-validation-loss epoch, chosen on the test split and so optimistic. Medians of the seeds. "
-        "The machine (2 CPU cores) was shared with other jobs while this ran (load average about 15), so the "
-        "times are rough; it ran as `OMP_NUM_THREADS=1 python benchmarks/series.py --datasets "
-        "ItalyPowerDemand GunPoint --models fcn1d` (one thread: two were slower on the loaded machine).",
+        "The machine has 2 CPU cores; *load* is the 1-minute load average at the start and end of each "
+        "seed's "
+        "run (above 2, other jobs shared the cores and the times are longer than alone), *threads* torch's "
+        "(`OMP_NUM_THREADS=1` where 1).",
         "",
         "| dataset | model | seeds | last epoch (median) | per seed | best checkpoint (median) | published "
-        "| time / run |",
-        "|---|---|---|---|---|---|---|---|",
+        "| time / run | load | threads |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         pub = PUBLISHED.get((r["dataset"], r["model"]))
@@ -97,7 +104,9 @@ def _markdown(rows: list[dict[str, Any]]) -> str:
         seeds = ", ".join(f"{s['last_epoch_accuracy']:.1%}" for s in r["seeds"])
         lines.append(
             f"| {r['dataset']} | {r['model']} | {len(r['seeds'])} | {r['last_epoch_median']:.1%} | {seeds} | "
-            f"{r['best_checkpoint_median']:.1%} | {pub_text} | {r['seconds_median']:.0f} s |"
+            f"{r['best_checkpoint_median']:.1%} | {pub_text} | {r['seconds_median']:.0f} s | "
+            f"{', '.join(sorted({s.get('load', '?') for s in r['seeds']}))} | "
+            f"{', '.join(sorted({str(s.get('threads', '?')) for s in r['seeds']}))} |"
         )
     ran = {(r["dataset"], r["model"]) for r in rows}
     missing = [f"{m} on {d} (published {acc:.1%} [1])" for (d, m), (acc, _) in PUBLISHED.items()
@@ -133,7 +142,8 @@ def main() -> int:
     from cnnlab._io import write_text
 
     RESULTS.mkdir(exist_ok=True)
-    rows: list[dict[str, Any]] = []
+    saved = RESULTS / "series.json"  # rows of earlier runs are kept: `--models resnet1d` adds its rows
+    rows: list[dict[str, Any]] = json.loads(saved.read_text()) if saved.exists() else []
     for dataset in args.datasets:
         for model in args.models:
             seeds: list[dict[str, Any]] = []

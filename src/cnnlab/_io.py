@@ -230,8 +230,13 @@ def remove_orphan_temps(
     return removed
 
 
-def ensure_writable_dir(path: str | os.PathLike[str], *, option: str = "--out") -> Path:
+def ensure_writable_dir(path: str | os.PathLike[str], *, option: str = "--out", fix: str = "") -> Path:
     """Create ``path`` if needed and prove it is writable, before any long work starts.
+
+    Args:
+        path: The folder.
+        option: The option that chose it, named in the message.
+        fix: What to do when it is not writable (default: choose a writable folder with ``option``).
 
     Raises:
         CnnlabError: naming ``option`` and the fix when the folder cannot be created or written
@@ -252,7 +257,7 @@ def ensure_writable_dir(path: str | os.PathLike[str], *, option: str = "--out") 
             raise DiskFullError(message, path=str(p), errno_code=code) from None
         raise CnnlabError(
             f"{option} {p}: cannot write there ({exc.strerror or exc}); "
-            f"choose a writable folder with {option}"
+            f"{fix or f'choose a writable folder with {option}'}"
         ) from None
     return p
 

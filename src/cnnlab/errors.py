@@ -10,6 +10,11 @@ Other options a message refers to (in its fix, say) are written in backticks as 
 (a message reading "lower `lr`"); the CLI prints each as its flag ("lower --lr"). Backticks around
 anything that is not a single lower-case identifier (such as a command) are left alone.
 
+A message shared by several commands may offer a fix that names an option only some of them have: it is
+written in square brackets, ``"set CNNLAB_DATA_DIR[, or pass `data_dir` DIR]"``. The library's text
+keeps it (without the brackets); the CLI keeps it only for a command that has every option it names
+(:meth:`CnnlabError.cli_message` with ``options``), so that no hint names an option the command lacks.
+
 Errors whose cause is a bad argument value are also :class:`ValueError` s (:class:`ArgumentError` and
 its kin), so ``except ValueError`` works for library callers.
 """
@@ -19,9 +24,11 @@ from __future__ import annotations
 import difflib
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 
 _OPTION_REF = re.compile(r"`([a-z][a-z0-9_]*)`")
+#: A part of a message that names options only some commands have: ``[, or add `download`]``.
+_ALTERNATIVE = re.compile(r"\[([^\[\]]*`[a-z][a-z0-9_]*`[^\[\]]*)\]")
 
 
 class CnnlabError(Exception):
@@ -41,11 +48,24 @@ class CnnlabError(Exception):
         self.param = param
 
     def __str__(self) -> str:
-        return f"{self.param}{_sep(self.message)}{self.message}" if self.param else self.message
+        text = _ALTERNATIVE.sub(r"\1", self.message)
+        return f"{self.param}{_sep(text)}{text}" if self.param else text
 
-    def cli_message(self, flags: dict[str, str] | None = None) -> str:
-        """The message as the CLI prints it: ``param`` spelled as its flag (``--fine-tune-schedule``)."""
-        text = _OPTION_REF.sub(lambda m: as_flag(m.group(1), flags), self.message)
+    def cli_message(self, flags: dict[str, str] | None = None, options: Collection[str] | None = None) -> str:
+        """The message as the CLI prints it: ``param`` spelled as its flag (``--fine-tune-schedule``).
+
+        Args:
+            flags: Extra ``{param: flag}`` spellings of the command.
+            options: The command's flags; a bracketed alternative naming an option that is not among them
+                is left out (None: every alternative is kept).
+        """
+
+        def alternative(m: re.Match[str]) -> str:
+            named = {as_flag(ref, flags) for ref in _OPTION_REF.findall(m.group(1))}
+            return m.group(1) if options is None or named <= set(options) else ""
+
+        kept = _ALTERNATIVE.sub(alternative, self.message)
+        text = _OPTION_REF.sub(lambda m: as_flag(m.group(1), flags), kept)
         return f"{as_flag(self.param, flags)}{_sep(text)}{text}" if self.param else text
 
 

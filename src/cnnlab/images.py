@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, BinaryIO, Literal
 
 import numpy as np
 
-from .errors import CnnlabError, DataError
+from .errors import DataError
 
 if TYPE_CHECKING:
     import torch
@@ -90,19 +90,15 @@ def max_image_pixels() -> int | None:
         The most pixels an image may have, or None when unbounded (the variable is 0).
 
     Raises:
-        CnnlabError: when the variable is not a whole number (one line, not a per-file skip).
+        CnnlabError: when the variable is not a whole number >= 0 (one line, not a per-file skip).
     """
-    value = os.environ.get(MAX_PIXELS_ENV, "").strip()
-    if not value:
-        from PIL import Image
+    from PIL import Image
 
-        return Image.MAX_IMAGE_PIXELS
-    try:
-        limit = int(value)
-    except ValueError:
-        message = f"{MAX_PIXELS_ENV}={value!r}: give a whole number of pixels, e.g. 200000000 (0 = no limit)"
-        raise CnnlabError(message) from None
-    return None if limit <= 0 else limit
+    from .values import env_number
+
+    pillow = Image.MAX_IMAGE_PIXELS
+    limit = int(env_number(MAX_PIXELS_ENV, default=pillow or 0, integer=True, unit="pixels", zero="no limit"))
+    return None if limit == 0 else limit
 
 
 class PixelBudget:

@@ -45,14 +45,11 @@ def memory_budget() -> tuple[int, str]:
     Raises:
         CnnlabError: ``CNNLAB_MAX_MEMORY_GB`` is set to something that is not a positive number.
     """
+    from .values import env_number
+
     text = os.environ.get(ENV_MAX_MEMORY, "").strip()
     if text:
-        try:
-            value = float(text)
-        except ValueError:
-            value = -1.0
-        if not (math.isfinite(value) and value > 0):
-            raise CnnlabError(f"{ENV_MAX_MEMORY}={text!r}: give a positive number of gigabytes")
+        value = env_number(ENV_MAX_MEMORY, default=math.nan, low=0, low_open=True, unit="gigabytes (GiB)")
         return int(value * _GIB), f"{ENV_MAX_MEMORY}={text}"
     total = _physical_memory()
     if total is None:
@@ -142,11 +139,20 @@ def dry_forward(model: nn.Module, input_shape: tuple[int, ...]) -> ForwardProbe:
 
     Returns:
         A :class:`ForwardProbe`; ``failed`` is set when the input does not fit a layer.
+
+    Raises:
+        CnnlabError: A side over :data:`cnnlab.values.MAX_SIZE` (no tensor, not even a meta one, has it).
     """
     import torch
     from torch.func import functional_call
 
+    from .values import MAX_SIZE
+
     probe = ForwardProbe(tuple(int(v) for v in input_shape))
+    if max(probe.input_shape, default=0) > MAX_SIZE:
+        size = "x".join(map(str, probe.input_shape))
+        raise CnnlabError(f"an input of {size}: a side over {MAX_SIZE:,} pixels cannot be held in memory; "
+                          "use a smaller size")
     tensors = {**dict(model.named_parameters()), **dict(model.named_buffers())}
     meta = {k: torch.empty_like(v, device="meta") for k, v in tensors.items()}
     probe.param_bytes = sum(p.numel() * p.element_size() for p in model.parameters())

@@ -69,7 +69,8 @@ def check_data_exists(spec: str, *, param: str | None = "data") -> None:
 
 
 def figure_file(out: Path) -> Path:
-    """``out``: a figure file matplotlib writes, in a writable folder (checked before any work)."""
+    """``out``: a figure file matplotlib writes, in a writable folder, not a file of a run folder (checked
+    before any work)."""
     from matplotlib.figure import Figure
 
     from ._io import ensure_writable_dir
@@ -80,8 +81,10 @@ def figure_file(out: Path) -> Path:
         what = f".{suffix} files" if suffix else "a file without a suffix"
         raise ArgumentError(f"{out}: matplotlib cannot write {what}; use .png, .svg, .pdf or .jpg",
                             param="out")
+    from .runfolder.folder import check_output
+
     ensure_writable_dir(out.parent if str(out.parent) else Path("."), option="--out")
-    return out
+    return check_output(out)
 
 
 def filter_ranges(text: str) -> list[range]:

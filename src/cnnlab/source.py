@@ -175,8 +175,8 @@ def _architecture_of(path: Path) -> str:
             name = None
     if not name:
         raise ModelArgumentError(
-            f"{path}: the file does not record its architecture; give the model name and the file "
-            "(`model` NAME `weights` FILE)"
+            f"{path}: the file does not record its architecture (a cnnlab model.safetensors does); give the "
+            "run folder it came from[, or the model's name with it (`model` NAME `weights` FILE)]"
         )
     return str(name)
 

@@ -112,7 +112,7 @@ def test_not_found_names_where_and_the_fix(tmp_path: Path, monkeypatch: pytest.M
     assert "`data_dir`" in msg and "CNNLAB_DATA_DIR" in msg and str(tmp_path / "fashion-mnist") in msg
     assert "--data-dir DIR" in info.value.cli_message() and "\n" not in msg  # the CLI names its flag
     monkeypatch.delenv("CNNLAB_DATA_DIR")
-    with pytest.raises(DataError, match="neither `data_dir` nor CNNLAB_DATA_DIR"):
+    with pytest.raises(DataError, match="CNNLAB_DATA_DIR is not set and no `data_dir` given"):
         load_data("mnist")
 
 

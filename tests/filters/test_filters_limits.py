@@ -44,7 +44,7 @@ def test_the_kernel_limit_is_raised_by_its_environment_variable(monkeypatch):
     monkeypatch.setenv(ENV_MAX_FILTERS, "1200")
     assert make_bank("gabor", thetas=400).out_channels == 1200
     monkeypatch.setenv(ENV_MAX_FILTERS, "lots")
-    with pytest.raises(CnnlabError, match=f"{ENV_MAX_FILTERS}='lots': expected a positive whole number"):
+    with pytest.raises(CnnlabError, match=f"{ENV_MAX_FILTERS}='lots': give a positive whole number"):
         make_bank("gabor")
 
 

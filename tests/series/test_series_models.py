@@ -3,7 +3,6 @@ receptive fields against the exact gradient oracle (as tests/summary/test_summar
 
 from __future__ import annotations
 
-import copy
 import json
 import subprocess
 import sys
@@ -13,6 +12,7 @@ import torch
 from torch import nn
 from torchinfo import summary as ti_summary
 
+from _rf_oracle import oracle_fields
 from cnnlab.errors import ModelError
 from cnnlab.models import create_model
 from cnnlab.models.base import ModelContract
@@ -22,49 +22,6 @@ from cnnlab.summary import summarize
 # FCN on a univariate series: conv 1*128*8+128, BN 2*128, conv 128*256*5+256, BN 2*256, conv 256*128*3+128,
 # BN 2*128 = 264,704 before the classifier (hand count of Wang et al.'s Fig. 1 layers).
 FCN_FEATURE_PARAMS = 1_152 + 256 + 164_096 + 512 + 98_432 + 256
-
-
-def _oracle_model(model: nn.Module) -> nn.Module:
-    """Every weight positive, BN in unit statistics, max-pools as average pools (see the 2-D oracle)."""
-    m = copy.deepcopy(model).eval()
-    for parent in list(m.modules()):
-        for name, child in list(parent.named_children()):
-            if isinstance(child, nn.MaxPool1d):
-                setattr(parent, name, nn.AvgPool1d(child.kernel_size, child.stride, child.padding))
-    with torch.no_grad():
-        for mod in m.modules():
-            if isinstance(mod, (nn.Conv1d, nn.Linear)):
-                mod.weight.fill_(1.0 / mod.weight[0].numel())
-                if mod.bias is not None:
-                    mod.bias.fill_(0.1)
-            elif isinstance(mod, nn.BatchNorm1d):
-                mod.weight.fill_(1.0)
-                mod.bias.fill_(0.1)
-                mod.running_mean.zero_()
-                mod.running_var.fill_(1.0)
-    return m
-
-
-def oracle_fields(model: nn.Module, size: tuple[int, int], names: list[str]) -> dict[str, tuple[int]]:
-    """Extent (in samples) of the non-zero input gradient of the centre unit of each named layer."""
-    m = _oracle_model(model)
-    outs: dict[str, torch.Tensor] = {}
-    hooks = [m.get_submodule(n).register_forward_hook(lambda _m, _i, o, n=n: outs.__setitem__(n, o))
-             for n in names]
-    x = torch.ones(1, *size, requires_grad=True)
-    try:
-        m(x)
-    finally:
-        for h in hooks:
-            h.remove()
-    result = {}
-    for n in names:
-        o = outs[n]
-        (g,) = torch.autograd.grad(o[0, :, o.shape[2] // 2].sum(), x, retain_graph=True)
-        support = (g[0].abs().sum(0) > 0).nonzero().flatten()
-        assert support.min() > 0 and support.max() < size[1] - 1, f"{n}: field clipped; use a longer input"
-        result[n] = (int(support.max() - support.min() + 1),)
-    return result
 
 
 def _check_fields(model: nn.Module, size: tuple[int, int]) -> dict[str, tuple[int, ...]]:

@@ -1,85 +1,21 @@
 """Acceptance 3: receptive fields against an exact autograd oracle, never against our own formula.
 
-Oracle: the receptive field of a unit is the set of input pixels its value depends on, i.e. the
-support of the gradient d unit / d input. To make that support exact, nothing may cancel or be cut:
-
-* every conv/linear weight is the positive constant 1/fan_in, every bias and BN shift is +0.1, BN uses
-  unit statistics, and the input is all ones: every pre-activation is positive, so every ReLU passes
-  its gradient and no sum of contributions can cancel;
-* max-pooling routes its gradient to a single element of its window (the arg-max), so its gradient
-  support is not its field. The oracle swaps each ``MaxPool2d`` for an ``AvgPool2d`` with the same
-  kernel/stride/padding: the same window, whose gradient reaches all of it. The real layers'
-  geometry is unchanged, so the field is the real one;
-* the unit is the centre of the layer's output (summed over channels), and the input is large enough
-  that the support touches no border (asserted), so the field is not clipped.
-
-The extent (rows, cols) of the non-zero gradient is then the field; ``summarize`` must give exactly it.
+Oracle (tests/_rf_oracle.py, shared with the 1-D tests): the receptive field of a unit is the support of
+the gradient d unit / d input, made exact by positive constant weights, unit-statistics BN, an all-ones
+input and max-pools swapped for average pools of the same window (nothing cancels, nothing is routed to
+one arg-max); the unit is the centre of the layer's output, on an input large enough that the support
+touches no border. The extent (rows, cols) of the non-zero gradient is then the field; ``summarize`` must
+give exactly it.
 """
 
 from __future__ import annotations
 
-import copy
-
 import pytest
-import torch
 from torch import nn
 
+from _rf_oracle import oracle_fields
 from cnnlab.models import create_model
 from cnnlab.summary import summarize
-
-
-def _oracle_model(model: nn.Module) -> nn.Module:
-    m = copy.deepcopy(model).eval()
-    for parent in list(m.modules()):
-        for name, child in list(parent.named_children()):
-            if isinstance(child, nn.MaxPool2d):
-                assert child.dilation in (1, (1, 1))
-                setattr(
-                    parent,
-                    name,
-                    nn.AvgPool2d(child.kernel_size, child.stride, child.padding, ceil_mode=child.ceil_mode),
-                )
-    with torch.no_grad():
-        for mod in m.modules():
-            if isinstance(mod, (nn.Conv2d, nn.Linear)):
-                mod.weight.fill_(1.0 / mod.weight[0].numel())
-                if mod.bias is not None:
-                    mod.bias.fill_(0.1)
-            elif isinstance(mod, nn.BatchNorm2d):
-                mod.weight.fill_(1.0)
-                mod.bias.fill_(0.1)
-                mod.running_mean.zero_()
-                mod.running_var.fill_(1.0)
-    return m
-
-
-def oracle_fields(
-    model: nn.Module, input_size: tuple[int, int, int], names: list[str]
-) -> dict[str, tuple[int, int]]:
-    """Gradient-support extent (rows, cols) of the centre unit of each named layer's output."""
-    m = _oracle_model(model)
-    outs: dict[str, torch.Tensor] = {}
-    hooks = [
-        m.get_submodule(n).register_forward_hook(lambda _m, _i, o, n=n: outs.__setitem__(n, o)) for n in names
-    ]
-    x = torch.ones(1, *input_size, requires_grad=True)
-    try:
-        m(x)
-    finally:
-        for h in hooks:
-            h.remove()
-    result = {}
-    for n in names:
-        o = outs[n]
-        unit = o[0, :, o.shape[2] // 2, o.shape[3] // 2].sum()
-        (g,) = torch.autograd.grad(unit, x, retain_graph=True)
-        support = g[0].abs().sum(0) > 0
-        rows = support.any(1).nonzero().flatten()
-        cols = support.any(0).nonzero().flatten()
-        assert rows.min() > 0 and cols.min() > 0, f"{n}: field clipped by the border; use a larger input"
-        assert rows.max() < input_size[1] - 1 and cols.max() < input_size[2] - 1, f"{n}: field clipped"
-        result[n] = (int(rows.max() - rows.min() + 1), int(cols.max() - cols.min() + 1))
-    return result
 
 
 def _check(model: nn.Module, size: tuple[int, int, int], names: list[str] | None = None) -> dict[str, tuple]:

@@ -142,7 +142,7 @@ def test_resume_from_a_damaged_checkpoint_is_refused_before_training(reference, 
     last.write_bytes(last.read_bytes()[:500])  # a copy cut short
     before = (copy / "metrics.csv").read_text()
     cfg = TrainConfig.from_yaml(copy / "config.yaml").replace(out=str(copy), resume=True)
-    with pytest.raises(TrainingError, match=r"last\.ckpt is damaged .*without `resume`"):
+    with pytest.raises(TrainingError, match=r"last\.ckpt is damaged .*with `overwrite`"):
         fit(cfg)
     assert (copy / "metrics.csv").read_text() == before  # nothing was touched
 

@@ -148,7 +148,7 @@ def test_a_damaged_checkpoint_stops_resume_before_any_work(copy_run, name: str, 
     path = run / "checkpoints" / name
     path.write_bytes(damage(path.read_bytes()))
     before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
-    with pytest.raises(TrainingError, match=rf"^resume: .*{name} {says}.*without `resume`") as exc:
+    with pytest.raises(TrainingError, match=rf"^resume: .*{name} {says}.*with `overwrite`") as exc:
         fit(_resume(run, epochs=3))
     assert exc.value.cli_message().startswith("--resume: ") and "\n" not in str(exc.value)
     assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before  # nothing touched

@@ -68,6 +68,14 @@ class _Group(TyperGroup):
         with formatter.section("Commands"):
             formatter.write_dl([(name, command_line(name, cmd.help or "")) for name, cmd in shown])
 
+    def _options(self, ctx: Context) -> set[str] | None:
+        """The flags of the command being run (None before one is chosen)."""
+        command = self.commands.get(ctx.invoked_subcommand or "")
+        if command is None:
+            return None
+        return {o for p in command.params
+                for o in [*getattr(p, "opts", []), *getattr(p, "secondary_opts", [])]}
+
     def parse_args(self, ctx: Context, args: list[str]) -> list[str]:
         try:
             return super().parse_args(ctx, args)
@@ -80,8 +88,8 @@ class _Group(TyperGroup):
         tune_allocator()  # every command allocates tensors; see cnnlab._perf
         try:
             return super().invoke(ctx)
-        except CnnlabError as exc:
-            raise UserError(exc.cli_message()) from None
+        except CnnlabError as exc:  # a hint naming an option this command lacks is left out (errors.py)
+            raise UserError(exc.cli_message(options=self._options(ctx))) from None
         except UsageError as exc:  # a command's options: parsed here, when the command is invoked
             raise UserError(usage_line(exc)) from None
 
@@ -98,8 +106,10 @@ app = typer.Typer(
 
 
 def print_json(obj: Any) -> None:
-    """Print ``obj`` as JSON on stdout (the stable ``--json`` contract)."""
-    sys.stdout.write(json.dumps(obj, indent=2) + "\n")
+    """Print ``obj`` as JSON on stdout (the stable ``--json`` contract): always valid JSON (null for NaN)."""
+    from ..values import json_safe
+
+    sys.stdout.write(json.dumps(json_safe(obj), indent=2, allow_nan=False) + "\n")
     sys.stdout.flush()
 
 

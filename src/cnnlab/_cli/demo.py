@@ -35,10 +35,12 @@ def demo(
     from .._io import ensure_writable_dir
     from ..data import load_data
     from ..images import save_image
+    from ..runfolder.folder import holds_run
 
     ensure_writable_dir(out, option="--out")
     start = time.perf_counter()
     run = out / "run"
+    again = ["--overwrite"] if holds_run(run) else []  # the demo's own run, from an earlier demo: replaced
     _step("1. The data: the embedded Fashion-MNIST sample",
           ["data", "sample", "--out", str(out), "--augment", "standard"])
     _step("2. Classical convolution: a Gabor filter bank",
@@ -46,7 +48,8 @@ def demo(
     _step("3. The network: shapes, parameters, mult-adds, receptive field",
           ["summary", "mnist_cnn", "--input", "1x28x28"])
     _step("4. Training mnist_cnn on the sample",
-          ["train", "--data", "sample", "--model", "mnist_cnn", "--epochs", str(epochs), "--out", str(run)])
+          ["train", "--data", "sample", "--model", "mnist_cnn", "--epochs", str(epochs), "--out", str(run),
+           *again])
     _step("5. Evaluation on the held-out split", ["evaluate", str(run)])
     bundle = load_data("sample")
     picks: list[str] = []

@@ -20,7 +20,8 @@ def report(
         ..., metavar="RUN [RUN...]", help="Run folders (several: a comparison)."
     ),
     out: Path | None = typer.Option(
-        None, "--out", help="HTML file [default: RUN/report.html; several runs: report.html beside them]"
+        None, "--out", help="HTML file, or a folder for report.html [default: RUN/report.html; several runs: "
+                            "report.html beside them]"
     ),
     data: str | None = typer.Option(
         None, "--data", help="show and evaluate this SPEC instead of each run's data"
@@ -35,11 +36,11 @@ def report(
     page first compares them: curves overlaid and one table.
     """
     from .._io import ensure_writable_dir
-    from ..report.assemble import default_output, make_report
+    from ..report.assemble import make_report, report_output
     from ..report.document import Missing
     from ..train.run import quiet_lightning
 
-    dest = out if out is not None else default_output(runs)
+    dest = report_output(runs, out)
     argv = [
         "cnnlab",
         "report",

@@ -70,6 +70,9 @@ def train(
     resume: bool = typer.Option(
         False, "--resume", help="continue the run in --out from checkpoints/last.ckpt"
     ),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="replace the run in --out (without it or --resume, a run there is refused)"
+    ),
     data_dir: Path | None = typer.Option(
         None, "--data-dir", help="folder with the IDX files (else $CNNLAB_DATA_DIR)"
     ),
@@ -170,30 +173,13 @@ def evaluate(
     from ..report.measures import evaluation_files
 
     done = evaluation_files(run, data=data, batch_size=batch_size, top_losses=top_losses)
-    result = done.result
     if json_out:
         print_json(done.record)
         console.print(done.verdict.line(), markup=False, highlight=False)
         return
-    from rich.table import Table
-
-    table = Table(title=f"{run} on {done.data}: accuracy {result.accuracy:.2%}, loss {result.loss:.4f}")
-    for col in ("class", "precision", "recall", "f1", "support"):
-        table.add_column(col, justify="left" if col == "class" else "right")
-    for name, m in result.per_class.items():
-        table.add_row(
-            name, f"{m['precision']:.3f}", f"{m['recall']:.3f}", f"{m['f1']:.3f}", str(m["support"])
-        )
-    console.print(table)
-    for t in result.top_losses[:5]:
-        where_item = t.get("path", f"#{t.get('index')}")
-        console.print(
-            f"top loss {t['loss']:.3f}: {where_item} (label {t['label']}, predicted {t['predicted']})"
-        )
-    console.print(f"Confusion matrix and JSON written to {done.written}.")
-    if done.gallery is not None:
-        console.print(f"The top losses, drawn with their classes and Grad-CAM: {done.gallery}.")
-    console.print(done.verdict.line(), markup=False, highlight=False)
+    console.print(done.table(run))
+    for line in done.closing_lines():
+        console.print(line, markup=False, highlight=False)
 
 
 @app.command()

@@ -48,13 +48,11 @@ DEFAULT_MAX_GB = 10.0
 
 def max_cache_bytes() -> int | None:
     """The decode cache's size bound in bytes (``CNNLAB_CACHE_MAX_GB``, default 10), None when unbounded."""
-    value = os.environ.get("CNNLAB_CACHE_MAX_GB", "")
-    try:
-        gb = float(value) if value else DEFAULT_MAX_GB
-    except ValueError:
-        message = f"CNNLAB_CACHE_MAX_GB={value!r}: give a number of gigabytes (0 = unbounded)"
-        raise DataError(message) from None
-    return None if gb <= 0 else int(gb * 1e9)
+    from ..values import env_number
+
+    gb = env_number("CNNLAB_CACHE_MAX_GB", default=DEFAULT_MAX_GB, unit="gigabytes", zero="unbounded",
+                    error=DataError)
+    return None if gb == 0 else int(gb * 1e9)
 
 
 def prune_cache(

@@ -21,6 +21,7 @@ import torch
 
 from ..errors import DataArgumentError, DataError, did_you_mean
 from ..images import ImageMode
+from ..values import check_seed
 from .cache import ProgressFn, cache_key, check_files, decode_files, decoded_nbytes, max_cache_bytes
 from .core import DataBundle, ImageTensorDataset, SkippedFile, stratified_split, stratified_take
 from .folders import FileList, read_csv_list, scan_folder
@@ -31,7 +32,7 @@ from .idx import (
     STANDARD_STEMS,
     candidate_folders,
     find_idx_set,
-    read_idx,
+    read_idx_set,
 )
 from .stream import FileRows, StreamingImages
 
@@ -124,10 +125,11 @@ def _idx_bundle(spec: str, classes: list[str], train: tuple[np.ndarray, np.ndarr
 
 
 def _not_found(name: str, folders: list[Path], stems: dict[str, str]) -> DataError:
-    where = ", ".join(str(f) for f in folders) or "nowhere (neither `data_dir` nor CNNLAB_DATA_DIR is set)"
+    nowhere = "nowhere (CNNLAB_DATA_DIR is not set[ and no `data_dir` given])"
+    where = ", ".join(str(f) for f in folders) or nowhere
     return DataError(
         f"{name} IDX files ({', '.join(s + '[.gz]' for s in stems.values())}) not found; looked in {where}; "
-        f"pass `data_dir` DIR or set CNNLAB_DATA_DIR to the folder holding {name}/, or add `download`"
+        f"set CNNLAB_DATA_DIR to the folder holding {name}/[ (or pass `data_dir` DIR)][, or add `download`]"
     )
 
 
@@ -152,10 +154,10 @@ def _download(tv_name: str, opts: LoadOptions) -> Path:
 Arrays = tuple[np.ndarray, np.ndarray]
 
 
-def _load_standard(files: dict[str, Path]) -> tuple[Arrays, Arrays]:
+def _load_standard(files: dict[str, Path], classes: list[str]) -> tuple[Arrays, Arrays]:
     return (
-        (read_idx(files["train_images"]), read_idx(files["train_labels"])),
-        (read_idx(files["test_images"]), read_idx(files["test_labels"])),
+        read_idx_set(files["train_images"], files["train_labels"], classes),
+        read_idx_set(files["test_images"], files["test_labels"], classes),
     )
 
 
@@ -167,7 +169,7 @@ def _fashion_mnist(opts: LoadOptions) -> DataBundle:
         files = find_idx_set([_download("FashionMNIST", opts)], STANDARD_STEMS)
     if files is None:
         raise _not_found("fashion-mnist", folders, STANDARD_STEMS)
-    train, val = _load_standard(files)
+    train, val = _load_standard(files, FASHION_CLASSES)
     return _idx_bundle("fashion-mnist", FASHION_CLASSES, train, val, opts)
 
 
@@ -177,16 +179,16 @@ def _mnist(opts: LoadOptions) -> DataBundle:
     folders = candidate_folders("mnist", "MNIST", data_dir=opts.data_dir)
     files = find_idx_set(folders, STANDARD_STEMS)
     if files is not None:
-        train, val = _load_standard(files)
+        train, val = _load_standard(files, DIGIT_CLASSES)
         return _idx_bundle("mnist", DIGIT_CLASSES, train, val, opts)
     single = find_idx_set(folders, SINGLE_STEMS)
     if single is None and opts.download:
         files = find_idx_set([_download("MNIST", opts)], STANDARD_STEMS)
         if files is not None:
-            return _idx_bundle("mnist", DIGIT_CLASSES, *_load_standard(files), opts)
+            return _idx_bundle("mnist", DIGIT_CLASSES, *_load_standard(files, DIGIT_CLASSES), opts)
     if single is None:
         raise _not_found("mnist", folders, STANDARD_STEMS)
-    x, y = read_idx(single["images"]), read_idx(single["labels"])
+    x, y = read_idx_set(single["images"], single["labels"], DIGIT_CLASSES)
     tr, va = stratified_split(y, opts.val_split, seed=opts.seed)
     return _idx_bundle("mnist", DIGIT_CLASSES, (x[tr], y[tr]), (x[va], y[va]), opts)
 
@@ -202,7 +204,7 @@ def _sample(opts: LoadOptions) -> DataBundle:
     files = find_idx_set([sample_dir()], STANDARD_STEMS)
     if files is None:
         raise DataError(f"the embedded sample is missing from {sample_dir()}; reinstall cnnlab")
-    train, val = _load_standard(files)
+    train, val = _load_standard(files, FASHION_CLASSES)
     return _idx_bundle("sample", FASHION_CLASSES, train, val, opts)
 
 
@@ -322,7 +324,7 @@ def load_data(
         data_dir: Folder holding ``fashion-mnist/`` / ``mnist-10k/`` (else ``$CNNLAB_DATA_DIR``).
         img_size: Square side to resize to (default: native for IDX, 150 for folders/CSV).
         val_split: Fraction held out for val when the data has no val split of its own.
-        seed: Seed of the deterministic stratified split.
+        seed: Seed of the deterministic stratified split (0 to 2**32 - 1, as every seed).
         limit: Keep only about ``limit`` samples per split (stratified, first ones) for quick runs.
         cache_dir: Decode cache folder (default ``$CNNLAB_CACHE_DIR`` or ``~/.cache/cnnlab``).
         grayscale: True -> 1 channel, False -> 3 channels, None -> the data's own (IDX 1, photos 3).
@@ -342,6 +344,7 @@ def load_data(
         raise DataArgumentError(f"{img_size}: must be between 8 and 4096 pixels", param="img_size")
     if limit is not None and limit < 1:
         raise DataArgumentError(f"{limit}: must be a positive number of samples per split", param="limit")
+    check_seed(seed)
     opts = LoadOptions(data_dir, img_size, val_split, seed, limit, cache_dir, grayscale, progress, download,
                        use_cache)
     from .series import SeriesOptions, is_series_spec, load_series

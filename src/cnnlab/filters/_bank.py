@@ -170,3 +170,16 @@ def positive(name: str, values: Sequence[float] | float) -> list[float]:
     if not seq or any(not isinstance(v, (int, float)) or not 0 < v < math.inf for v in seq):
         raise BankParamError(name, values, "give one or more positive (finite) numbers")
     return [float(v) for v in seq]
+
+
+def finite(name: str, values: Sequence[float] | float) -> list[float]:
+    """A list of finite numbers (angles, phases) from a scalar or sequence, or one line naming ``name``.
+
+    Raises:
+        BankParamError: naming ``name``: an empty list, NaN, an infinity or not a number.
+    """
+    seq = [values] if isinstance(values, (int, float)) else list(values)
+    numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in seq)
+    if not seq or not numbers or not all(math.isfinite(v) for v in seq):
+        raise BankParamError(name, values, "give one or more finite numbers (not NaN or an infinity)")
+    return [float(v) for v in seq]

@@ -23,21 +23,32 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ._bank import FilterBank, ParamValue, positive, register_bank, stack
+from ._bank import FilterBank, ParamValue, finite, positive, register_bank, stack
 from ._limits import BankParamError, check_filter_count, check_kernel_side
+
+#: A width or half size beyond any kernel allowed: larger values are held at it (then refused by size).
+_HUGE = 1e12
 
 
 def sigma_from_bandwidth(frequency: float, bandwidth: float = 1.0) -> float:
-    """scikit-image's default Gaussian width for a Gabor of ``frequency`` and ``bandwidth`` (octaves)."""
-    b = bandwidth
-    return 1.0 / math.pi * math.sqrt(math.log(2) / 2.0) * (2.0**b + 1) / (2.0**b - 1) / frequency
+    """scikit-image's default Gaussian width for a Gabor of ``frequency`` and ``bandwidth`` (octaves).
+
+    ``(2**b + 1) / (2**b - 1)`` is computed as ``1 + 2 / expm1(b ln 2)``: finite for any positive ``b``
+    (``2**b`` overflows past b = 1024, and ``2**b - 1`` is 0 for b = 1e-300).
+    """
+    ratio = 1.0 + 2.0 / max(math.expm1(min(bandwidth, 1000.0) * math.log(2)), 1e-300)
+    return min(1.0 / math.pi * math.sqrt(math.log(2) / 2.0) * ratio / frequency, _HUGE)
 
 
 def half_size(theta: float, sigma_x: float, sigma_y: float, n_stds: float) -> tuple[int, int]:
-    """``(x0, y0)``: the kernel spans ``[-x0, x0]`` columns and ``[-y0, y0]`` rows (scikit-image's rule)."""
+    """``(x0, y0)``: the kernel spans ``[-x0, x0]`` columns and ``[-y0, y0]`` rows (scikit-image's rule).
+
+    Widths beyond any allowed kernel are held at a huge finite size (the kernel-side check refuses it).
+    """
     ct, st = math.cos(theta), math.sin(theta)
-    x0 = math.ceil(max(abs(n_stds * sigma_x * ct), abs(n_stds * sigma_y * st), 1))
-    y0 = math.ceil(max(abs(n_stds * sigma_y * ct), abs(n_stds * sigma_x * st), 1))
+    sx, sy, n = (min(v, _HUGE) for v in (sigma_x, sigma_y, n_stds))
+    x0 = math.ceil(min(max(abs(n * sx * ct), abs(n * sy * st), 1), _HUGE))
+    y0 = math.ceil(min(max(abs(n * sy * ct), abs(n * sx * st), 1), _HUGE))
     return x0, y0
 
 
@@ -101,9 +112,7 @@ def gabor(
     if n_thetas < 1:
         raise BankParamError("thetas", thetas, "give a number of orientations >= 1 or a list of angles")
     sig: list[float | None] = [None] if sigmas is None else list(positive("sigmas", sigmas))
-    phs = [float(phases)] if isinstance(phases, (int, float)) else [float(p) for p in phases]
-    if not phs:
-        raise BankParamError("phases", phases, "give one or more phase offsets in radians, e.g. 0,1.5708")
+    phs = finite("phases", phases)
     for label, value in (("bandwidth", bandwidth), ("gamma", gamma), ("n_stds", n_stds)):
         positive(label, value)
     factors = {"frequencies": (frequencies, len(freqs)), "thetas": (thetas, n_thetas),
@@ -119,7 +128,7 @@ def gabor(
     else:
         check_kernel_side("sigmas", sigmas, side, "use smaller sigmas, a smaller n_stds or gamma nearer 1")
     angles = ([k * math.pi / n_thetas for k in range(n_thetas)] if counted
-              else [float(t) for t in thetas])  # type: ignore[union-attr]
+              else finite("thetas", thetas))  # type: ignore[arg-type]
     kernels, names, params = [], [], []
     for f in freqs:
         for theta in angles:

@@ -13,10 +13,10 @@ raise it. Before these limits, ``--thetas 1000000`` allocated 5.3 GB (issue 12).
 
 from __future__ import annotations
 
-import os
 import reprlib
 
-from ..errors import ArgumentError, CnnlabError
+from ..errors import ArgumentError
+from ..values import env_number
 
 #: Environment variable: the most kernels one bank may hold.
 ENV_MAX_FILTERS = "CNNLAB_MAX_FILTERS"
@@ -41,16 +41,7 @@ class BankParamError(ArgumentError):
 
 
 def _env_limit(name: str, default: int) -> int:
-    text = os.environ.get(name, "").strip()
-    if not text:
-        return default
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise CnnlabError(f"{name}={text!r}: expected a positive whole number (default {default})")
-    return value
+    return int(env_number(name, default=default, integer=True, low=0, low_open=True))
 
 
 def max_filters() -> int:

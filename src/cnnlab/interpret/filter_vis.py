@@ -48,6 +48,7 @@ from torch import nn
 from torch.optim.adam import adam
 
 from ..errors import CnnlabError, ModelError
+from ..values import check_seed
 from .hooks import _first_tensor, _StopForward, resolve_layer, run_until
 
 __all__ = ["FilterVisResult", "dream_layer", "visualize_filters"]
@@ -271,6 +272,7 @@ def visualize_filters(
         raise CnnlabError(f"--steps {steps}: use at least 1")
     if batch_size < 1:
         raise CnnlabError(f"batch_size {batch_size}: use at least 1")
+    check_seed(seed)
     if torch.is_inference_mode_enabled():
         with torch.inference_mode(False):
             return visualize_filters(

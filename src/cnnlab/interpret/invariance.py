@@ -17,12 +17,16 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from ..errors import ArgumentError
+from ..values import check_number
 
 if TYPE_CHECKING:
     from ..data import ImageTensorDataset
     from ..runfolder.folder import LoadedRun
 
-__all__ = ["InvarianceCurve", "measure_invariance", "rotate_images", "shift_images"]
+__all__ = ["MAX_ANGLE", "InvarianceCurve", "measure_invariance", "rotate_images", "shift_images"]
+
+#: The largest rotation in degrees, either way (a full turn).
+MAX_ANGLE = 360.0
 
 DIRECTIONS = ((0, 1), (0, -1), (1, 0), (-1, 0))  # (rows, cols): right, left, down, up
 
@@ -115,7 +119,8 @@ def measure_invariance(
     if max_shift >= size:
         raise ArgumentError(f"{max_shift} px moves a {size}-px image out of view; use less",
                             param="max_shift")
-    angles = [float(a) for a in angles if float(a) != 0.0]
+    angles = [check_number(a, "angles", low=-MAX_ANGLE, high=MAX_ANGLE, example="5,10,15") for a in angles]
+    angles = [a for a in angles if a != 0.0]
     total = 1 + 4 * max_shift + 2 * len(angles)
     done = 0
 

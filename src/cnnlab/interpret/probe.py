@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from ..errors import ArgumentError, ModelError
+from ..values import check_seed
 
 if TYPE_CHECKING:
     from ..data import DataBundle
@@ -216,6 +217,7 @@ def probe_run(
 
     if map_points < 3:
         raise ArgumentError(f"must be at least 3, got {map_points}", param="map_points")
+    check_seed(seed)
     stages = probe_stages(run.model)
     wrapper = StageFeatures(run.model, stages).eval()
     key = {"model": f"probe-{run.config.model}", "run": str(run.path), "stages": stages}

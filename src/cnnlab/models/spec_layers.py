@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from torch import nn
 
@@ -50,9 +50,10 @@ class Conv:
     bias: bool = True
     opens_block = True
     dims = 2
+    _module: ClassVar[type[nn.Module]] = nn.Conv2d  # the 1-D kind (a subclass) swaps the torch module
 
     def build(self, c: int) -> tuple[nn.Module, int]:
-        return nn.Conv2d(
+        return self._module(
             c,
             self.out,
             self.kernel,
@@ -70,6 +71,10 @@ class _Pool:
     padding: int = 0
     opens_block = False
     dims = 2
+    _module: ClassVar[Any] = None  # each kind names its torch pooling module
+
+    def build(self, c: int) -> tuple[nn.Module, int]:
+        return self._module(self.kernel, stride=self.stride, padding=self.padding), c
 
 
 @register_spec_layer("maxpool")
@@ -77,8 +82,7 @@ class _Pool:
 class MaxPool(_Pool):
     """Max pooling (stride defaults to the kernel)."""
 
-    def build(self, c: int) -> tuple[nn.Module, int]:
-        return nn.MaxPool2d(self.kernel, stride=self.stride, padding=self.padding), c
+    _module = nn.MaxPool2d
 
 
 @register_spec_layer("avgpool")
@@ -86,8 +90,7 @@ class MaxPool(_Pool):
 class AvgPool(_Pool):
     """Average pooling (stride defaults to the kernel)."""
 
-    def build(self, c: int) -> tuple[nn.Module, int]:
-        return nn.AvgPool2d(self.kernel, stride=self.stride, padding=self.padding), c
+    _module = nn.AvgPool2d
 
 
 @register_spec_layer("bn")
@@ -97,9 +100,10 @@ class BatchNorm:
 
     opens_block = False
     dims = 2
+    _module: ClassVar[type[nn.Module]] = nn.BatchNorm2d
 
     def build(self, c: int) -> tuple[nn.Module, int]:
-        return nn.BatchNorm2d(c), c
+        return self._module(c), c
 
 
 @register_spec_layer("relu")
@@ -208,28 +212,11 @@ class Fixed:
 
 @register_spec_layer("conv1d")
 @dataclass
-class Conv1d:
+class Conv1d(Conv):
     """1-D convolution along time (``conv1d:OUT:K[:stride=S][:padding=P|same][:dilation=D][:bias=0]``)."""
 
-    out: int
-    kernel: int = 3
-    stride: int = 1
-    padding: int | str = 0
-    dilation: int = 1
-    bias: bool = True
-    opens_block = True
     dims = 1
-
-    def build(self, c: int) -> tuple[nn.Module, int]:
-        return nn.Conv1d(
-            c,
-            self.out,
-            self.kernel,
-            stride=self.stride,
-            padding=self.padding,
-            dilation=self.dilation,
-            bias=self.bias,
-        ), self.out
+    _module = nn.Conv1d
 
 
 @register_spec_layer("maxpool1d")
@@ -238,9 +225,7 @@ class MaxPool1d(_Pool):
     """1-D max pooling along time (stride defaults to the kernel)."""
 
     dims = 1
-
-    def build(self, c: int) -> tuple[nn.Module, int]:
-        return nn.MaxPool1d(self.kernel, stride=self.stride, padding=self.padding), c
+    _module = nn.MaxPool1d
 
 
 @register_spec_layer("avgpool1d")
@@ -249,21 +234,16 @@ class AvgPool1d(_Pool):
     """1-D average pooling along time (stride defaults to the kernel)."""
 
     dims = 1
-
-    def build(self, c: int) -> tuple[nn.Module, int]:
-        return nn.AvgPool1d(self.kernel, stride=self.stride or self.kernel, padding=self.padding), c
+    _module = nn.AvgPool1d
 
 
 @register_spec_layer("bn1d")
 @dataclass
-class BatchNorm1d:
+class BatchNorm1d(BatchNorm):
     """Batch normalisation over the channels of a series."""
 
-    opens_block = False
     dims = 1
-
-    def build(self, c: int) -> tuple[nn.Module, int]:
-        return nn.BatchNorm1d(c), c
+    _module = nn.BatchNorm1d
 
 
 @register_spec_layer("gap1d")

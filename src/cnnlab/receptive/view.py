@@ -13,6 +13,7 @@ zero, which the tests check with autograd.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,8 +23,9 @@ from torch import nn
 from ..errors import ModelArgumentError
 from ..interpret.hooks import resolve_layer, run_until, truncated_capture
 from ..summary import Field, FieldTracker
+from ..values import check_seed
 
-__all__ = ["LayerField", "ReceptiveFieldView", "receptive_field_view"]
+__all__ = ["LayerField", "ReceptiveFieldView", "check_field_memory", "noise_images", "receptive_field_view"]
 
 _SIDES = ("top", "left", "bottom", "right")
 
@@ -176,6 +178,48 @@ def _start_of(model: nn.Module, name: str, x: torch.Tensor) -> tuple[float, floa
         tracker.mark_input(x)
         run_until(model, x)
     return tracker.start(cap.activations.get(name))
+
+
+#: Bytes per input value of a view: the uint8 image, its normalised float copy, the leaf and its gradient.
+_INPUT_BYTES = 1 + 3 * 4
+
+
+def check_field_memory(
+    model: nn.Module, input_size: tuple[int, int, int], inputs: int, *, model_name: str = "model"
+) -> None:
+    """Refuse a :func:`receptive_field_view` over the memory budget, before its inputs are made.
+
+    The estimate (a dry forward pass, shapes only) counts the inputs with their gradient, the forward
+    pass kept for the backward one on all ``inputs`` images, and the summary's pass on one image.
+
+    Args:
+        model: The network.
+        input_size: (C, H, W) of the inputs.
+        inputs: How many images the effective field is averaged over.
+        model_name: The model, as the user named it.
+
+    Raises:
+        CnnlabError: The estimate is over :func:`cnnlab.memory.memory_budget` (one line with both, and
+            the fix).
+    """
+    from ..memory import check_memory, dry_forward
+
+    probe = dry_forward(model, input_size)  # a layer the size does not fit may lie past the one drawn
+    nbytes = (_INPUT_BYTES * inputs * math.prod(input_size) + probe.training_bytes(inputs, optimizer_states=0)
+              + probe.activation_bytes)
+    size = "x".join(map(str, input_size))
+    check_memory(nbytes, f"the receptive field of {model_name} on {inputs:,} input(s) of {size}",
+                 "use a smaller `input_size`, or fewer `samples`")
+
+
+def noise_images(input_size: tuple[int, int, int], count: int, *, seed: int = 0) -> torch.Tensor:
+    """``count`` uniformly random uint8 images ``[count, C, H, W]`` (seeded): inputs without an image.
+
+    Raises:
+        ArgumentError: ``seed`` out of the seed range (:func:`cnnlab.values.check_seed`).
+    """
+    g = torch.Generator().manual_seed(check_seed(seed))
+    return torch.randint(0, 256, (count, *input_size), generator=g, dtype=torch.uint8)
 
 
 def receptive_field_view(

@@ -126,6 +126,23 @@ def default_output(runs: Sequence[str | os.PathLike[str]]) -> Path:
     return common / "report.html"
 
 
+def report_output(runs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str] | None = None) -> Path:
+    """The file the report goes to, checked before any work.
+
+    ``out`` (an existing folder gets ``report.html`` inside it), else :func:`default_output`; a file of a
+    run folder that ``cnnlab report`` does not write (``R/config.yaml``) is refused.
+
+    Raises:
+        CnnlabError: ``out`` names a file of a run folder (:func:`cnnlab.runfolder.folder.check_output`).
+    """
+    from ..runfolder.folder import check_output
+
+    dest = default_output(runs) if out is None else Path(out)
+    if dest.is_dir():
+        dest = dest / "report.html"
+    return check_output(dest, writer="report")
+
+
 def build_report(
     runs: Sequence[str | os.PathLike[str]],
     *,
@@ -201,7 +218,8 @@ def make_report(
 
     Args:
         runs: Run folders.
-        out: The HTML file (default: :func:`default_output`); its folder is checked before any work.
+        out: The HTML file, or a folder for ``report.html`` (default: :func:`default_output`); checked
+            before any work (:func:`report_output`).
         data, top_losses, command, on_step, on_work: As for :func:`build_report`.
 
     Returns:
@@ -210,7 +228,7 @@ def make_report(
     from .._io import ensure_writable_dir, write_text
     from .html import render_html
 
-    dest = Path(out) if out is not None else default_output(runs)
+    dest = report_output(runs, out)
     _check_runs(runs)
     ensure_writable_dir(dest.parent if str(dest.parent) else Path("."), option="--out")
     report = build_report(

@@ -120,6 +120,7 @@ def filter_response_files(fbank: FilterBank, inputs: Sequence[str], *, out: Path
     """
     from .._io import ensure_writable_dir, save_figure
     from ..filters import apply_bank
+    from ..runfolder.folder import check_output
     from .filters_plots import kernel_grid_figure, response_grid_figure
 
     if padding not in ("same", "valid"):
@@ -130,6 +131,8 @@ def filter_response_files(fbank: FilterBank, inputs: Sequence[str], *, out: Path
         raise ArgumentError(f"{out}: give an image file name ending in .png, .pdf, .svg or .jpg", param="out")
     ensure_writable_dir(out.parent)
     kernels_path = out.with_name(f"{out.stem}_kernels{out.suffix}")
+    for path in (out, kernels_path):
+        check_output(path)
 
     tensors, labels = pick_images(inputs, max_images)
     _check_responses(fbank, tensors, pad, max_filters)

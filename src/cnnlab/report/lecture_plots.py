@@ -130,8 +130,12 @@ def receptive_field_figure(view: ReceptiveFieldView, image: torch.Tensor | None 
                        fontsize=11)
 
 
+#: The most cells a grid of the arithmetic figure draws a side (a kernel wider than that is cut).
+MAX_DRAWN = 32
+
+
 def _shown(total: int, needed: int, cap: int = 16) -> int:
-    return total if total <= cap else min(total, max(needed, 8))
+    return total if total <= cap else min(total, max(needed, 8), MAX_DRAWN)
 
 
 def _grid(ax: Any, rows: int, cols: int, *, shaded: set[tuple[int, int]] | None = None) -> None:
@@ -151,9 +155,12 @@ def _grid(ax: Any, rows: int, cols: int, *, shaded: set[tuple[int, int]] | None 
         spine.set_visible(False)
 
 
-def _taps(ax: Any, a: ConvArithmetic, origin: tuple[int, int], colour: str, gid: str) -> None:
-    for i in range(a.k[0]):
-        for j in range(a.k[1]):
+def _taps(ax: Any, a: ConvArithmetic, origin: tuple[int, int], colour: str, gid: str,
+          shown: tuple[int, int]) -> None:
+    """The kernel's taps from ``origin``, those inside the ``shown`` (rows, cols) of the grid."""
+    inside = [max(0, min(a.k[axis], -(-(shown[axis] - origin[axis]) // a.d[axis]))) for axis in (0, 1)]
+    for i in range(inside[0]):
+        for j in range(inside[1]):
             _cell(ax, origin[0] + i * a.d[0], origin[1] + j * a.d[1], colour, gid)
 
 
@@ -224,9 +231,9 @@ def conv_arithmetic_figure(a: ConvArithmetic) -> Figure:
     pad_cells = {(r, c) for r in range(rows) for c in range(cols)
                  if r < pt or c < pl or r >= pt + a.n[0] or c >= pl + a.n[1]}
     _grid(ax_in, rows, cols, shaded=pad_cells)
-    _taps(ax_in, a, (0, 0), _FIRST, "window-1")
+    _taps(ax_in, a, (0, 0), _FIRST, "window-1", (rows, cols))
     if out[1] > 1:
-        _taps(ax_in, a, (0, a.s[1]), _SECOND, "window-2")
+        _taps(ax_in, a, (0, a.s[1]), _SECOND, "window-2", (rows, cols))
     _grid(ax_out, orows, ocols)
     for (r, c), colour in [((0, 0), _FIRST)] + ([((0, 1), _SECOND)] if out[1] > 1 else []):
         _cell(ax_out, r, c, colour, "output")

@@ -37,7 +37,7 @@ class EvaluationFiles:
         result: The evaluation.
         data: The data SPEC it ran on.
         record: The ``--json`` record (the result plus ``"weights": "trained"`` and ``"verdict"``).
-        written: Where the JSON and the confusion matrix went (``"nowhere (...)"`` for a read-only folder).
+        written: Where the JSON and the confusion matrix went.
         gallery: The top-losses figure, or None when none was drawn.
         verdict: The verdict of the run's kept weights (:mod:`cnnlab.train.verdict`).
     """
@@ -48,6 +48,27 @@ class EvaluationFiles:
     written: str
     gallery: Path | None
     verdict: Verdict
+
+    def table(self, run: Path) -> Any:
+        """The per-class precision, recall, F1 and support as a Rich table titled with the accuracy."""
+        from rich.table import Table
+
+        r = self.result
+        table = Table(title=f"{run} on {self.data}: accuracy {r.accuracy:.2%}, loss {r.loss:.4f}")
+        for col in ("class", "precision", "recall", "f1", "support"):
+            table.add_column(col, justify="left" if col == "class" else "right")
+        for name, m in r.per_class.items():
+            table.add_row(name, *(f"{m[k]:.3f}" for k in ("precision", "recall", "f1")), str(m["support"]))
+        return table
+
+    def closing_lines(self) -> list[str]:
+        """The five top losses, where the files went, then the verdict: what one reads after the table."""
+        lines = [f"top loss {t['loss']:.3f}: {t.get('path', '#' + str(t.get('index')))} (label {t['label']}, "
+                 f"predicted {t['predicted']})" for t in self.result.top_losses[:5]]
+        lines.append(f"Confusion matrix and JSON written to {self.written}.")
+        if self.gallery is not None:
+            lines.append(f"The top losses, drawn with their classes and Grad-CAM: {self.gallery}.")
+        return [*lines, self.verdict.line()]
 
 
 def evaluation_files(run: Path, *, data: str | None = None, batch_size: int = 256,
@@ -61,7 +82,11 @@ def evaluation_files(run: Path, *, data: str | None = None, batch_size: int = 25
         top_losses: How many highest-loss images to list (and draw, with their Grad-CAM).
 
     Returns:
-        The result and where it went (a read-only folder still gets the numbers back).
+        The result and where it went.
+
+    Raises:
+        CnnlabError: The run folder is not writable (said before the work), or a write failed (a full
+            disk): the run is not evaluated, and the exit status says so.
     """
     from .._progress import phase_line
     from ..runfolder.folder import load_run
@@ -71,6 +96,8 @@ def evaluation_files(run: Path, *, data: str | None = None, batch_size: int = 25
 
     phase_line(f"loading {run} ...")
     loaded = load_run(run)
+    fix = "evaluate writes evaluation.json into the run folder: make it writable, or evaluate a copy"
+    _io.ensure_writable_dir(run, option="RUN", fix=fix)  # before the slow part
     dataset, spec = load_eval_data(loaded, data)
     phase_line(f"evaluating {run} on {spec} ({len(dataset)} images) ...")
     result = evaluate(loaded, dataset, spec=spec, batch_size=batch_size, top_losses=top_losses)
@@ -89,8 +116,9 @@ def evaluation_files(run: Path, *, data: str | None = None, batch_size: int = 25
 
             phase_line(f"drawing the {len(result.top_losses)} top losses with their Grad-CAM ...")
             _io.save_figure(gallery, top_losses_figure(top_loss_gallery(loaded, dataset, result)))
-    except OSError as exc:
-        where, gallery = f"nowhere ({run} is not writable: {exc.strerror})", None
+    except OSError as exc:  # a full disk, or a folder made read-only meanwhile
+        raise CnnlabError(f"cannot write {exc.filename or run} ({exc.strerror or exc}); free space or make "
+                          f"{run} writable, then evaluate again") from None
     return EvaluationFiles(result, spec, doc, where, gallery, verdict)
 
 
@@ -128,12 +156,15 @@ def probe_files(run: Path, *, data: str | None = None, limit: int | None = None,
 
 
 def angles(text: str) -> list[float]:
-    """``"5,10,15"`` -> rotation angles in degrees."""
-    try:
-        return [float(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        message = f"{text!r}: give degrees separated by commas, e.g. 5,10,15"
-        raise ArgumentError(message, param="angles") from None
+    """``"5,10,15"`` -> rotation angles in degrees, each finite and within a full turn either way (none: "").
+
+    Raises:
+        ArgumentError: naming ``angles``: text that is not a number, NaN, an infinity, over a full turn.
+    """
+    from ..interpret.invariance import MAX_ANGLE
+    from ..values import parse_numbers
+
+    return parse_numbers(text, "angles", low=-MAX_ANGLE, high=MAX_ANGLE, example="5,10,15", allow_empty=True)
 
 
 def invariance_files(runs: Sequence[Path], *, out: Path, max_shift: int = 4,
@@ -159,11 +190,13 @@ def invariance_files(runs: Sequence[Path], *, out: Path, max_shift: int = 4,
     from contextlib import nullcontext
 
     from ..interpret.invariance import measure_invariance
-    from ..runfolder.folder import load_run
+    from ..runfolder.folder import check_output, load_run
     from ..train.evaluate import load_eval_data
     from .measure_plots import invariance_figure
 
     _io.ensure_writable_dir(out.parent if str(out.parent) else Path("."), option="--out")
+    for path in (out, out.with_suffix(".json")):
+        check_output(path)
     loaded = [load_run(r) for r in runs]  # every folder is checked before the slow part
     curves = []
     for r in loaded:
@@ -197,21 +230,21 @@ def receptive_field_files(target: str, *, out: Path, image: Path | None = None, 
     """
     import dataclasses
 
-    import torch
-
-    from ..receptive.view import receptive_field_view
+    from ..receptive.view import check_field_memory, noise_images, receptive_field_view
+    from ..runfolder.folder import check_output
     from ..source import resolve_model
     from .lecture_plots import receptive_field_figure
 
     src = resolve_model(target, input_size=input_size)
     _io.ensure_writable_dir(out.parent if str(out.parent) else Path("."), option="--out")
+    check_output(out)
     size = input_size or src.image_size
+    check_field_memory(src.model, size, 1 if image is not None else samples, model_name=src.label)
     if image is not None:
         raw, x = dataclasses.replace(src.preprocess, image_size=size)([image])
         canvas, label = raw[0], f"the image {image.name}"
     else:
-        g = torch.Generator().manual_seed(seed)
-        noise = torch.randint(0, 256, (samples, *size), generator=g, dtype=torch.uint8)
+        noise = noise_images(size, samples, seed=seed)
         x, canvas, label = src.preprocess.normalize(noise), None, f"{samples} random images"
     view = receptive_field_view(src.model, x, layer=layer, model_name=src.label, inputs_label=label,
                                 learned=src.learned)
@@ -236,9 +269,11 @@ def arithmetic_files(target: str | None, *, out: Path, layer: str = "Conv2d:0",
         The arithmetic and the record ``{source, figure, layer, kind, n, k, padding, stride, dilation,
         ceil_mode, out, formula: {rows, cols}, torch_out}`` (torch_out: the size PyTorch gives).
     """
+    from ..runfolder.folder import check_output
     from ..summary import arithmetic as arith
     from .lecture_plots import conv_arithmetic_figure
 
+    check_output(out)
     numbers = numbers or {}
     if target is not None:
         given = [f"`{name}`" for name, v in numbers.items() if v is not None]

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from ..train.config import TrainConfig
 
 #: Options that do not change what a run computes, left out of the command that reproduces it.
-NOT_REPRODUCED = ("resume", "progress")
+NOT_REPRODUCED = ("resume", "overwrite", "progress")
 #: TrainConfig fields whose `cnnlab train` flag is spelled differently.
 FLAG_NAMES = {"fine_tune_epochs": "--fine-tune-schedule"}
 #: Packages whose versions the report lists.
@@ -35,8 +35,8 @@ def option_text(value: Any) -> str:
 def train_command(cfg: TrainConfig) -> str:
     """The ``cnnlab train`` command line that trains ``cfg`` again (options that differ from the defaults).
 
-    ``--data``, ``--model`` and ``--out`` (when set) are always given; ``resume`` and ``progress`` are left
-    out (they do not change the numbers).
+    ``--data``, ``--model`` and ``--out`` (when set) are always given; ``resume``, ``overwrite`` and
+    ``progress`` are left out (they do not change the numbers).
 
     Args:
         cfg: The run's configuration (``config.yaml``).

@@ -18,6 +18,11 @@ Layout::
 :func:`load_run` rebuilds the model with the same :func:`~cnnlab.train.recipe.build_model` that
 training used, then loads ``model.safetensors``. :func:`resume_config` and :func:`check_resume` decide
 what ``--resume`` continues. Every file is written atomically.
+
+A run is never lost to another command: :func:`check_new_run` refuses to train into a folder that holds
+a run (finished or not) unless ``resume`` continues it or ``overwrite`` replaces it, and
+:func:`check_output` refuses any other command's output path that names a file of a run folder it did not
+write itself (:data:`OWN_FILES`: ``report --out R/config.yaml`` would have replaced the run's config).
 """
 
 from __future__ import annotations
@@ -37,11 +42,18 @@ if TYPE_CHECKING:
     from ..data.transforms import Preprocess
 
 __all__ = [
+    "OWN_FILES",
+    "TRAIN_FILES",
     "LoadedRun",
+    "check_new_run",
+    "check_output",
     "check_resume",
+    "clear_run",
+    "describe_run",
     "epochs_done",
     "export_best",
     "finished_run",
+    "holds_run",
     "load_run",
     "resume_config",
     "write_setup",
@@ -57,10 +69,112 @@ RESUME_FREE = {
     "workers",
     "progress",
     "resume",
+    "overwrite",
     "out",
     "channels_last",  # a memory layout: the same computation up to float rounding
     "logger",  # where the numbers are written, not what they are
 }
+
+#: The files ``cnnlab train`` writes into a run folder (relative to it): no other command writes over them.
+TRAIN_FILES = ("config.yaml", "classes.json", "run.json", "metrics.csv", "timing.csv", "curves.png",
+               "model.safetensors", "checkpoints/best.ckpt", "checkpoints/last.ckpt")
+#: The files each command writes into a run folder; a command writes over no other command's files.
+OWN_FILES: dict[str, tuple[str, ...]] = {
+    "train": TRAIN_FILES,
+    "evaluate": ("evaluation.json", "confusion.png", "top_losses.png"),
+    "probe": ("probe.png", "embedding_map.png", "probe.json"),
+    "report": ("report.html",),
+}
+
+
+def holds_run(folder: str | Path) -> bool:
+    """True when ``folder`` holds a run, finished or not (any file ``cnnlab train`` writes)."""
+    return any((Path(folder) / name).is_file() for name in TRAIN_FILES)
+
+
+def _epochs_recorded(path: Path) -> int | None:
+    """Epoch rows of a ``metrics.csv`` (None when there is none or it cannot be read)."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return max(0, sum(1 for line in lines if line.strip()) - 1)
+
+
+def describe_run(folder: str | Path) -> str:
+    """What a run folder holds, in a few words: "a finished run (mnist_cnn on sample, 2 epochs)",
+    "an unfinished run (mnist_cnn on sample: 1 of 10 epochs in metrics.csv; checkpoints: last.ckpt)"."""
+    folder = Path(folder)
+    try:
+        cfg: TrainConfig | None = TrainConfig.from_yaml(folder / "config.yaml")
+    except CnnlabError:
+        cfg = None
+    what = f"{cfg.model} on {cfg.data}" if cfg is not None else "config.yaml unreadable"
+    done = _epochs_recorded(folder / "metrics.csv")
+    ckpts = [p.name for p in (folder / "checkpoints" / "last.ckpt", folder / "checkpoints" / "best.ckpt")
+             if p.is_file()]
+    if (folder / "model.safetensors").is_file() and done:
+        return f"a finished run ({what}, {done} epoch{'s' if done != 1 else ''})"
+    if not done:
+        epochs = "no epoch in metrics.csv: it stopped before its first epoch ended"
+    else:
+        epochs = f"{done} of {cfg.epochs if cfg is not None else '?'} epochs in metrics.csv"
+    return f"an unfinished run ({what}: {epochs}; checkpoints: {', '.join(ckpts) or 'none'})"
+
+
+def check_new_run(cfg: TrainConfig) -> None:
+    """Refuse to start a run in a folder that holds one, unless ``resume`` or ``overwrite`` says what to do.
+
+    Raises:
+        TrainingError: ``out`` holds a run (finished or not): the message says what it holds, and how to
+            continue it (``resume``), replace it (``overwrite``) or keep it (a new ``out``).
+    """
+    if cfg.resume or cfg.overwrite or not holds_run(cfg.run_dir):
+        return
+    raise TrainingError(f"`out` {cfg.run_dir} holds {describe_run(cfg.run_dir)}; continue it with `resume`, "
+                        "replace it with `overwrite`, or choose a new `out`")
+
+
+def clear_run(folder: str | Path) -> list[Path]:
+    """Delete the files of the run ``folder`` holds (``overwrite``): every file of :data:`OWN_FILES`,
+    nothing else (the folder may hold the user's own files).
+
+    Returns:
+        The deleted files.
+    """
+    folder = Path(folder)
+    removed = []
+    for name in dict.fromkeys(n for names in OWN_FILES.values() for n in names):
+        path = folder / name
+        if path.is_file():
+            path.unlink()
+            removed.append(path)
+    return removed
+
+
+def check_output(path: str | Path, *, writer: str | None = None, option: str = "--out") -> Path:
+    """``path``, unless it names a file of a run folder that ``writer`` does not write (:data:`OWN_FILES`).
+
+    Checked before any work, so that ``report R --out R/config.yaml`` ends at once in one line instead of
+    replacing the run's config after minutes of work.
+
+    Args:
+        path: The file a command is about to write.
+        writer: The command writing it (``"report"``: ``R/report.html`` is its own); None for a command
+            that owns no file of a run folder.
+        option: The option that chose ``path``, for the message.
+
+    Raises:
+        CnnlabError: naming ``option``, the file, its run folder and the command that wrote it.
+    """
+    p = Path(path)
+    for folder, name in ((p.parent, p.name), (p.parent.parent, f"{p.parent.name}/{p.name}")):
+        owner = next((cmd for cmd, names in OWN_FILES.items() if name in names), None)
+        if owner is None or owner == writer or not holds_run(folder):
+            continue
+        raise CnnlabError(f"{option} {p}: that is {name} of the run folder {folder or '.'} (written by "
+                          f"`cnnlab {owner}`), which is never written over; choose another file")
+    return p
 
 
 @dataclass
@@ -124,7 +238,7 @@ def resume_config(cfg: TrainConfig, typed: set[str]) -> TrainConfig:
     if cfg.lr_find and cfg.lr is None:  # `lr` find typed again: the rate found before stays
         typed = (typed - {"lr"}) | {"lr_find"}
     base = TrainConfig.from_yaml(saved).to_dict()
-    base.update({k: v for k, v in cfg.to_dict().items() if k in typed or k in ("resume", "out")})
+    base.update({k: v for k, v in cfg.to_dict().items() if k in typed or k in ("resume", "overwrite", "out")})
     return TrainConfig.from_dict(base)
 
 
@@ -145,11 +259,15 @@ def check_resume(cfg: TrainConfig, run_dir: Path) -> Path:
     folder = run_dir / "checkpoints"
     last, best = folder / "last.ckpt", folder / "best.ckpt"
     if not last.is_file() and not best.is_file():
-        state = "the run stopped before its first epoch ended" if (run_dir / "config.yaml").is_file() else (
-            "no run there")
-        raise TrainingError(f": no checkpoint in {folder} ({state}); start the run without `resume`",
-                            param="resume")
-    fix = "restore it, or start again without `resume`"
+        if not holds_run(run_dir):
+            raise TrainingError(f": no checkpoint in {folder} (no run there); start the run without `resume`",
+                                param="resume")
+        done = _epochs_recorded(run_dir / "metrics.csv")
+        state = describe_run(run_dir) + (
+            ", but no checkpoint: it was stopped while writing its first one" if done else "")
+        raise TrainingError(f": no checkpoint in {folder} to continue from; {run_dir} holds {state}; start "
+                            "the run again with `overwrite`", param="resume")
+    fix = "restore it, or start again with `overwrite`"
     found: list[tuple[int, int, Path]] = []
     for rank, path in enumerate((last, best)):  # at equal steps last.ckpt wins
         if path.is_file():
@@ -232,6 +350,38 @@ def _check_weights(path: Path, state: dict[str, Any]) -> None:
                               "train the run again")
 
 
+def _weights_metadata(path: Path) -> dict[str, str]:
+    """The metadata cnnlab writes into ``model.safetensors`` (``{}`` when unreadable: the loader says so)."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            return dict(fh.metadata() or {})
+    except Exception:  # a damaged header: load_file below names the damage
+        return {}
+
+
+def _check_agrees(run_dir: Path, cfg: TrainConfig, info: dict[str, Any], meta: dict[str, str]) -> None:
+    """The run's files describe one model: run.json and model.safetensors agree with config.yaml.
+
+    Raises:
+        RunFileError: naming the file and the key that disagrees (``run.json`` saying ``"model":
+            "bogus"`` was read, and the model built, from config.yaml alone).
+    """
+    config = run_dir / "config.yaml"
+    said = [
+        (run_dir / "run.json", "model", info.get("model"), cfg.model, config),
+        (run_dir / "run.json", "head", info.get("head"), cfg.head.value, config),
+        (run_dir / "model.safetensors", "model", meta.get("model"), cfg.model, config),
+        (run_dir / "model.safetensors", "num_classes", meta.get("num_classes"),
+         str(info["num_classes"]) if "num_classes" in info else None, run_dir / "run.json"),
+    ]
+    for path, key, value, expected, source in said:
+        if value is not None and expected is not None and value != expected:
+            raise RunFileError(path, f"is {value!r}, but {source.name} says {expected!r}: the files are of "
+                                     "different runs", key=key)
+
+
 def load_run(path: str | Path) -> LoadedRun:
     """Read a run folder back: the model (eval mode, best weights) and how to feed it.
 
@@ -258,6 +408,7 @@ def load_run(path: str | Path) -> LoadedRun:
         )
     cfg = TrainConfig.from_yaml(run_dir / "config.yaml")
     info, classes = _read_info(run_dir)
+    _check_agrees(run_dir, cfg, info, _weights_metadata(run_dir / "model.safetensors"))
     # Architecture only: the weights come from model.safetensors (never re-downloaded).
     arch = cfg.replace(pretrained=False, weights=None)
     num_classes = int(info["num_classes"]) if "num_classes" in info else output_count(cfg, len(classes))

@@ -5,9 +5,11 @@
 plus small form fields); the OpenAPI schema is at ``/openapi.json``. The model is loaded once
 (:class:`~cnnlab.serve.engine.Engine`) and used under a lock. Every error is JSON ``{"detail": ...}``:
 413 for a body over the cap or an image over the pixel budget, 415 for what is not an image, 422 for a
-missing or malformed field, 400 for a value the model refuses (an unknown layer or class), 500 with no
-traceback for a bug (the traceback goes to the server log). No request names a file on the server;
-the page loads nothing from another host (a Content-Security-Policy says so to the browser).
+missing or malformed field, 400 for a value the model refuses (an unknown layer or class), 503 with
+``Retry-After`` when as many photos as the memory budget allows are being decoded, 500 with no
+traceback for a bug (the traceback goes to the server log); ``/openapi.json`` documents each. No request
+names a file on the server; the page loads nothing from another host (a Content-Security-Policy says so
+to the browser).
 """
 
 # No ``from __future__ import annotations``: FastAPI reads the routes' annotations, which name values
@@ -22,6 +24,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from ..errors import ArgumentError, CnnlabError
+from ..values import check_number
 from . import schemas
 from .engine import Engine
 from .examples import small_photo_notice, validation_examples
@@ -76,8 +79,7 @@ def create_app(
     from ..interpret.cam import CAM_METHODS
     from ..source import ModelSource, resolve_model
 
-    if max_upload_mb <= 0:
-        raise ArgumentError("must be positive, e.g. 10", param="max_upload_mb")
+    check_number(max_upload_mb, "max_upload_mb", low=0, low_open=True, example="10")
     if display_max < 16:
         raise ArgumentError("must be at least 16 pixels, e.g. 1024", param="display_max")
     src = source if isinstance(source, ModelSource) else resolve_model(source)
@@ -108,7 +110,8 @@ def create_app(
     def photo_of(file: UploadFile) -> Photo:
         if file.size is not None and file.size > max_bytes:
             raise HTTPException(413, f"upload too large: the limit is {limit_text}; send a smaller image")
-        return read_photo(file.file, src.preprocess, budget=engine.budget, display_max=display_max)
+        return read_photo(file.file, src.preprocess, budget=engine.budget, display_max=display_max,
+                          slots=engine.slots)
 
     def predictions(probs: Any, top_k: int) -> list[dict[str, Any]]:
         values, index = probs[0].topk(min(top_k, probs.shape[1]))
@@ -135,14 +138,14 @@ def create_app(
             "max_upload_bytes": max_bytes, "accepted_types": list(ACCEPTED.values()), "notices": src.notices,
         }
 
-    @app.post("/api/predict", response_model=schemas.PredictResponse)
+    @app.post("/api/predict", response_model=schemas.PredictResponse, responses=schemas.ERRORS)
     def predict(file: PhotoFile, top_k: Annotated[int, Form(ge=1, le=1000)] = 5) -> dict[str, Any]:
         """Top-k classes of the photo."""
         photo = photo_of(file)
         probs = engine.probabilities(engine.logits(photo))
         return {"size": list(photo.size), "predictions": predictions(probs, top_k)}
 
-    @app.post("/api/explain", response_model=schemas.ExplainResponse)
+    @app.post("/api/explain", response_model=schemas.ExplainResponse, responses=schemas.ERRORS)
     def explain(
         file: PhotoFile,
         method: Annotated[str, Form(description=f"one of {', '.join(CAM_METHODS)}")] = "gradcam",
@@ -183,7 +186,7 @@ def create_app(
                 app.state.examples = validation_examples(src)
         return {"examples": app.state.examples}
 
-    @app.post("/api/features", response_model=schemas.FeaturesResponse)
+    @app.post("/api/features", response_model=schemas.FeaturesResponse, responses=schemas.ERRORS)
     def features(
         file: PhotoFile,
         layer: Annotated[str, Form(description="one explorer layer; empty: every one")] = "",
@@ -205,7 +208,7 @@ def create_app(
             out.append({**_layer_dict(st), "channels": chans})
         return {"size": list(photo.size), "region": _rounded(photo.geometry.region()), "stages": out}
 
-    @app.post("/api/unit", response_model=schemas.UnitResponse)
+    @app.post("/api/unit", response_model=schemas.UnitResponse, responses=schemas.ERRORS)
     def unit(
         file: PhotoFile,
         layer: Annotated[str, Form(description="an explorer layer")],

@@ -23,6 +23,7 @@ from ..interpret.targets import parse_target
 from ..receptive.units import Stage, conv_stages
 from ..summary import summarize
 from ..train.evaluate import probabilities
+from .uploads import DecodeSlots, decode_slots
 
 if TYPE_CHECKING:
     from ..source import ModelSource
@@ -60,6 +61,7 @@ class Engine:
         self.model: nn.Module = source.model.eval()
         self.lock = threading.Lock()
         self.budget = PixelBudget(max_image_pixels())
+        self.slots = DecodeSlots(decode_slots(max_image_pixels()))
         self.device = next(self.model.parameters()).device
         size = source.image_size
         self.stages: list[Stage] = conv_stages(self.model, size)  # type: ignore[arg-type]  # images only

@@ -38,8 +38,9 @@ def listen(host: str, port: int, *, max_upload_mb: float = 10.0) -> socket.socke
     """A socket bound to (host, port), the options checked first; else a one-line error naming them."""
     if not 0 <= port <= 65535:
         raise ArgumentError(f"{port}: use 0..65535 (0: any free port)", param="port")
-    if max_upload_mb <= 0:  # create_app says so too, but only after the model has loaded
-        raise ArgumentError("must be positive, e.g. 10", param="max_upload_mb")
+    from ..values import check_number
+
+    check_number(max_upload_mb, "max_upload_mb", low=0, low_open=True, example="10")  # before the model loads
     try:
         family, kind, proto, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
         sock = socket.socket(family, kind, proto)

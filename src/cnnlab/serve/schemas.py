@@ -10,7 +10,9 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 __all__ = [
+    "ERRORS",
     "Channel",
+    "Error",
     "Example",
     "ExamplesResponse",
     "ExplainResponse",
@@ -138,3 +140,22 @@ class UnitResponse(BaseModel):
     box: list[float] = Field(description="(x0, y0, x1, y1): box_input on the photo")
     inputs_from: str = Field(description="what feeds the layer: the stage before it, or its own input")
     strongest_inputs: list[InputChannel]
+
+
+class Error(BaseModel):
+    """Every error the API answers: one line saying what is wrong and what to send instead."""
+
+    detail: str
+
+
+#: The errors every upload route may answer (422, a missing or malformed field, FastAPI documents itself).
+ERRORS: dict[int | str, dict[str, object]] = {
+    400: {"model": Error, "description": "a value the model refuses (an unknown layer or class), or an "
+                                         "image that cannot be decoded"},
+    413: {"model": Error, "description": "an upload over the size limit, or an image over the pixel budget "
+                                         "(CNNLAB_MAX_IMAGE_PIXELS)"},
+    415: {"model": Error, "description": "not an image, or an image format the server does not take"},
+    503: {"model": Error, "description": "busy: as many photos as the memory budget allows are being "
+                                         "decoded; retry after the seconds the Retry-After header gives",
+          "headers": {"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}}},
+}

@@ -4,11 +4,13 @@
 arithmetic for deep learning"), computed by :func:`cnnlab.filters.output_size`; pools with
 ``ceil_mode`` round up instead, as PyTorch does (and drop a last window that would start in the
 padding). :func:`layer_arithmetic` reads the numbers off a model's conv or pool layer and the size of
-the map that reaches it.
+the map that reaches it. Numbers go up to :data:`~cnnlab.values.MAX_SIZE`; :func:`torch_output` runs
+PyTorch on the meta device (shapes only), so ``n`` = 100,000,000 costs nothing.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -17,6 +19,7 @@ from torch import nn
 
 from ..errors import ArgumentError, ModelArgumentError
 from ..filters.convolve import output_size
+from ..values import MAX_SIZE
 
 __all__ = ["ConvArithmetic", "arithmetic", "layer_arithmetic", "torch_output"]
 
@@ -99,12 +102,16 @@ def arithmetic(n: int | Pair, k: int | Pair, *, p: int | Pair = 0, s: int | Pair
     """The arithmetic of a layer given by numbers (``p`` is the padding on each side).
 
     Raises:
-        ArgumentError: A size below 1, negative padding, or a kernel that does not fit the padded input.
+        ArgumentError: A size below 1 or above :data:`~cnnlab.values.MAX_SIZE`, negative padding, or a
+            kernel that does not fit the padded input.
     """
+    for name, value, low in (("n", n, 1), ("k", k, 1), ("s", s, 1), ("d", d, 1), ("p", p, 0)):
+        pair = _pair(value)
+        if min(pair) < low:
+            raise ArgumentError(f"must be at least {low}, got {min(pair)}", param=name)
+        if max(pair) > MAX_SIZE:
+            raise ArgumentError(f"must be at most {MAX_SIZE:,}, got {max(pair):,}", param=name)
     a = ConvArithmetic(_pair(n), _pair(k), (_pair(p), _pair(p)), _pair(s), _pair(d), kind=kind)
-    for name, value, low in (("n", a.n, 1), ("k", a.k, 1), ("s", a.s, 1), ("d", a.d, 1), ("p", _pair(p), 0)):
-        if min(value) < low:
-            raise ArgumentError(f"must be at least {low}, got {min(value)}", param=name)
     if kind == "avgpool" and a.d != (1, 1):
         raise ArgumentError("average pooling has no dilation; use 1, or `kind` maxpool", param="d")
     if min(a.out) < 1:
@@ -141,6 +148,7 @@ def layer_arithmetic(model: nn.Module, layer: str, input_size: tuple[int, int, i
         ModelArgumentError: The layer is not a conv or pool layer, or never runs.
     """
     from ..interpret.hooks import resolve_layer, run_until, truncated_capture
+    from ..memory import check_memory, dry_forward
 
     name, module = resolve_layer(model, layer)
     if isinstance(module, nn.Conv2d):
@@ -159,6 +167,10 @@ def layer_arithmetic(model: nn.Module, layer: str, input_size: tuple[int, int, i
         raise ModelArgumentError(
             f"{name!r} is a {type(module).__name__}; choose an nn.Conv2d, nn.MaxPool2d or nn.AvgPool2d "
             "(e.g. Conv2d:0 or MaxPool2d:0)", param="layer")
+    size = "x".join(map(str, input_size))
+    probe = dry_forward(model, input_size)  # the run below stops at the layer: at most this much
+    check_memory(probe.activation_bytes + 4 * math.prod(input_size), f"running {name} on a {size} input",
+                 "use a smaller `input_size`")
     seen: list[tuple[int, ...]] = []
     handle = module.register_forward_pre_hook(lambda _m, args: seen.append(tuple(args[0].shape)))
     try:
@@ -174,18 +186,20 @@ def layer_arithmetic(model: nn.Module, layer: str, input_size: tuple[int, int, i
 
 
 def torch_output(a: ConvArithmetic) -> Pair:
-    """The output size PyTorch gives for this geometry (the layer run on zeros): the check of ``a.out``.
+    """The output size PyTorch gives for this geometry (the layer run on the meta device, shapes only,
+    with PyTorch's own shape rules): the check of ``a.out``.
 
     Raises:
         ArgumentError: PyTorch refuses the geometry (e.g. pool padding over half the kernel), with its reason.
     """
     import torch.nn.functional as F
 
-    x = torch.zeros(1, 1, *a.n)
+    x = torch.zeros(1, 1, *a.n, device="meta")
     (pt, pb), (pl, pr) = a.pad
     try:
         if a.kind == "conv":
-            y = F.conv2d(F.pad(x, (pl, pr, pt, pb)), torch.zeros(1, 1, *a.k), stride=a.s, dilation=a.d)
+            kernel = torch.zeros(1, 1, *a.k, device="meta")
+            y = F.conv2d(F.pad(x, (pl, pr, pt, pb)), kernel, stride=a.s, dilation=a.d)
         elif a.kind == "maxpool":
             y = F.max_pool2d(x, a.k, a.s, padding=(pt, pl), dilation=a.d, ceil_mode=a.ceil_mode)
         else:

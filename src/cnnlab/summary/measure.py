@@ -183,9 +183,12 @@ def summarize_model(target: str, *, input_size: tuple[int, ...] | None = None,
     """
     from ..memory import check_memory, dry_forward
     from ..source import resolve_model
+    from ..values import MAX_SIZE
 
     if num_classes is not None and num_classes < 1:
         raise ModelArgumentError(f"{num_classes}: a classifier needs at least 1 output", param="num_classes")
+    if num_classes is not None and num_classes > MAX_SIZE:
+        raise ModelArgumentError(f"{num_classes}: must be at most {MAX_SIZE:,}", param="num_classes")
     if num_classes is not None:
         _check_head_memory(target, num_classes, input_size)
     src = resolve_model(target, pretrained=False, num_classes=num_classes, input_size=input_size)

@@ -16,6 +16,7 @@ from typing import Any, Union, get_args, get_origin, get_type_hints
 
 from ..errors import ArgumentError, CnnlabError, did_you_mean
 from ..models.surgery import HeadKind
+from ..values import MAX_SIZE, SEED_MAX
 
 
 class Optimizer(StrEnum):
@@ -81,7 +82,7 @@ _ENUMS: dict[str, type[StrEnum]] = {
 DEFAULT_LR = 1e-3
 #: The largest learning rate: far above any useful one, below those whose Adam step overflows float32.
 MAX_LR = 1000.0
-_SEED_MAX = 2**32 - 1  # numpy's seed range, which Lightning's seed_everything enforces
+_SEED_MAX = SEED_MAX  # the one seed rule (cnnlab.values)
 #: Epochs, batch size and learning-rate schedule of a run that names none of them, on images.
 IMAGE_DEFAULTS: dict[str, Any] = {"epochs": 10, "batch_size": 64, "schedule": "none"}
 #: The same on series data (``ucr:``/``series:``): the archive's training sets hold tens to hundreds of
@@ -213,6 +214,8 @@ class TrainConfig:
         strategy: ``auto`` or ``ddp``.
         accelerator: Lightning accelerator (``auto``, ``cpu``, ``gpu``, ``cuda``, ``mps``).
         resume: Continue from ``<out>/checkpoints/last.ckpt``.
+        overwrite: Replace the run that ``out`` holds (finished or not): without it (or ``resume``) a folder
+            holding a run is refused, never written over (:func:`cnnlab.runfolder.folder.check_new_run`).
         data_dir: Folder holding the IDX files of ``mnist``/``fashion-mnist``.
         limit: Use only the first (stratified) ``limit`` images of each split (quick runs, tests).
         workers: DataLoader worker processes.
@@ -257,6 +260,7 @@ class TrainConfig:
     strategy: Strategy = Strategy.AUTO
     accelerator: Accelerator = Accelerator.AUTO
     resume: bool = False
+    overwrite: bool = False
     data_dir: str | None = None
     limit: int | None = None
     workers: int = 0
@@ -329,6 +333,11 @@ class TrainConfig:
         for param, ok, message in checks:
             if not ok:
                 raise ArgumentError(message, param=param)
+        for f in fields(self):  # 10**30 epochs or images per batch: refused here, never passed to PyTorch
+            value = getattr(self, f.name)
+            whole = isinstance(value, int) and not isinstance(value, bool)
+            if whole and value > MAX_SIZE and f.name != "seed":
+                raise ArgumentError(f"{value}: must be at most {MAX_SIZE:,}", param=f.name)
         if isinstance(self.devices, str) and self.devices != "auto":
             try:
                 self.devices = int(self.devices)
@@ -338,6 +347,9 @@ class TrainConfig:
             raise ArgumentError(f"{self.devices}: give at least 1 (or 'auto')", param="devices")
         if self.weights is not None:
             self.pretrained = True
+        if self.resume and self.overwrite:
+            raise ArgumentError("continues the run in `out`, `overwrite` replaces it: give one of them",
+                                param="resume")
 
     @property
     def run_dir(self) -> Path:

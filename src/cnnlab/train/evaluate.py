@@ -273,10 +273,21 @@ def predict_series(run: Classifier, items: Sequence[str], *, top_k: int = 5, bat
 
 
 def image_files(inputs: Sequence[str | os.PathLike[str]]) -> list[Path]:
-    """Expand files and folders (their image files, sorted, recursively) into a list of image paths."""
+    """Expand files and folders (their image files, sorted, recursively) into a list of image paths.
+
+    Raises:
+        DataError: A missing file, a folder without images, or a run folder (its figures are not the
+            images to classify: ``predict RUN --model NAME IMAGE`` classified ``curves.png`` with random
+            weights).
+    """
+    from ..runfolder.folder import holds_run
+
     out: list[Path] = []
     for item in inputs:
         p = Path(item)
+        if p.is_dir() and holds_run(p):
+            raise DataError(f"{p}: a run folder, not images; to use its model give the run folder first, "
+                            "without `model` (RUN IMAGE...)")
         if p.is_dir():
             found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
             if not found:

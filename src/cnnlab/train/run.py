@@ -26,7 +26,7 @@ from .._io import ensure_writable_dir, remove_orphan_temps, write_json
 from .._perf import tune_allocator
 from .._progress import progress_bar, stderr_is_terminal
 from ..errors import DataError, DiskFullError, TrainingError
-from ..runfolder.folder import check_resume, export_best, finished_run, write_setup
+from ..runfolder.folder import check_new_run, check_resume, clear_run, export_best, finished_run, write_setup
 from ..runfolder.outcome import RunResult, extend_error, keep_best, nothing_to_do
 from .config import TrainConfig
 from .preflight import (
@@ -79,7 +79,9 @@ def _env_global_rank() -> int:
 
 
 def prepare_run_dir(cfg: TrainConfig, rank: int) -> Path | None:
-    """Check the run folder before anything slow: writable ``out``; with ``resume``, its checkpoint.
+    """Check the run folder before anything slow: writable ``out``, holding no run unless ``resume``
+    continues it or ``overwrite`` replaces it (:func:`~cnnlab.runfolder.folder.check_new_run`); with
+    ``resume``, its checkpoint.
 
     The temporary files a killed writer left (``kill -9`` in the middle of a checkpoint) are removed
     first, from the run folder and its ``checkpoints/`` (not deeper: ``out`` may be a big folder).
@@ -88,6 +90,7 @@ def prepare_run_dir(cfg: TrainConfig, rank: int) -> Path | None:
         The checkpoint to resume from, or None.
     """
     if rank == 0:
+        check_new_run(cfg)
         ensure_writable_dir(cfg.run_dir, option="--out")
         for folder in (cfg.run_dir, cfg.run_dir / "checkpoints"):
             remove_orphan_temps(folder, recursive=False)
@@ -392,6 +395,8 @@ def fit(
     trainer = build_trainer(cfg, cfg.run_dir, [*ours, *callbacks], logger=make_logger(cfg, cfg.run_dir),
                             log_every_n_steps=log_every(len(bundle.train), cfg.batch_size))
     if rank == 0:
+        if cfg.overwrite:  # only now, with the data and model ready: a failed start keeps the old run
+            clear_run(cfg.run_dir)
         write_setup(cfg.run_dir, cfg, list(bundle.classes), setup.info)
         if on_setup is not None:
             on_setup(setup.info)
