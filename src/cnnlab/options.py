@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 from .errors import ArgumentError, CnnlabError, DataError, ModelArgumentError
 
-__all__ = ["at_least", "check_data_exists", "figure_file", "filter_ranges", "input_size", "parse_filters",
-           "run_and_images"]
+__all__ = ["at_least", "check_data_exists", "figure_file", "filter_ranges", "image_paths", "input_size",
+           "parse_filters", "run_and_images"]
 
 
 def at_least(value: int, low: int, param: str, why: str = "") -> int:
@@ -114,10 +115,31 @@ def parse_filters(text: str, channels: int | None = None) -> list[int]:
     return [i for r in ranges for i in r]
 
 
-def run_and_images(inputs: list[str], model: str | None) -> tuple[str | None, list[str]]:
-    """``RUN IMAGE...`` or ``IMAGE...`` with a ``model`` name -> (the run or None, the images)."""
+def image_paths(items: Sequence[str]) -> list[Path]:
+    """Image files, the files of folders among them (missing files fail here, before the model loads)."""
+    if not items:
+        raise CnnlabError("IMAGE: give at least one image file or folder")
+    from .train.evaluate import image_files
+
+    return image_files(list(items))
+
+
+def run_and_images(inputs: list[str], model: str | None, *,
+                   files_first: bool = False) -> tuple[str | None, list[str]]:
+    """``RUN IMAGE...`` or ``IMAGE...`` with a ``model`` name -> (the run or None, the images).
+
+    With ``files_first``, images that are not series (``ucr:``, ``.npy`` ...) must exist: checked here,
+    before the model loads.
+    """
     if model is not None:
-        return None, inputs
-    if len(inputs) < 2:
+        run, images = None, inputs
+    elif len(inputs) < 2:
         raise CnnlabError("give RUN IMAGE... (a run folder, then images) or `model` NAME IMAGE...")
-    return inputs[0], inputs[1:]
+    else:
+        run, images = inputs[0], inputs[1:]
+    if files_first:
+        from .data.series import names_series
+
+        if not names_series(images):
+            image_paths(images)
+    return run, images

@@ -56,6 +56,7 @@ LOAD_CASES = [
     ("run.json", _json_edit(_set("in_chans", "1")), r"run\.json: key 'in_chans' must be a whole number"),
     ("run.json", _json_edit(_set("image_size", [1, 28, 28, 1])), r"key 'image_size' must be \[C, H, W\]"),
     ("run.json", _json_edit(_set("image_size", [3, 28, 28])), r"key 'image_size' .* `in_chans` is 1"),
+    ("run.json", _json_edit(_set("image_size", [1, 28])), r"'image_size' is \[1, 28\], but .* takes images"),
     ("run.json", _json_edit(_set("num_classes", 4)), r"key 'num_classes' is 4 but classes\.json names 10"),
     ("run.json", _json_edit(_set("num_classes", True)), r"key 'num_classes' must be a whole number"),
     ("run.json", _json_edit(_set("best_epoch", "two")), r"key 'best_epoch' must be a whole number"),

@@ -61,7 +61,7 @@ def explain(
     from ..report.explanations import explain_inputs
 
     at_least(channels, 0, "channels")
-    run, images = run_and_images(inputs, model)
+    run, images = run_and_images(inputs, model, files_first=True)
     out = figure_file(out or default_output("explain.png", run, label=model))
     doc = explain_inputs(load_source(run, model), images, out=out, method=method, layer=layer, target=target,
                          channels=channels, faithfulness=faithfulness)
@@ -96,8 +96,8 @@ def features(
     or with --channel {source, weights, images, layer, channel, figure, dead, active_fraction, image_max}.
     A channel is dead when it is <= 0 everywhere for the input(s) (nothing passes a following ReLU).
     """
-    from ..options import at_least, figure_file, run_and_images
-    from ..report.explanations import feature_map_files, image_paths
+    from ..options import at_least, figure_file, image_paths, run_and_images
+    from ..report.explanations import feature_map_files
 
     at_least(max_channels, 1, "max_channels")
     run, images = run_and_images(inputs, model)

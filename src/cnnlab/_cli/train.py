@@ -198,8 +198,7 @@ def predict(
     random (a model with random weights also gets a warning: its predictions mean nothing).
     """
     from ..data.series import names_series
-    from ..options import run_and_images
-    from ..report.explanations import image_paths
+    from ..options import image_paths, run_and_images
     from ..train.evaluate import predict as run_predict
     from ..train.evaluate import predict_series
 

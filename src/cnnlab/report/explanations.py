@@ -14,22 +14,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ArgumentError, CnnlabError
-from ..options import at_least, parse_filters
+from ..options import at_least, image_paths, parse_filters
 
 if TYPE_CHECKING:
     from ..source import ModelSource
 
 __all__ = ["check_dream", "dream_files", "dream_filters", "explain_images", "feature_map_files",
-           "image_paths", "mark_random"]
-
-
-def image_paths(items: Sequence[str]) -> list[Path]:
-    """Image files, the files of folders among them (missing files fail here, before the model loads)."""
-    if not items:
-        raise CnnlabError("IMAGE: give at least one image file or folder")
-    from ..train.evaluate import image_files
-
-    return image_files(list(items))
+           "mark_random"]
 
 
 def mark_random(fig: Any, src: ModelSource) -> Any:

@@ -382,6 +382,24 @@ def _check_agrees(run_dir: Path, cfg: TrainConfig, info: dict[str, Any], meta: d
                                      "different runs", key=key)
 
 
+def _check_input_rank(path: Path, size: list[int], model: Any, name: str) -> None:
+    """run.json's ``image_size`` has the rank the model takes: [C, L] for a 1-D convnet, [C, H, W] else.
+
+    Raises:
+        RunFileError: naming run.json and ``image_size`` (a [C, L] size on an image model would fail
+            later, inside torch, on the first input).
+    """
+    from torch import nn
+
+    first = next((m for m in model.modules() if isinstance(m, (nn.Conv1d, nn.Conv2d))), None)
+    if first is None:
+        return
+    series = isinstance(first, nn.Conv1d)
+    if len(size) != (2 if series else 3):
+        takes = "series, [C, L]" if series else "images, [C, H, W]"
+        raise RunFileError(path, f"is {size!r}, but model {name} takes {takes}", key="image_size")
+
+
 def load_run(path: str | Path) -> LoadedRun:
     """Read a run folder back: the model (eval mode, best weights) and how to feed it.
 
@@ -413,6 +431,7 @@ def load_run(path: str | Path) -> LoadedRun:
     arch = cfg.replace(pretrained=False, weights=None)
     num_classes = int(info["num_classes"]) if "num_classes" in info else output_count(cfg, len(classes))
     model = build_model(arch, in_chans=int(info["in_chans"]), num_classes=num_classes)
+    _check_input_rank(run_dir / "run.json", info["image_size"], model, cfg.model)
     try:
         state = load_file(str(run_dir / "model.safetensors"))
     except Exception as exc:  # any reader failure (truncated, not safetensors) is a damaged file
