@@ -75,6 +75,8 @@ def command(data: Path, mode: str, args: argparse.Namespace, out: Path, cache: P
 def run_mode(data: Path, mode: str, args: argparse.Namespace, runs: Path, cache: Path) -> dict[str, Any]:
     out = runs / f"{data.name}-{mode}"
     cmd = command(data, mode, args, out, cache)
+    if (out / "config.yaml").exists():  # this benchmark's own run of an earlier call (--runs-dir reused)
+        cmd.append("--overwrite")
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "cnnlab", *cmd[1:]], capture_output=True, text=True,
                           cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT / "src")})

@@ -274,11 +274,15 @@ def export_run(
                             param="format") from None
     if not tolerance >= 0:
         raise ArgumentError(f"{tolerance}: must be a number >= 0", param="tolerance")
-    loaded = load_run(run)
-    model = loaded.model.eval().float().cpu()
-    path = Path(out) if out is not None else loaded.path / DEFAULT_NAMES[fmt]
+    from .runfolder.folder import check_output
+
+    path = Path(out) if out is not None else Path(run) / DEFAULT_NAMES[fmt]
     if path.is_dir():  # a folder given as `out`: the file goes inside it under its default name
         path = path / DEFAULT_NAMES[fmt]
+    for written in (path, path.with_name(path.name + ".json")):  # before the work: a run's files are kept
+        check_output(written, writer="export")
+    loaded = load_run(run)
+    model = loaded.model.eval().float().cpu()
     record = preprocessing_record(loaded, fmt=fmt, dynamic_batch=dynamic_batch)
     x = _check_images(loaded, images)
     with torch.no_grad():

@@ -158,3 +158,15 @@ def _timing(run):  # type: ignore[no-untyped-def]
     from cnnlab.train.callbacks import TIMING_COLUMNS, read_metrics
 
     return read_metrics(run / "timing.csv", TIMING_COLUMNS)
+
+
+def test_a_series_run_is_told_in_series_words_with_series_fixes() -> None:
+    rows = _rows([0.5, 0.3, 0.31, 0.4, 0.5, 0.6], train=[0.5, 0.3, 0.2, 0.1, 0.05, 0.02])
+    top = [{"label": "cat", "predicted": "dog", "confidence": 0.99, "index": 7}]
+    series = judge(rows, classes=CLASSES, **GOOD, top_losses=top, series=True)
+    images = judge(rows, classes=CLASSES, **GOOD, top_losses=top)
+    assert "`--augment series`" in series.line() and "`--augment standard`" in images.line()
+    assert "1 series predicted wrong" in series.line() and "1 image(s) predicted wrong" in images.line()
+    chance = judge(FLAT, classes=CLASSES, accuracy=0.5, confusion=[[0, 100], [0, 100]], series=True)
+    assert "predicted for 200 of 200 series" in chance.line()
+    assert "efficientnet_lite0" not in chance.line()  # the pretrained backbone is an image model

@@ -270,7 +270,7 @@ NUMERIC_ENV = {
 
 
 #: The other variables cnnlab reads: folders, and a switch ("0" turns it off).
-OTHER_ENV = {"CNNLAB_DATA_DIR", "CNNLAB_CACHE_DIR", "CNNLAB_MALLOC_TUNING"}
+OTHER_ENV = {"CNNLAB_DATA_DIR", "CNNLAB_CACHE_DIR", "CNNLAB_OUT_DIR", "CNNLAB_MALLOC_TUNING"}
 
 
 def test_the_numeric_variables_are_all_swept() -> None:

@@ -142,8 +142,19 @@ def _every_command(run: Path, image: Path, tmp: Path) -> list[list[str]]:
         ["data", "sample", "--json", "--out", r],  # its grids go into the run folder, beside train's files
         ["filters", i, "--bank", "sobel", "--json", "--out", str(run / "sobel.png")],
         ["report", r, "--top-losses", "2"],
+        ["export", r],  # RUN/model.onnx, export's own file
         ["train", *TRAIN[1:], "--epochs", "2", "--out", r, "--resume"],  # nothing to do
     ]
+
+
+def test_every_command_is_run_against_the_run_folder(tmp_path: Path) -> None:
+    from typer.main import get_command
+
+    from cnnlab.cli import app
+
+    run = {args[0] for args in _every_command(tmp_path, tmp_path, tmp_path)}
+    # models reads no run; demo runs the others; serve is the web page, driven below through its app
+    assert run == set(get_command(app).commands) - {"models", "demo", "serve"}  # type: ignore[attr-defined]
 
 
 HOSTILE = [
@@ -151,6 +162,7 @@ HOSTILE = [
     ["explain", "RUN", "IMG", "--out", "RUN/curves.png"],
     ["invariance", "RUN", "--out", "RUN/run.png"],
     ["rf", "RUN", "--out", "RUN/metrics.csv.png"],
+    ["export", "RUN", "--out", "RUN/model.safetensors"],
     ["train", *TRAIN[1:], "--epochs", "1", "--out", "RUN"],
     ["train", *TRAIN[1:], "--epochs", "3", "--out", "RUN"],
 ]

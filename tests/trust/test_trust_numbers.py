@@ -66,7 +66,8 @@ def no_serving(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_the_float_options_are_found() -> None:
     found = set(float_options())
-    assert {("serve", "--max-upload-mb"), ("train", "--lr"), ("filters", "--gamma"), ("data", "--val-split"),
+    # train's --lr is text (a number or `find`): its NaN and infinities are in the list test below
+    assert {("serve", "--max-upload-mb"), ("filters", "--gamma"), ("data", "--val-split"),
             ("dream", "--lr")} <= found
 
 
@@ -90,6 +91,9 @@ def test_every_float_option_refuses_nan_and_infinities(name: str, flag: str, val
         (["invariance", "RUN", "--angles", "720"], "give a finite number from -360 to 360"),
         (["serve", "RUN", "--max-upload-mb", "nan"], "--max-upload-mb nan: give a finite number above 0"),
         (["serve", "RUN", "--max-upload-mb", "inf"], "--max-upload-mb inf: give a finite number above 0"),
+        (["train", "--data", "sample", "--lr", "nan"], "--lr must be a positive number up to 1000"),
+        (["train", "--data", "sample", "--lr", "inf"], "--lr must be a positive number up to 1000"),
+        (["train", "--data", "sample", "--lr=-inf"], "--lr must be a positive number up to 1000"),
     ],
     ids=lambda v: " ".join(v[-3:]) if isinstance(v, list) else None,
 )
@@ -98,6 +102,8 @@ def test_nan_in_number_lists_and_options_is_refused(args: list[str], says: str, 
     argv = [a.replace("IMG", str(image)).replace("RUN", str(tiny_run)) for a in args]
     if argv[0] in ("filters", "invariance"):
         argv += ["--out", str(tmp_path / "x.png")]
+    if argv[0] == "train":
+        argv += ["--out", str(tmp_path / "t")]
     result = invoke(*argv)
     assert says in refused(result)
     assert result.stdout == ""  # no bare NaN on stdout, no JSON at all

@@ -86,6 +86,7 @@ def test_evaluate_on_a_read_only_folder_is_refused_before_the_work(copy_run, mon
     import tempfile
 
     run = copy_run()
+    (run / "evaluation.json").unlink(missing_ok=True)  # the shared run may have been evaluated before
     real = tempfile.mkstemp
 
     def read_only(*args: Any, dir: Any = None, **kw: Any) -> Any:  # mkstemp's own keyword

@@ -89,3 +89,12 @@ class CNNLabModel(nn.Module):
     def reset_classifier(self, num_classes: int) -> None:
         """Replace the last linear layer of the head with a fresh one of ``num_classes`` outputs."""
         surgery.reset_classifier(self, num_classes)
+
+
+def input_rank(model: nn.Module) -> int | None:
+    """Dimensions of one input: 2 ([C, L]) for a 1-D convnet, 3 ([C, H, W]) for an image model.
+
+    Read from the first convolution (None for a model without one).
+    """
+    first = next((m for m in model.modules() if isinstance(m, (nn.Conv1d, nn.Conv2d))), None)
+    return None if first is None else 2 if isinstance(first, nn.Conv1d) else 3

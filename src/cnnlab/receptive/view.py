@@ -185,7 +185,7 @@ _INPUT_BYTES = 1 + 3 * 4
 
 
 def check_field_memory(
-    model: nn.Module, input_size: tuple[int, int, int], inputs: int, *, model_name: str = "model"
+    model: nn.Module, input_size: tuple[int, ...], inputs: int, *, model_name: str = "model"
 ) -> None:
     """Refuse a :func:`receptive_field_view` over the memory budget, before its inputs are made.
 
@@ -212,7 +212,7 @@ def check_field_memory(
                  "use a smaller `input_size`, or fewer `samples`")
 
 
-def noise_images(input_size: tuple[int, int, int], count: int, *, seed: int = 0) -> torch.Tensor:
+def noise_images(input_size: tuple[int, ...], count: int, *, seed: int = 0) -> torch.Tensor:
     """``count`` uniformly random uint8 images ``[count, C, H, W]`` (seeded): inputs without an image.
 
     Raises:

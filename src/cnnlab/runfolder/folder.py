@@ -84,6 +84,7 @@ OWN_FILES: dict[str, tuple[str, ...]] = {
     "evaluate": ("evaluation.json", "confusion.png", "top_losses.png"),
     "probe": ("probe.png", "embedding_map.png", "probe.json"),
     "report": ("report.html",),
+    "export": ("model.onnx", "model.onnx.json", "model.torchscript.pt", "model.torchscript.pt.json"),
 }
 
 
@@ -389,13 +390,11 @@ def _check_input_rank(path: Path, size: list[int], model: Any, name: str) -> Non
         RunFileError: naming run.json and ``image_size`` (a [C, L] size on an image model would fail
             later, inside torch, on the first input).
     """
-    from torch import nn
+    from ..models.base import input_rank
 
-    first = next((m for m in model.modules() if isinstance(m, (nn.Conv1d, nn.Conv2d))), None)
-    if first is None:
-        return
-    series = isinstance(first, nn.Conv1d)
-    if len(size) != (2 if series else 3):
+    rank = input_rank(model)
+    series = rank == 2
+    if rank is not None and len(size) != rank:
         takes = "series, [C, L]" if series else "images, [C, H, W]"
         raise RunFileError(path, f"is {size!r}, but model {name} takes {takes}", key="image_size")
 
@@ -431,7 +430,7 @@ def load_run(path: str | Path) -> LoadedRun:
     arch = cfg.replace(pretrained=False, weights=None)
     num_classes = int(info["num_classes"]) if "num_classes" in info else output_count(cfg, len(classes))
     model = build_model(arch, in_chans=int(info["in_chans"]), num_classes=num_classes)
-    _check_input_rank(run_dir / "run.json", info["image_size"], model, cfg.model)
+    _check_input_rank(run_dir / "run.json", info["image_size"], model, str(cfg.model))
     try:
         state = load_file(str(run_dir / "model.safetensors"))
     except Exception as exc:  # any reader failure (truncated, not safetensors) is a damaged file

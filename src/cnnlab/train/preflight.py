@@ -180,10 +180,18 @@ def check_model_fits(
     """
     from ..memory import check_memory, dry_forward, fit_error
     from ..models._registry import get_entry
+    from ..models.base import input_rank
 
     net = model if model is not None else _architecture(cfg, shape[0])
-    probe = dry_forward(net, shape)
     size = "x".join(map(str, shape))
+    rank = input_rank(net)
+    if rank is not None and rank != len(shape):  # a 2-D model on series, or a 1-D one on images
+        if rank == 3:
+            raise ModelError(f"{cfg.model_name} is an image (2-D) model and the data are series ({size}): "
+                             "use a 1-D convnet as `model` (fcn1d, resnet1d, or a conv1d spec)")
+        raise ModelError(f"{cfg.model_name} is a 1-D convnet for series and the data are images ({size}): "
+                         "use an image model as `model` (leave it out for the default)")
+    probe = dry_forward(net, shape)
     if probe.failed is not None:
         if get_entry(cfg.model_name).sized_by_input:
             own = "use a larger `img_size` or fewer downsampling layers in the spec"

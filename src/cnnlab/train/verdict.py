@@ -121,7 +121,7 @@ class Verdict:
 
 
 def _chance(accuracy: float, confusion: Sequence[Sequence[int]], classes: Sequence[str],
-            train_loss: float | None, fix: str) -> Finding | None:
+            train_loss: float | None, fix: str, items: str = "images") -> Finding | None:
     n = sum(sum(row) for row in confusion)
     k = len(classes)
     if n == 0 or k < 2:
@@ -136,7 +136,7 @@ def _chance(accuracy: float, confusion: Sequence[Sequence[int]], classes: Sequen
         reasons.append(f"accuracy {accuracy:.1%} is not above the majority-class rate {majority:.1%} "
                        f"(+{margin:.1%} margin)")
     if predicted[top] > ONE_CLASS_SHARE * n and support[top] <= ONE_CLASS_SHARE * n:
-        reasons.append(f"{classes[top]!r} is predicted for {predicted[top]} of {n} images")
+        reasons.append(f"{classes[top]!r} is predicted for {predicted[top]} of {n} {items}")
     uniform = math.log(k)
     if train_loss is not None and abs(train_loss - uniform) <= CHANCE_LOSS_TOL * uniform:
         reasons.append(f"the training loss {train_loss:.4f} is a uniform guess's ln({k}) = {uniform:.4f}")
@@ -145,11 +145,11 @@ def _chance(accuracy: float, confusion: Sequence[Sequence[int]], classes: Sequen
     return Finding("chance", "the model has learned nothing: " + "; ".join(reasons), fix)
 
 
-def _chance_fix(*, epochs: int, pretrained: bool, lr: float | None, run: str) -> str:
+def _chance_fix(*, epochs: int, pretrained: bool, lr: float | None, run: str, series: bool = False) -> str:
     fixes = [f"train longer (`cnnlab train --out {run} --resume --epochs {max(2 * epochs, 10)}`)"]
     if lr is not None:
         fixes.append(f"or lower the learning rate (`--lr {lr / 3:.1g}`)")
-    if not pretrained:
+    if not pretrained and not series:  # the pretrained backbone is an image model
         fixes.append("or use transfer learning with the pretrained backbone (`--model efficientnet_lite0 "
                      "--pretrained --transfer features`)")
     return "" + " ".join(fixes)
@@ -167,7 +167,8 @@ def _improving(rows: Sequence[Mapping[str, float]], *, run: str, epochs: int) ->
                    "in the last epoch", f"train longer (`cnnlab train --out {run} --resume --epochs {more}`)")
 
 
-def _overfitting(rows: Sequence[Mapping[str, float]], kept_epoch: int | None) -> Finding | None:
+def _overfitting(rows: Sequence[Mapping[str, float]], kept_epoch: int | None,
+                 preset: str = "standard") -> Finding | None:
     from ..report.plots import overfitting_onset  # the marker the learning curves draw
 
     onset = overfitting_onset([float(r["val_loss"]) for r in rows], [float(r["train_loss"]) for r in rows])
@@ -176,37 +177,38 @@ def _overfitting(rows: Sequence[Mapping[str, float]], kept_epoch: int | None) ->
     epoch = int(rows[onset]["epoch"])
     kept = f"; the kept weights are epoch {kept_epoch}'s" if kept_epoch is not None else ""
     return Finding("overfitting", f"overfitting from epoch {epoch} (validation loss rises while the training "
-                   f"loss falls){kept}", "more data or `--augment standard`, or fewer epochs")
+                   f"loss falls){kept}", f"more data or `--augment {preset}`, or fewer epochs")
 
 
-def _imbalance(train_counts: Mapping[str, int]) -> Finding | None:
+def _imbalance(train_counts: Mapping[str, int], items: str = "images") -> Finding | None:
     counts = {c: n for c, n in train_counts.items()}
     if len(counts) < 2 or min(counts.values()) == 0:
         small = [c for c, n in counts.items() if n == 0]
         if small:
-            return Finding("imbalance", f"class imbalance: no training image of {', '.join(small)}",
-                           "add training images of every class")
+            return Finding("imbalance", f"class imbalance: no training {items} of {', '.join(small)}",
+                           f"add training {items} of every class")
         return None
     big, little = max(counts, key=counts.__getitem__), min(counts, key=counts.__getitem__)
     ratio = counts[big] / counts[little]
     if ratio < IMBALANCE_RATIO:
         return None
-    return Finding("imbalance", f"class imbalance: {counts[big]} training images of {big!r}, "
+    return Finding("imbalance", f"class imbalance: {counts[big]} training {items} of {big!r}, "
                    f"{counts[little]} of {little!r} ({ratio:.1f}x)",
-                   "add images of the small classes; read the per-class recall, not the accuracy")
+                   f"add {items} of the small classes; read the per-class recall, not the accuracy")
 
 
-def _never_predicted(confusion: Sequence[Sequence[int]], classes: Sequence[str]) -> Finding | None:
+def _never_predicted(confusion: Sequence[Sequence[int]], classes: Sequence[str],
+                     items: str = "images") -> Finding | None:
     never = [c for j, c in enumerate(classes) if sum(row[j] for row in confusion) == 0 and
              sum(confusion[j]) > 0]
     if not never:
         return None
     shown = ", ".join(never[:10]) + (f" and {len(never) - 10} more" if len(never) > 10 else "")
     return Finding("never_predicted", f"never predicted: {shown} ({len(never)} of {len(classes)} classes)",
-                   "train longer, or add images of these classes")
+                   f"train longer, or add {items} of these classes")
 
 
-def _label_errors(top_losses: Sequence[Mapping[str, Any]]) -> Finding | None:
+def _label_errors(top_losses: Sequence[Mapping[str, Any]], items: str = "image(s)") -> Finding | None:
     wrong = [t for t in top_losses if t.get("label") != t.get("predicted")
              and float(t.get("confidence", 0.0)) > CONFIDENT_WRONG]
     if not wrong:
@@ -214,7 +216,7 @@ def _label_errors(top_losses: Sequence[Mapping[str, Any]]) -> Finding | None:
     files = tuple(str(t.get("path", f"#{t.get('index')}")) for t in wrong)
     names = ", ".join(f"{f.rsplit('/', 1)[-1]} ({t['label']} -> {t['predicted']} "
                       f"{float(t['confidence']):.0%})" for f, t in zip(files, wrong, strict=True))
-    return Finding("label_errors", f"possible label errors: {len(wrong)} image(s) predicted wrong with > "
+    return Finding("label_errors", f"possible label errors: {len(wrong)} {items} predicted wrong with > "
                    f"{CONFIDENT_WRONG:.0%} confidence: {names}", "look at them; relabel or remove the "
                    "wrong ones", files)
 
@@ -243,6 +245,7 @@ def judge(
     pretrained: bool = False,
     lr: float | None = None,
     run: str = "RUN",
+    series: bool = False,
 ) -> Verdict:
     """The verdict of a run from its epochs and the evaluation of its kept weights.
 
@@ -258,6 +261,7 @@ def judge(
         pretrained: The run started from pretrained weights (the fix for chance is then not "use them").
         lr: The run's learning rate (the fix may suggest a lower one).
         run: The run folder, as the fixes should name it.
+        series: The run is a 1-D convnet's: findings say "series", fixes name the series presets.
 
     Returns:
         A :class:`Verdict`.
@@ -267,26 +271,28 @@ def judge(
     if kept_epoch is None and rows:
         kept_epoch = int(min(rows, key=lambda r: float(r["val_loss"]))["epoch"])
     chance = None
+    items = "series" if series else "images"
     findings: list[Finding | None] = []
     if confusion is not None and accuracy is not None:
         n = sum(sum(r) for r in confusion)
         chance = max(sum(r) for r in confusion) / n if n else None
-        fix = _chance_fix(epochs=epochs, pretrained=pretrained, lr=lr, run=run)
-        findings.append(_chance(accuracy, confusion, classes, train_loss, fix))
+        fix = _chance_fix(epochs=epochs, pretrained=pretrained, lr=lr, run=run, series=series)
+        findings.append(_chance(accuracy, confusion, classes, train_loss, fix, items))
     elif rows and train_loss is not None and len(classes) >= 2:  # no evaluation: the loss alone
         uniform = math.log(len(classes))
         if abs(train_loss - uniform) <= CHANCE_LOSS_TOL * uniform:
             findings.append(Finding("chance", f"the model has learned nothing: the training loss "
                                     f"{train_loss:.4f} is a uniform guess's ln({len(classes)})",
-                                    _chance_fix(epochs=epochs, pretrained=pretrained, lr=lr, run=run)))
+                                    _chance_fix(epochs=epochs, pretrained=pretrained, lr=lr, run=run,
+                                                series=series)))
     at_chance = any(f is not None for f in findings)
     findings += [
         _leakage(duplicates),
-        _never_predicted(confusion, classes) if confusion is not None and not at_chance else None,
+        _never_predicted(confusion, classes, items) if confusion is not None and not at_chance else None,
         None if at_chance else _improving(rows, run=run, epochs=epochs),
-        _overfitting(rows, kept_epoch) if rows else None,
-        _imbalance(train_counts) if train_counts is not None else None,
-        _label_errors(top_losses),
+        _overfitting(rows, kept_epoch, "series" if series else "standard") if rows else None,
+        _imbalance(train_counts, items) if train_counts is not None else None,
+        _label_errors(top_losses, "series" if series else "image(s)"),
     ]
     kept = tuple(f for f in findings if f is not None)
     checks = {f.check for f in kept}

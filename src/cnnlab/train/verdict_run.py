@@ -89,7 +89,7 @@ def run_verdict(
         pass
     return judge(rows, classes=run.classes, accuracy=evaluation.accuracy, confusion=evaluation.confusion,
                  top_losses=evaluation.top_losses, train_counts=counts, duplicates=pairs, kept_epoch=best,
-                 pretrained=cfg.pretrained, lr=cfg.lr, run=str(run.path))
+                 pretrained=cfg.pretrained, lr=cfg.lr, run=str(run.path), series=len(run.image_size) == 2)
 
 
 def phase_progress() -> ProgressFn:
