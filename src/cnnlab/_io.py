@@ -264,9 +264,16 @@ def ensure_writable_dir(path: str | os.PathLike[str], *, option: str = "--out", 
 
 def output_dir() -> Path:
     """The one folder where commands write without ``--out`` and without a run folder to write into:
-    ``$CNNLAB_OUT_DIR``, default ``~/cnnlab`` (never the current directory)."""
+    ``$CNNLAB_OUT_DIR``, default ``~/cnnlab`` (never the current directory); created, and proven writable.
+
+    Raises:
+        CnnlabError: naming ``CNNLAB_OUT_DIR`` when that folder cannot be created or written.
+    """
     root = os.environ.get("CNNLAB_OUT_DIR")
-    return Path(root).expanduser() if root else Path.home() / "cnnlab"
+    folder = Path(root).expanduser() if root else Path.home() / "cnnlab"
+    option = "CNNLAB_OUT_DIR" if root else "the default output folder"  # the user gave no --out: say which
+    fix = "set CNNLAB_OUT_DIR to a writable folder, or give --out"
+    return ensure_writable_dir(folder, option=option, fix=fix)
 
 
 def default_output(filename: str, source: str | None = None, *, label: str | None = None) -> Path:
@@ -279,7 +286,7 @@ def default_output(filename: str, source: str | None = None, *, label: str | Non
         label: What the output is of (a model or data name), added to the name outside a run folder.
 
     Returns:
-        The path (its folder is not created here).
+        The path (inside a run folder, or in :func:`output_dir`, which is created).
     """
     if source is not None and Path(source).is_dir():
         return Path(source) / filename

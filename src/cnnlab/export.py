@@ -272,8 +272,11 @@ def export_run(
     except ValueError:
         raise ArgumentError(f"{fmt!r}: unknown; choose one of {', '.join(f.value for f in ExportFormat)}",
                             param="format") from None
-    if not tolerance >= 0:
-        raise ArgumentError(f"{tolerance}: must be a number >= 0", param="tolerance")
+    from .options import at_least
+    from .values import check_number
+
+    check_number(tolerance, "tolerance", low=0)
+    at_least(images, 1, "images")
     from .runfolder.folder import check_output
 
     path = Path(out) if out is not None else Path(run) / DEFAULT_NAMES[fmt]
@@ -308,7 +311,7 @@ def export_run(
             raise CnnlabError(
                 f"{path}: not written: {runtime} gives logits up to {worst:.3g} away from PyTorch's on "
                 f"{len(x)} validation images (tolerance {tolerance:g}, top-1 agreement {agree:.1%}); "
-                "try the other `format`, or raise `tolerance` if that difference is acceptable"
+                "try the other `format`[, or raise `tolerance` if that difference is acceptable]"
             )
     sidecar = write_json(path.with_name(path.name + ".json"), record)
     return ExportResult(path, sidecar, fmt, dynamic_batch, check)

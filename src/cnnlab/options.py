@@ -69,9 +69,9 @@ def check_data_exists(spec: str, *, param: str | None = "data") -> None:
                         "or .csv file, or a dataset name such as sample", param=param)
 
 
-def figure_file(out: Path) -> Path:
-    """``out``: a figure file matplotlib writes, in a writable folder, not a file of a run folder (checked
-    before any work)."""
+def figure_file(out: Path, writer: str | None = None) -> Path:
+    """``out``: a figure file matplotlib writes, in a writable folder, not a file of a run folder that
+    ``writer`` (the command) does not own (checked before any work)."""
     from matplotlib.figure import Figure
 
     from ._io import ensure_writable_dir
@@ -85,7 +85,7 @@ def figure_file(out: Path) -> Path:
     from .runfolder.folder import check_output
 
     ensure_writable_dir(out.parent if str(out.parent) else Path("."), option="--out")
-    return check_output(out)
+    return check_output(out, writer=writer)
 
 
 def filter_ranges(text: str) -> list[range]:

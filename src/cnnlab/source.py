@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import ModelArgumentError
+from .errors import ModelArgumentError, ModelError
 from .models.spec import is_spec
 
 if TYPE_CHECKING:
@@ -24,7 +24,8 @@ if TYPE_CHECKING:
     from .data.transforms import Preprocess
     from .runfolder.folder import LoadedRun
 
-__all__ = ["RANDOM_WEIGHTS", "ModelSource", "is_spec", "resolve_model", "resolve_run_or_model"]
+__all__ = ["RANDOM_WEIGHTS", "ModelSource", "is_spec", "require_images", "resolve_model",
+           "resolve_run_or_model"]
 
 WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".ckpt", ".bin")
 
@@ -90,6 +91,17 @@ class ModelSource:
     def image_size(self) -> tuple[int, ...]:
         """(C, H, W) the model takes; (C, L) for a series model."""
         return self.preprocess.image_size
+
+
+def require_images(image_size: tuple[int, ...], label: str, command: str) -> None:
+    """Refuse a series model (``image_size`` (C, L)) for a command that works on images only.
+
+    Raises:
+        ModelError: naming the model, the command and the commands that take series.
+    """
+    if len(image_size) == 2:
+        raise ModelError(f"{label} is a 1-D convnet for series; cnnlab {command} works on image models (on "
+                         "series: summary, evaluate, predict, explain and report)")
 
 
 def resolve_model(

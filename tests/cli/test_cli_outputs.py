@@ -47,3 +47,12 @@ def test_without_out_explain_features_and_data_write_into_the_run_or_one_folder(
     assert r.returncode == 0, r.stderr[-2000:]
     assert (out / "data-sample" / "samples.png").is_file() and str(out / "data-sample") in r.stderr
     assert [p.name for p in work.iterdir() if p.name != "cache"] == []  # nothing in the current directory
+
+
+def test_an_unusable_out_dir_variable_is_named_not_out(tmp_path: Path) -> None:
+    a_file = tmp_path / "a-file"
+    a_file.write_text("mine")
+    r = _cnnlab(tmp_path, "data", "sample", out_dir=a_file)
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.startswith(f"error: CNNLAB_OUT_DIR {a_file}: cannot write there"), r.stderr
+    assert "give --out" in r.stderr and a_file.read_text() == "mine"

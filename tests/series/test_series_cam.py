@@ -157,3 +157,19 @@ def test_cli_evaluate_and_predict_on_series(run: Path, tmp_path: Path) -> None:
     doc = json.loads(r.stdout)
     assert sum(sum(row) for row in doc["confusion"]) == 1029  # the archive's whole TEST split
     assert (run / "confusion.png").is_file() and not (run / "top_losses.png").exists()
+
+
+@pytest.mark.parametrize("command", ["dream", "features", "probe", "invariance", "rf", "arithmetic"])
+def test_image_only_commands_refuse_a_series_run_in_one_line(command: str, run: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from cnnlab.cli import app
+
+    one = tmp_path / "one.npy"
+    np.save(one, load_data("ucr:ItalyPowerDemand").val.images[7].numpy())
+    args = {"features": [str(one)], "probe": ["--no-tsne"]}.get(command, [])
+    out = [] if command == "probe" else ["--out", str(tmp_path / "x.png")]
+    result = CliRunner().invoke(app, [command, str(run), *args, *out])
+    assert result.exit_code == 2, (result.output, repr(result.exception))
+    assert f"is a 1-D convnet for series; cnnlab {command} works on image models" in result.output
+    assert "Traceback" not in result.output and not list(tmp_path.glob("x*"))

@@ -170,3 +170,25 @@ def test_a_series_run_is_told_in_series_words_with_series_fixes() -> None:
     chance = judge(FLAT, classes=CLASSES, accuracy=0.5, confusion=[[0, 100], [0, 100]], series=True)
     assert "predicted for 200 of 200 series" in chance.line()
     assert "efficientnet_lite0" not in chance.line()  # the pretrained backbone is an image model
+
+
+def test_a_recorded_verdict_is_the_newest_and_a_damaged_one_is_named(tmp_path) -> None:
+    import json
+    import os
+
+    from cnnlab.errors import CnnlabError
+    from cnnlab.train.verdict_run import read_verdict
+
+    good = judge(FLAT, classes=CLASSES, **GOOD).to_dict()
+    chance = judge(FLAT, classes=CLASSES, accuracy=0.5, confusion=[[0, 100], [0, 100]]).to_dict()
+    assert read_verdict(tmp_path) is None
+    (tmp_path / "evaluation.json").write_text(json.dumps({"verdict": chance}))
+    (tmp_path / "run.json").write_text(json.dumps({"verdict": good}))
+    os.utime(tmp_path / "evaluation.json", (1_000, 1_000))  # evaluated, then training resumed
+    assert read_verdict(tmp_path)["status"] == "good"
+    os.utime(tmp_path / "run.json", (500, 500))
+    assert read_verdict(tmp_path)["status"] == "at chance"
+    for damage in ({"status": "great"}, {"status": "good", "accuracy": "high"}, [1], {"findings": [1]}):
+        (tmp_path / "evaluation.json").write_text(json.dumps({"verdict": damage}))
+        with pytest.raises(CnnlabError, match=r"evaluation\.json: key 'verdict' is not a verdict"):
+            read_verdict(tmp_path)

@@ -22,7 +22,11 @@ from cnnlab.runfolder.folder import TRAIN_FILES
 
 
 def _hashes(run: Path) -> dict[str, str]:
-    return {name: hashlib.sha256((run / name).read_bytes()).hexdigest() for name in TRAIN_FILES}
+    """SHA-256 of each file ``train`` wrote (``lr_find.png`` only with ``--lr find``: not in these runs)."""
+    found = {name: hashlib.sha256((run / name).read_bytes()).hexdigest() for name in TRAIN_FILES
+             if (run / name).is_file()}
+    assert len(found) >= len(TRAIN_FILES) - 1, sorted(found)
+    return found
 
 
 @pytest.fixture(scope="module")
@@ -75,6 +79,39 @@ def test_overwrite_replaces_the_run_and_its_results_nothing_else(copy_run) -> No
     assert not (old / "evaluation.json").exists() and (old / "notes.txt").read_text() == "mine"
     line = refused(invoke(*TRAIN, "--epochs", "1", "--out", str(old), "--overwrite", "--resume"))
     assert "give one of them" in line
+
+
+def test_overwrite_clears_the_old_runs_event_files_and_finder_figure_and_records_nothing_of_itself(
+        copy_run) -> None:
+    old = copy_run("logged")
+    (old / "tensorboard").mkdir()
+    (old / "tensorboard" / "events.out.tfevents.old").write_bytes(b"old run")  # would mix with the new
+    (old / "lr_find.png").write_bytes(b"old curve")
+    (old / "explain.png").write_bytes(b"old model's map")
+    result = invoke(*TRAIN, "--epochs", "1", "--out", str(old), "--overwrite")
+    assert result.exit_code == 0, result.stderr[-3000:]
+    assert not (old / "tensorboard").exists() and not (old / "lr_find.png").exists()
+    assert not (old / "explain.png").exists()
+    from cnnlab.train import TrainConfig
+
+    saved = TrainConfig.from_yaml(old / "config.yaml")  # rerunning the saved config replaces nothing
+    assert saved.overwrite is False and saved.resume is False
+
+
+def test_overwrite_on_a_folder_without_a_run_deletes_nothing(tmp_path: Path) -> None:
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    for name in ("report.html", "evaluation.json", "model.onnx"):  # the user's, though named like ours
+        (folder / name).write_text("mine")
+    result = invoke(*TRAIN, "--epochs", "1", "--out", str(folder), "--overwrite")
+    assert result.exit_code == 0, result.stderr[-3000:]
+    assert all((folder / n).read_text() == "mine" for n in ("report.html", "evaluation.json", "model.onnx"))
+
+
+def test_the_finder_figure_and_event_files_are_never_written_over(run: Path, image: Path) -> None:
+    for target in (run / "lr_find.png", run / "tensorboard" / "x.png"):
+        line = refused(invoke("explain", str(run), str(image), "--out", str(target)))
+        assert "of the run folder" in line and "`cnnlab train`" in line, line
 
 
 def test_a_failed_overwrite_keeps_the_old_run(copy_run) -> None:
@@ -189,3 +226,19 @@ def test_every_command_leaves_the_files_train_wrote_byte_identical(run: Path, im
         assert r.status_code == 200
     assert _hashes(run) == before
     assert json.loads((run / "evaluation.json").read_text())["weights"] == "trained"  # evaluate wrote its own
+
+
+def test_the_demo_replaces_only_an_earlier_demos_run(copy_run, tmp_path: Path) -> None:
+    from cnnlab.runfolder.folder import demo_run_to_replace
+
+    assert demo_run_to_replace(tmp_path / "nothing") is False
+    assert demo_run_to_replace(copy_run("demo")) is True  # mnist_cnn on sample: what the demo trains
+    mine = tmp_path / "out" / "run"
+    mine.parent.mkdir()
+    shutil.move(copy_run("mine"), mine)
+    config = mine / "config.yaml"
+    config.write_text(config.read_text().replace("model: mnist_cnn", "model: mnist_mlp"))
+    before = _hashes(mine)
+    line = refused(invoke("demo", "--out", str(mine.parent), "--epochs", "1"))
+    assert "holds a finished run (mnist_mlp on sample, 2 epochs), not a demo's" in line, line
+    assert _hashes(mine) == before and sorted(p.name for p in mine.parent.iterdir()) == ["run"]

@@ -35,12 +35,12 @@ def demo(
     from .._io import ensure_writable_dir
     from ..data import load_data
     from ..images import save_image
-    from ..runfolder.folder import holds_run
+    from ..runfolder.folder import demo_run_to_replace
 
     ensure_writable_dir(out, option="--out")
     start = time.perf_counter()
     run = out / "run"
-    again = ["--overwrite"] if holds_run(run) else []  # the demo's own run, from an earlier demo: replaced
+    again = ["--overwrite"] if demo_run_to_replace(run) else []  # an earlier demo's run: replaced
     _step("1. The data: the embedded Fashion-MNIST sample",
           ["data", "sample", "--out", str(out), "--augment", "standard"])
     _step("2. Classical convolution: a Gabor filter bank",

@@ -62,7 +62,7 @@ def explain(
 
     at_least(channels, 0, "channels")
     run, images = run_and_images(inputs, model, files_first=True)
-    out = figure_file(out or default_output("explain.png", run, label=model))
+    out = figure_file(out or default_output("explain.png", run, label=model), "explain")
     doc = explain_inputs(load_source(run, model), images, out=out, method=method, layer=layer, target=target,
                          channels=channels, faithfulness=faithfulness)
     if as_json:
@@ -100,8 +100,8 @@ def features(
     from ..report.explanations import feature_map_files
 
     at_least(max_channels, 1, "max_channels")
-    run, images = run_and_images(inputs, model)
-    out = figure_file(out or default_output("features.png", run, label=model))
+    run, images = run_and_images(inputs, model, files_first=True)
+    out = figure_file(out or default_output("features.png", run, label=model), "features")
     src = load_source(run, model)
     doc, message = feature_map_files(src, image_paths(images), out=out, layer=layer, channel=channel,
                                      max_channels=max_channels, scale=scale)
@@ -144,7 +144,7 @@ def dream(
     check_dream(steps=steps, lr=lr, size=size, param=param)
     filter_ranges(filters)  # the syntax, before the model loads
     items = list(inputs or [])
-    out = figure_file(out or default_output("dream.png", items[0] if items else None, label=model))
+    out = figure_file(out or default_output("dream.png", items[0] if items else None, label=model), "dream")
     if len(items) > 1:
         raise CnnlabError("dream takes one RUN folder (or --model NAME), no images")
     src = load_source(items[0] if items else None, model)

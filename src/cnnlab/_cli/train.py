@@ -197,21 +197,17 @@ def predict(
     --json prints [{path, predictions: [{class, probability}], weights}]; weights is trained, pretrained or
     random (a model with random weights also gets a warning: its predictions mean nothing).
     """
-    from ..data.series import names_series
-    from ..options import image_paths, run_and_images
-    from ..train.evaluate import predict as run_predict
-    from ..train.evaluate import predict_series
+    from ..options import run_and_images
+    from ..train.evaluate import predict_inputs
 
-    run, images = run_and_images(inputs, model)
-    files = [] if names_series(images) else image_paths(images)  # missing files fail before the model loads
+    run, images = run_and_images(inputs, model, files_first=True)  # missing files: before the model loads
     src = load_source(run, model)
     skipped: list[tuple[str, str]] = []
-    preds = (predict_series(src, images, top_k=top_k, batch_size=batch_size) if len(src.image_size) == 2 else
-             run_predict(src, files, top_k=top_k, batch_size=batch_size, skipped=skipped))
+    preds = predict_inputs(src, images, top_k=top_k, batch_size=batch_size, skipped=skipped)
     for path, reason in skipped:  # on stderr: --json stdout stays machine-readable
         console.print(f"skipped {path}: {reason}", markup=False, highlight=False, soft_wrap=True)
     if not preds:
-        raise CnnlabError(f"no readable image among {len(files)} file(s); see the skipped files above")
+        raise CnnlabError(f"no readable image among the {len(skipped)} given; see the skipped files above")
     if json_out:
         print_json([{**p.to_dict(), "weights": src.weights} for p in preds])
         return

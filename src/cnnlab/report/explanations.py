@@ -173,9 +173,11 @@ def feature_map_files(src: ModelSource, paths: Sequence[str | Path], *, out: str
     """
     from .._io import save_figure  # looked up at each call, so a wrapper installed later is used
     from ..interpret.feature_maps import channel_across_images, dead_filters, feature_maps
+    from ..source import require_images
     from . import interpret_plots as plots
 
     at_least(max_channels, 1, "max_channels")
+    require_images(src.image_size, src.label, "features")
     if channel is None and len(paths) != 1:
         raise CnnlabError(f"IMAGE: the channel grid takes one image, got {len(paths)}; or add `channel` K")
     files, out = [Path(p) for p in paths], Path(out)
@@ -260,9 +262,11 @@ def dream_files(src: ModelSource, *, layer: str = "auto", out: Path, filters: st
     """
     from .._io import save_figure  # looked up at each call, so a wrapper installed later is used
     from ..interpret.filter_vis import dream_layer, visualize_filters
+    from ..source import require_images
     from . import interpret_plots as plots
 
     check_dream(steps=steps, lr=lr, size=size, param=param)
+    require_images(src.image_size, src.label, "dream")
     c, h, w = src.image_size
     shape = (c, size, size) if size else (c, h, w)
     layer = dream_layer(src.model, layer)

@@ -136,10 +136,12 @@ def probe_files(run: Path, *, data: str | None = None, limit: int | None = None,
     """
     from ..interpret.probe import load_run_data, probe_run
     from ..runfolder.folder import load_run
+    from ..source import require_images
     from ..transfer.embeddings import default_cache_dir
     from .measure_plots import embedding_map_figure, probe_figure
 
     loaded = load_run(run)
+    require_images(loaded.image_size, str(run), "probe")
     folder = out or run
     _io.ensure_writable_dir(folder, option="--out")
     bundle = load_run_data(loaded, data, limit=limit)
@@ -197,7 +199,11 @@ def invariance_files(runs: Sequence[Path], *, out: Path, max_shift: int = 4,
     _io.ensure_writable_dir(out.parent if str(out.parent) else Path("."), option="--out")
     for path in (out, out.with_suffix(".json")):
         check_output(path)
+    from ..source import require_images
+
     loaded = [load_run(r) for r in runs]  # every folder is checked before the slow part
+    for folder, one in zip(runs, loaded, strict=True):
+        require_images(one.image_size, str(folder), "invariance")
     curves = []
     for r in loaded:
         dataset, spec = load_eval_data(r)
@@ -232,12 +238,13 @@ def receptive_field_files(target: str, *, out: Path, image: Path | None = None, 
 
     from ..receptive.view import check_field_memory, noise_images, receptive_field_view
     from ..runfolder.folder import check_output
-    from ..source import resolve_model
+    from ..source import require_images, resolve_model
     from .lecture_plots import receptive_field_figure
 
-    src = resolve_model(target, input_size=input_size)
     _io.ensure_writable_dir(out.parent if str(out.parent) else Path("."), option="--out")
-    check_output(out)
+    check_output(out)  # before the model loads
+    src = resolve_model(target, input_size=input_size)
+    require_images(src.image_size, src.label, "rf")
     size = input_size or src.image_size
     check_field_memory(src.model, size, 1 if image is not None else samples, model_name=src.label)
     if image is not None:
@@ -279,9 +286,10 @@ def arithmetic_files(target: str | None, *, out: Path, layer: str = "Conv2d:0",
         given = [f"`{name}`" for name, v in numbers.items() if v is not None]
         if given:
             raise CnnlabError(f"give MODEL `layer` NAME or the numbers ({', '.join(given)}), not both")
-        from ..source import resolve_model
+        from ..source import require_images, resolve_model
 
         src = resolve_model(target, input_size=input_size)
+        require_images(src.image_size, src.label, "arithmetic")
         a = arith.layer_arithmetic(src.model, layer, input_size or src.image_size)  # type: ignore[arg-type]
         label: str | None = src.label
     else:

@@ -77,7 +77,9 @@ RESUME_FREE = {
 
 #: The files ``cnnlab train`` writes into a run folder (relative to it): no other command writes over them.
 TRAIN_FILES = ("config.yaml", "classes.json", "run.json", "metrics.csv", "timing.csv", "curves.png",
-               "model.safetensors", "checkpoints/best.ckpt", "checkpoints/last.ckpt")
+               "model.safetensors", "checkpoints/best.ckpt", "checkpoints/last.ckpt", "lr_find.png")
+#: Folders ``cnnlab train`` fills (``--logger tensorboard``'s event files): nothing else writes into them.
+TRAIN_DIRS = ("tensorboard",)
 #: The files each command writes into a run folder; a command writes over no other command's files.
 OWN_FILES: dict[str, tuple[str, ...]] = {
     "train": TRAIN_FILES,
@@ -85,6 +87,9 @@ OWN_FILES: dict[str, tuple[str, ...]] = {
     "probe": ("probe.png", "embedding_map.png", "probe.json"),
     "report": ("report.html",),
     "export": ("model.onnx", "model.onnx.json", "model.torchscript.pt", "model.torchscript.pt.json"),
+    "explain": ("explain.png",),
+    "features": ("features.png",),
+    "dream": ("dream.png",),
 }
 
 
@@ -136,20 +141,51 @@ def check_new_run(cfg: TrainConfig) -> None:
                         "replace it with `overwrite`, or choose a new `out`")
 
 
-def clear_run(folder: str | Path) -> list[Path]:
-    """Delete the files of the run ``folder`` holds (``overwrite``): every file of :data:`OWN_FILES`,
-    nothing else (the folder may hold the user's own files).
+def demo_run_to_replace(run: str | Path) -> bool:
+    """Does ``run`` hold the run an earlier ``cnnlab demo`` made (mnist_cnn on sample), which a new demo
+    replaces? False when it holds no run.
+
+    Raises:
+        CnnlabError: It holds another run: the demo never replaces a user's run.
+    """
+    run = Path(run)
+    if not holds_run(run):
+        return False
+    try:
+        cfg = TrainConfig.from_yaml(run / "config.yaml")
+        ours = cfg.model == "mnist_cnn" and cfg.data == "sample"
+    except CnnlabError:
+        ours = False
+    if not ours:
+        raise CnnlabError(f"`out` {run.parent}: {run} holds {describe_run(run)}, not a demo's; the demo "
+                          "writes its run there, so choose another `out`")
+    return True
+
+
+def clear_run(folder: str | Path, *, keep: tuple[str, ...] = ()) -> list[Path]:
+    """Delete the files of the run ``folder`` holds (``overwrite``): every file of :data:`OWN_FILES` and
+    the folders of :data:`TRAIN_DIRS`, nothing else (the folder may hold the user's own files).
+
+    Args:
+        folder: The run folder.
+        keep: Names the new run has already written there (its ``lr_find.png``).
 
     Returns:
-        The deleted files.
+        The deleted files and folders.
     """
+    import shutil
+
     folder = Path(folder)
     removed = []
     for name in dict.fromkeys(n for names in OWN_FILES.values() for n in names):
         path = folder / name
-        if path.is_file():
+        if path.is_file() and name not in keep:
             path.unlink()
             removed.append(path)
+    for name in TRAIN_DIRS:
+        if (folder / name).is_dir():
+            shutil.rmtree(folder / name)
+            removed.append(folder / name)
     return removed
 
 
@@ -171,6 +207,8 @@ def check_output(path: str | Path, *, writer: str | None = None, option: str = "
     p = Path(path)
     for folder, name in ((p.parent, p.name), (p.parent.parent, f"{p.parent.name}/{p.name}")):
         owner = next((cmd for cmd, names in OWN_FILES.items() if name in names), None)
+        if name.split("/")[0] in TRAIN_DIRS and "/" in name:  # anything inside train's own folders
+            owner = "train"
         if owner is None or owner == writer or not holds_run(folder):
             continue
         raise CnnlabError(f"{option} {p}: that is {name} of the run folder {folder or '.'} (written by "
@@ -217,7 +255,8 @@ class LoadedRun:
 
 def write_setup(run_dir: Path, cfg: TrainConfig, classes: list[str], info: dict[str, Any]) -> None:
     """Write what a run folder needs before the first epoch: config, classes, run info."""
-    write_text(run_dir / "config.yaml", cfg.to_yaml())
+    # resume/overwrite say what to do with the folder once: a config read back (from_yaml) starts afresh
+    write_text(run_dir / "config.yaml", cfg.replace(resume=False, overwrite=False).to_yaml())
     write_json(run_dir / "classes.json", list(classes))
     write_json(run_dir / "run.json", info)
 

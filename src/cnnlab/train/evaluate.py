@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from ..data import DataBundle, ImageTensorDataset
     from ..data.transforms import Preprocess
     from ..runfolder.folder import LoadedRun
+    from ..source import ModelSource
 
 
 class Classifier(Protocol):
@@ -270,6 +271,24 @@ def predict_series(run: Classifier, items: Sequence[str], *, top_k: int = 5, bat
     series, names, _ = read_series_inputs(list(items))
     preds = predict(run, series, top_k=top_k, batch_size=batch_size)
     return [Prediction(name, p.top_k) for name, p in zip(names, preds, strict=True)]
+
+
+def predict_inputs(src: ModelSource, items: Sequence[str], *, top_k: int = 5, batch_size: int = 64,
+                   skipped: list[tuple[str, str]] | None = None) -> list[Prediction]:
+    """Top-k classes of what a command line names: series for a 1-D convnet, else image files and folders.
+
+    Raises:
+        DataError: Series given to an image model (or a missing image file).
+    """
+    from ..data.series import names_series
+    from ..options import image_paths
+
+    if len(src.image_size) == 2:
+        return predict_series(src, items, top_k=top_k, batch_size=batch_size)
+    if names_series(items):
+        raise DataError(f"{items[0]}: a series, but {src.label} is an image model; give images, or the run "
+                        "of a 1-D convnet")
+    return predict(src, image_paths(items), top_k=top_k, batch_size=batch_size, skipped=skipped)
 
 
 def image_files(inputs: Sequence[str | os.PathLike[str]]) -> list[Path]:

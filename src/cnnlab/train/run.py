@@ -26,7 +26,15 @@ from .._io import ensure_writable_dir, remove_orphan_temps, write_json
 from .._perf import tune_allocator
 from .._progress import progress_bar, stderr_is_terminal
 from ..errors import DataError, DiskFullError, TrainingError
-from ..runfolder.folder import check_new_run, check_resume, clear_run, export_best, finished_run, write_setup
+from ..runfolder.folder import (
+    check_new_run,
+    check_resume,
+    clear_run,
+    export_best,
+    finished_run,
+    holds_run,
+    write_setup,
+)
 from ..runfolder.outcome import RunResult, extend_error, keep_best, nothing_to_do
 from .config import TrainConfig
 from .preflight import (
@@ -364,6 +372,7 @@ def fit(
     find = config.lr_find and config.lr is None  # a config with both set holds the rate found before
     cfg, notices = apply_model_defaults(config)
     check_devices(cfg)
+    replacing = cfg.overwrite and holds_run(cfg.run_dir)  # else nothing of the folder is deleted
     last = prepare_run_dir(cfg, rank)
     if last is not None:  # resumed: the wall time of the earlier part counts too (run.json's, if any)
         started -= _earlier_wall_seconds(cfg.run_dir)
@@ -395,8 +404,8 @@ def fit(
     trainer = build_trainer(cfg, cfg.run_dir, [*ours, *callbacks], logger=make_logger(cfg, cfg.run_dir),
                             log_every_n_steps=log_every(len(bundle.train), cfg.batch_size))
     if rank == 0:
-        if cfg.overwrite:  # only now, with the data and model ready: a failed start keeps the old run
-            clear_run(cfg.run_dir)
+        if replacing:  # only now, with the data and model ready: a failed start keeps the old run
+            clear_run(cfg.run_dir, keep=(lr_find.FIGURE,) if find else ())
         write_setup(cfg.run_dir, cfg, list(bundle.classes), setup.info)
         if on_setup is not None:
             on_setup(setup.info)

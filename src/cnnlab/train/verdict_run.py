@@ -148,15 +148,37 @@ def verdict_after_fit(run_dir: Path, bundle: DataBundle, *, progress: ProgressFn
 
 
 def read_verdict(run_dir: Path) -> dict[str, Any] | None:
-    """The verdict recorded in a run folder: ``evaluation.json``'s, else ``run.json``'s (None if neither)."""
+    """The newest verdict recorded in a run folder, ``evaluation.json``'s or ``run.json``'s (None if neither).
+
+    ``run.json`` is rewritten by a resumed training after an evaluation, so the newer file's verdict is the
+    one of the weights the folder holds.
+
+    Raises:
+        RunFileError: A recorded ``verdict`` that is not what cnnlab writes (naming the file and key).
+    """
+    from ..runfolder.schema import RunFileError
+
+    found: list[tuple[float, Path, Any]] = []
     for name in ("evaluation.json", "run.json"):
+        path = run_dir / name
         try:
-            doc = json.loads((run_dir / name).read_text())
+            doc = json.loads(path.read_text())
+            when = path.stat().st_mtime
         except (OSError, ValueError):
             continue
-        if isinstance(doc, dict) and isinstance(doc.get("verdict"), dict):
-            return doc["verdict"]
-    return None
+        if isinstance(doc, dict) and "verdict" in doc:
+            found.append((when, path, doc["verdict"]))
+    if not found:
+        return None
+    _, path, recorded = max(found, key=lambda f: f[0])
+    try:
+        verdict = Verdict.from_dict(recorded)
+        if verdict.status not in ("good", "at chance", "doubtful"):
+            raise ValueError(f"status {verdict.status!r}")
+        return verdict.to_dict()  # formats the numbers: a string accuracy fails here
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise RunFileError(path, f"is not a verdict cnnlab wrote ({type(exc).__name__}: {exc})",
+                           key="verdict") from None
 
 
 def evaluation_verdict(
