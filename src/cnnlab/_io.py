@@ -34,6 +34,8 @@ _DISK_FULL = frozenset({errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)})
 _TEMP_NAME = re.compile(
     r"^\.(?P<dest>.+?)\.(?:(?P<host>[A-Za-z0-9-]+)-(?P<pid>\d+)\.)?[a-z0-9_]{8}\.tmp(?:\.[^.]*)?$"
 )
+#: The checkpoint Lightning's learning-rate finder writes and removes (left behind by a killed run).
+_LR_FIND_CKPT = re.compile(r"^\.lr_find_[0-9a-f-]+\.ckpt$")
 
 
 def _host() -> str:
@@ -192,7 +194,8 @@ def remove_orphan_temps(
 ) -> list[Path]:
     """Delete the temporary files that killed writers left in ``root``; call it when a command starts.
 
-    Only names :func:`atomic_path` makes are considered. One written by a process of this machine is
+    Only names :func:`atomic_path` makes are considered, and the learning-rate finder's
+    ``.lr_find_*.ckpt`` (by age only). One written by a process of this machine is
     removed once that process has ended, at once; one whose writer cannot be checked (another machine
     on a shared folder, a cnnlab version that did not put the pid in the name, Windows) only when it
     has not been modified for ``min_age_s`` seconds. A live writer's file is never removed. Symbolic
@@ -212,14 +215,15 @@ def remove_orphan_temps(
     for folder, _dirs, files in os.walk(root):
         for name in files:
             match = _TEMP_NAME.match(name)
-            if match is None:
+            if match is None and not _LR_FIND_CKPT.match(name):
                 continue
             path = Path(folder, name)
             try:
                 st = path.lstat()
                 if not stat.S_ISREG(st.st_mode):
                     continue
-                alive = _writer_alive(int(match["pid"])) if match["host"] == host else None
+                ours = match is not None and match["host"] == host
+                alive = _writer_alive(int(match["pid"])) if ours and match is not None else None
                 if alive is False or (alive is None and now - st.st_mtime >= min_age_s):
                     path.unlink()
                     removed.append(path)

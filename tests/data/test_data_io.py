@@ -229,13 +229,16 @@ def test_orphans_of_unknown_writers_go_by_age_and_other_files_stay(tmp_path: Pat
         "other_host_new": root / ".m.json.node7-4242.hgfedcba.tmp.json",
         "user_tmp": root / ".notes.tmp",
         "user_file": root / "results.tmp.json",
+        "finder_old": root / ".lr_find_0f3c2a1e-7d4b-4c1a-9e2f-1234567890ab.ckpt",  # a killed --lr find
+        "finder_new": root / ".lr_find_9a8b7c6d-5e4f-4a3b-2c1d-0123456789ab.ckpt",
+        "user_ckpt": root / "lr_find_mine.ckpt",
     }
     for key, path in names.items():
         path.write_text(key)
-        if key.endswith("old") or key.startswith("user"):
+        if key.endswith("old") or key.startswith("user"):  # (user_ckpt: old too, and kept)
             os.utime(path, (old, old))
     removed = set(_io.remove_orphan_temps(root))
-    assert removed == {names["legacy_old"], names["other_host_old"]}
+    assert removed == {names["legacy_old"], names["other_host_old"], names["finder_old"]}
     assert all(p.exists() for k, p in names.items() if p not in removed)
     # not recursive: only the top folder
     nested = root / "sub" / ".x.json.node7-1.zzzzzzzz.tmp.json"

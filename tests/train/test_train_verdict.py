@@ -167,9 +167,25 @@ def test_a_series_run_is_told_in_series_words_with_series_fixes() -> None:
     images = judge(rows, classes=CLASSES, **GOOD, top_losses=top)
     assert "`--augment series`" in series.line() and "`--augment standard`" in images.line()
     assert "1 series predicted wrong" in series.line() and "1 image(s) predicted wrong" in images.line()
-    chance = judge(FLAT, classes=CLASSES, accuracy=0.5, confusion=[[0, 100], [0, 100]], series=True)
-    assert "predicted for 200 of 200 series" in chance.line()
-    assert "efficientnet_lite0" not in chance.line()  # the pretrained backbone is an image model
+    at_chance = dict(accuracy=0.5, confusion=[[0, 100], [0, 100]])
+    assert "predicted for 200 of 200 series" in judge(FLAT, classes=CLASSES, **at_chance, series=True).line()
+    assert "efficientnet_lite0" in judge(FLAT, classes=CLASSES, **at_chance).line()
+    grey = judge(FLAT, classes=CLASSES, **at_chance, backbone=False)
+    assert "efficientnet_lite0" not in grey.line()  # MNIST-like data, series: the wrong tool
+
+
+def test_the_backbone_is_suggested_on_photos_only(tmp_path) -> None:
+    from PIL import Image
+
+    from cnnlab.train.config import TrainConfig
+    from cnnlab.train.verdict_run import _backbone_suits
+
+    for cls in ("a", "b"):
+        (tmp_path / "photos" / cls).mkdir(parents=True)
+        Image.new("RGB", (120, 90), (9, 99, 199)).save(tmp_path / "photos" / cls / "x.jpg")
+    assert _backbone_suits(TrainConfig(data=str(tmp_path / "photos")))
+    assert not _backbone_suits(TrainConfig(data="fashion-mnist"))
+    assert not _backbone_suits(TrainConfig(data="ucr:GunPoint"))
 
 
 def test_a_recorded_verdict_is_the_newest_and_a_damaged_one_is_named(tmp_path) -> None:

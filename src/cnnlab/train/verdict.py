@@ -145,12 +145,12 @@ def _chance(accuracy: float, confusion: Sequence[Sequence[int]], classes: Sequen
     return Finding("chance", "the model has learned nothing: " + "; ".join(reasons), fix)
 
 
-def _chance_fix(*, epochs: int, pretrained: bool, lr: float | None, run: str, series: bool = False) -> str:
+def _chance_fix(*, epochs: int, pretrained: bool, lr: float | None, run: str, backbone: bool = True) -> str:
     fixes = [f"train longer (`cnnlab train --out {run} --resume --epochs {max(2 * epochs, 10)}`)"]
     if lr is not None:
-        fixes.append(f"or lower the learning rate (`--lr {lr / 3:.1g}`)")
-    if not pretrained and not series:  # the pretrained backbone is an image model
-        fixes.append("or use transfer learning with the pretrained backbone (`--model efficientnet_lite0 "
+        fixes.append(f"or train with a lower learning rate (`--lr {lr / 3:.1g}`)")
+    if not pretrained and backbone:
+        fixes.append("or use transfer learning: train the pretrained backbone (`--model efficientnet_lite0 "
                      "--pretrained --transfer features`)")
     return "" + " ".join(fixes)
 
@@ -177,7 +177,7 @@ def _overfitting(rows: Sequence[Mapping[str, float]], kept_epoch: int | None,
     epoch = int(rows[onset]["epoch"])
     kept = f"; the kept weights are epoch {kept_epoch}'s" if kept_epoch is not None else ""
     return Finding("overfitting", f"overfitting from epoch {epoch} (validation loss rises while the training "
-                   f"loss falls){kept}", f"more data or `--augment {preset}`, or fewer epochs")
+                   f"loss falls){kept}", f"more data, or train with `--augment {preset}` or fewer epochs")
 
 
 def _imbalance(train_counts: Mapping[str, int], items: str = "images") -> Finding | None:
@@ -246,6 +246,7 @@ def judge(
     lr: float | None = None,
     run: str = "RUN",
     series: bool = False,
+    backbone: bool = True,
 ) -> Verdict:
     """The verdict of a run from its epochs and the evaluation of its kept weights.
 
@@ -262,6 +263,8 @@ def judge(
         lr: The run's learning rate (the fix may suggest a lower one).
         run: The run folder, as the fixes should name it.
         series: The run is a 1-D convnet's: findings say "series", fixes name the series presets.
+        backbone: The pretrained ImageNet backbone suits the data (photos: not series, not small grayscale
+            images), so a run at chance is told to use it.
 
     Returns:
         A :class:`Verdict`.
@@ -276,7 +279,7 @@ def judge(
     if confusion is not None and accuracy is not None:
         n = sum(sum(r) for r in confusion)
         chance = max(sum(r) for r in confusion) / n if n else None
-        fix = _chance_fix(epochs=epochs, pretrained=pretrained, lr=lr, run=run, series=series)
+        fix = _chance_fix(epochs=epochs, pretrained=pretrained, lr=lr, run=run, backbone=backbone)
         findings.append(_chance(accuracy, confusion, classes, train_loss, fix, items))
     elif rows and train_loss is not None and len(classes) >= 2:  # no evaluation: the loss alone
         uniform = math.log(len(classes))
@@ -284,7 +287,7 @@ def judge(
             findings.append(Finding("chance", f"the model has learned nothing: the training loss "
                                     f"{train_loss:.4f} is a uniform guess's ln({len(classes)})",
                                     _chance_fix(epochs=epochs, pretrained=pretrained, lr=lr, run=run,
-                                                series=series)))
+                                                backbone=backbone)))
     at_chance = any(f is not None for f in findings)
     findings += [
         _leakage(duplicates),

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..errors import CnnlabError
 from .verdict import Verdict, judge, near_duplicates
 
 if TYPE_CHECKING:
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
 
     from ..data import DataBundle, ImageTensorDataset
     from ..runfolder.folder import LoadedRun
+    from .config import TrainConfig
     from .evaluate import EvalResult
 
 __all__ = [
@@ -89,7 +91,18 @@ def run_verdict(
         pass
     return judge(rows, classes=run.classes, accuracy=evaluation.accuracy, confusion=evaluation.confusion,
                  top_losses=evaluation.top_losses, train_counts=counts, duplicates=pairs, kept_epoch=best,
-                 pretrained=cfg.pretrained, lr=cfg.lr, run=str(run.path), series=len(run.image_size) == 2)
+                 pretrained=cfg.pretrained, lr=cfg.lr, run=str(run.path), series=len(run.image_size) == 2,
+                 backbone=_backbone_suits(cfg))
+
+
+def _backbone_suits(cfg: TrainConfig) -> bool:
+    """Would a run on ``cfg``'s data get the pretrained backbone by default (photos, not MNIST-like data)?"""
+    from .defaults import default_choice
+
+    try:
+        return default_choice(str(cfg.data), cfg.img_size).pretrained
+    except (CnnlabError, OSError):  # the data is not reachable any more: say what fits photos
+        return True
 
 
 def phase_progress() -> ProgressFn:
