@@ -98,7 +98,7 @@ def _markdown(rows: list[dict[str, Any]]) -> str:
         "| time / run | load | threads |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for r in rows:
+    for r in sorted(rows, key=lambda r: (r["dataset"], r["model"])):
         pub = PUBLISHED.get((r["dataset"], r["model"]))
         pub_text = f"{pub[0]:.1%} [1]" if pub else "not verified"
         seeds = ", ".join(f"{s['last_epoch_accuracy']:.1%}" for s in r["seeds"])
