@@ -15,6 +15,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -155,7 +156,9 @@ def test_uploads_beyond_the_decode_slots_get_503_with_retry_after(client: Any, i
     assert client.post("/api/predict", files=files).status_code == 200
     held = [slots._free.acquire(blocking=False) for _ in range(slots.slots)]  # every slot busy decoding
     try:
+        start = time.perf_counter()
         r = client.post("/api/predict", files=files)
+        assert time.perf_counter() - start >= slots.wait * 0.9  # it waited for a slot first
         assert r.status_code == 503 and r.headers["retry-after"] == "1"
         assert r.json()["detail"].startswith(f"busy: {slots.slots} photo(s) are being decoded")
     finally:
@@ -163,6 +166,21 @@ def test_uploads_beyond_the_decode_slots_get_503_with_retry_after(client: Any, i
             if ok:
                 slots._free.release()
     assert client.post("/api/predict", files=files).status_code == 200  # free again
+
+
+def test_a_request_waits_for_a_slot_freed_meanwhile(client: Any, image: Path) -> None:
+    import threading
+
+    slots = client.app.state.engine.slots
+    held = [slots._free.acquire(blocking=False) for _ in range(slots.slots)]
+    assert all(held)
+    timer = threading.Timer(0.3, lambda: [slots._free.release() for _ in held])  # a decode ends meanwhile
+    timer.start()
+    try:
+        r = client.post("/api/predict", files={"file": ("x.png", image.read_bytes(), "image/png")})
+        assert r.status_code == 200, r.text
+    finally:
+        timer.join()
 
 
 def test_decode_slots_follow_the_memory_budget(monkeypatch: pytest.MonkeyPatch) -> None:

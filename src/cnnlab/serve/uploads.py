@@ -11,9 +11,9 @@
   side) and once with the model's own preprocessing (:meth:`Preprocess.load`), so the page sees exactly
   what ``cnnlab predict`` sees.
 * :class:`DecodeSlots` bounds the uploads decoded at once (:func:`decode_slots`: as many as the memory
-  budget holds at the largest image allowed, at most one per core); a request beyond them gets 503 with
-  ``Retry-After`` at once instead of decoding (four parallel 88-Mpx uploads took the server from 869 to
-  2,008 MB).
+  budget holds at the largest image allowed, at most one per core); a request beyond them waits up to
+  ``WAIT_S`` for a slot, then gets 503 with ``Retry-After`` instead of decoding (four parallel 88-Mpx
+  uploads took the server from 869 to 2,008 MB).
 """
 
 from __future__ import annotations
@@ -51,6 +51,8 @@ _EXIF_ORIENTATION = 0x0112
 DECODE_BYTES_PER_PIXEL = 8
 #: Seconds a client told 503 (busy) waits before it asks again.
 RETRY_AFTER_S = 1
+#: How long a request waits for a decode slot before its 503: a page's few requests for one photo queue.
+WAIT_S = 2.0
 
 
 def accepted_text() -> str:
@@ -118,20 +120,23 @@ def decode_slots(max_pixels: int | None) -> int:
 
 
 class DecodeSlots:
-    """At most ``slots`` uploads decoded at once; beyond them a request is answered 503 at once (no queue).
+    """At most ``slots`` uploads decoded at once; a request beyond them waits up to ``wait`` seconds for a
+    slot (a page sends a few requests for one photo together), then is answered 503 with ``Retry-After``.
 
     Args:
         slots: Concurrent decodes (:func:`decode_slots`).
+        wait: Seconds a request may wait for a slot.
     """
 
-    def __init__(self, slots: int) -> None:
+    def __init__(self, slots: int, wait: float = WAIT_S) -> None:
         self.slots = slots
+        self.wait = wait
         self._free = threading.BoundedSemaphore(slots)
 
     @contextlib.contextmanager
     def hold(self) -> Iterator[None]:
         """A decode slot for the length of the block, or ``HTTPException`` 503 with ``Retry-After``."""
-        if not self._free.acquire(blocking=False):
+        if not self._free.acquire(timeout=self.wait):
             raise HTTPException(503, f"busy: {self.slots} photo(s) are being decoded, as many as the memory "
                                      f"budget allows; send it again in {RETRY_AFTER_S} s",
                                 headers={"Retry-After": str(RETRY_AFTER_S)})

@@ -281,14 +281,13 @@ def predict_inputs(src: ModelSource, items: Sequence[str], *, top_k: int = 5, ba
         DataError: Series given to an image model (or a missing image file).
     """
     from ..data.series import names_series
-    from ..options import image_paths
 
     if len(src.image_size) == 2:
         return predict_series(src, items, top_k=top_k, batch_size=batch_size)
     if names_series(items):
         raise DataError(f"{items[0]}: a series, but {src.label} is an image model; give images, or the run "
                         "of a 1-D convnet")
-    return predict(src, image_paths(items), top_k=top_k, batch_size=batch_size, skipped=skipped)
+    return predict(src, image_files(list(items)), top_k=top_k, batch_size=batch_size, skipped=skipped)
 
 
 def image_files(inputs: Sequence[str | os.PathLike[str]]) -> list[Path]:
