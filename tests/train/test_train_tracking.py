@@ -145,3 +145,25 @@ def test_lr_find_is_refused_for_a_head_fitted_in_closed_form() -> None:
         check_lr_find(cfg)
     assert info.value.cli_message().startswith("--lr find: the logreg head is fitted in closed form")
     check_lr_find(cfg.replace(head="linear"))  # a head trained by steps: the finder has a rate to find
+
+
+@pytest.mark.slow
+def test_a_resumed_run_purges_the_points_a_killed_run_logged_after_its_checkpoint(tmp_path: Path) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from torch.utils.tensorboard import SummaryWriter
+
+    from cnnlab.runfolder.folder import checkpoint_step
+
+    run = tmp_path / "run"
+    cfg = TrainConfig(data="sample", model="mnist_cnn", limit=64, batch_size=32, epochs=1, progress=False,
+                      seed=0, logger="tensorboard", out=str(run))
+    fit(cfg)
+    step = checkpoint_step(run / "checkpoints" / "last.ckpt")
+    with SummaryWriter(str(run / "tensorboard")) as killed:  # epoch 2 logged, then kill -9 before its save
+        killed.add_scalar("val_acc", 123.0, step + 2)
+    fit(cfg.replace(epochs=2, resume=True))
+    acc = EventAccumulator(str(run / "tensorboard"), size_guidance={"scalars": 0})
+    acc.Reload()
+    points = acc.Scalars("val_acc")
+    assert 123.0 not in [p.value for p in points] and len(points) == 2, points
+    assert [p.value for p in points] == pytest.approx([r["val_acc"] for r in _metrics(run)], abs=1e-6)

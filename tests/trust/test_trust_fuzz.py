@@ -122,6 +122,7 @@ def _bases(run: Path, image: Path, tmp: Path) -> dict[str, Callable[[], list[str
         "invariance": lambda: ["invariance", str(run), "--max-shift", "1", "--angles", "5", "--json",
                                "--no-progress", "--out", out("i") + ".png"],
         "serve": lambda: ["serve", "mnist_cnn", "--port", "0"],
+        "export": lambda: ["export", str(run), "--out", out("x") + ".model"],
     }
 
 

@@ -141,6 +141,11 @@ def check_new_run(cfg: TrainConfig) -> None:
                         "replace it with `overwrite`, or choose a new `out`")
 
 
+def checkpoint_step(path: str | Path) -> int:
+    """The global step a Lightning checkpoint was saved at (read safely, memory-mapped)."""
+    return int(check_checkpoint(Path(path), fix="restore it, or start again with `overwrite`")["global_step"])
+
+
 def demo_run_to_replace(run: str | Path) -> bool:
     """Does ``run`` hold the run an earlier ``cnnlab demo`` made (mnist_cnn on sample), which a new demo
     replaces? False when it holds no run.

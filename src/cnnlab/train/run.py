@@ -29,6 +29,7 @@ from ..errors import DataError, DiskFullError, TrainingError
 from ..runfolder.folder import (
     check_new_run,
     check_resume,
+    checkpoint_step,
     clear_run,
     export_best,
     finished_run,
@@ -401,7 +402,9 @@ def fit(
                                   classes=list(bundle.classes), on_images=not use_embedding_cache(cfg),
                                   notices=notices)
     ours = [history, *lines, NonFiniteGuard(), *setup.callbacks, *tracking]
-    trainer = build_trainer(cfg, cfg.run_dir, [*ours, *callbacks], logger=make_logger(cfg, cfg.run_dir),
+    resumed_at = checkpoint_step(last) if last is not None else None
+    trainer = build_trainer(cfg, cfg.run_dir, [*ours, *callbacks],
+                            logger=make_logger(cfg, cfg.run_dir, resumed_at=resumed_at),
                             log_every_n_steps=log_every(len(bundle.train), cfg.batch_size))
     if rank == 0:
         if replacing:  # only now, with the data and model ready: a failed start keeps the old run

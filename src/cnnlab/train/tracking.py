@@ -38,12 +38,14 @@ CAM_IMAGES = 6
 TENSORBOARD_DIR = "tensorboard"
 
 
-def make_logger(cfg: TrainConfig, run_dir: Path) -> Any:
+def make_logger(cfg: TrainConfig, run_dir: Path, *, resumed_at: int | None = None) -> Any:
     """The Lightning logger of ``cfg.logger``: False for ``csv``, a ``TensorBoardLogger`` otherwise.
 
     Args:
         cfg: The run's options.
         run_dir: The run folder (the event files go to ``<run_dir>/tensorboard``).
+        resumed_at: The global step of the checkpoint a resumed run continues from: the points a killed
+            run logged after it are purged (the resumed run logs those steps again).
 
     Returns:
         What ``Trainer(logger=...)`` takes.
@@ -53,7 +55,9 @@ def make_logger(cfg: TrainConfig, run_dir: Path) -> Any:
     from lightning.pytorch.loggers import TensorBoardLogger
 
     # version "" keeps one folder per run, so a resumed run appends to the same event files' folder.
-    return TensorBoardLogger(save_dir=str(run_dir), name=TENSORBOARD_DIR, version="", default_hp_metric=False)
+    purge: dict[str, Any] = {} if resumed_at is None else {"purge_step": resumed_at + 1}  # T itself is kept
+    return TensorBoardLogger(save_dir=str(run_dir), name=TENSORBOARD_DIR, version="", default_hp_metric=False,
+                             **purge)
 
 
 def log_every(train_images: int, batch_size: int, *, at_most: int = 50) -> int:
