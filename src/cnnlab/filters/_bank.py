@@ -160,16 +160,22 @@ def stack(name: str, kernels: Sequence[np.ndarray], names: list[str], params: li
     return FilterBank(name, torch.from_numpy(out), names, params, stride, derived)
 
 
+def _numbers(name: str, values: Sequence[float] | float, ok: Callable[[Any], bool], what: str) -> list[float]:
+    """``values`` (a scalar or a sequence) as a non-empty list of floats each ``ok``, else ``what``."""
+    seq = [values] if isinstance(values, (int, float)) else list(values)
+    if not seq or not all(ok(v) for v in seq):
+        raise BankParamError(name, values, what)
+    return [float(v) for v in seq]
+
+
 def positive(name: str, values: Sequence[float] | float) -> list[float]:
     """A list of positive finite numbers from a scalar or sequence, or a one-line error naming ``name``.
 
     Raises:
         BankParamError: naming ``name`` (a subclass of CnnlabError).
     """
-    seq = [values] if isinstance(values, (int, float)) else list(values)
-    if not seq or any(not isinstance(v, (int, float)) or not 0 < v < math.inf for v in seq):
-        raise BankParamError(name, values, "give one or more positive (finite) numbers")
-    return [float(v) for v in seq]
+    return _numbers(name, values, lambda v: isinstance(v, (int, float)) and 0 < v < math.inf,
+                    "give one or more positive (finite) numbers")
 
 
 def finite(name: str, values: Sequence[float] | float) -> list[float]:
@@ -178,8 +184,5 @@ def finite(name: str, values: Sequence[float] | float) -> list[float]:
     Raises:
         BankParamError: naming ``name``: an empty list, NaN, an infinity or not a number.
     """
-    seq = [values] if isinstance(values, (int, float)) else list(values)
-    numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in seq)
-    if not seq or not numbers or not all(math.isfinite(v) for v in seq):
-        raise BankParamError(name, values, "give one or more finite numbers (not NaN or an infinity)")
-    return [float(v) for v in seq]
+    return _numbers(name, values, lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)
+                    and math.isfinite(v), "give one or more finite numbers (not NaN or an infinity)")

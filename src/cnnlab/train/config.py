@@ -82,7 +82,6 @@ _ENUMS: dict[str, type[StrEnum]] = {
 DEFAULT_LR = 1e-3
 #: The largest learning rate: far above any useful one, below those whose Adam step overflows float32.
 MAX_LR = 1000.0
-_SEED_MAX = SEED_MAX  # the one seed rule (cnnlab.values)
 #: Epochs, batch size and learning-rate schedule of a run that names none of them, on images.
 IMAGE_DEFAULTS: dict[str, Any] = {"epochs": 10, "batch_size": 64, "schedule": "none"}
 #: The same on series data (``ucr:``/``series:``): the archive's training sets hold tens to hundreds of
@@ -315,7 +314,7 @@ class TrainConfig:
              f"must be a positive number up to {MAX_LR:g}"),
             ("weight_decay", math.isfinite(self.weight_decay) and self.weight_decay >= 0,
              "must be a number >= 0"),
-            ("seed", 0 <= self.seed <= _SEED_MAX, f"must be between 0 and {_SEED_MAX}"),
+            ("seed", 0 <= self.seed <= SEED_MAX, f"must be between 0 and {SEED_MAX}"),
             ("val_split", 0.0 <= self.val_split < 1.0, "must be in [0, 1)"),
             ("num_nodes", self.num_nodes >= 1, "must be at least 1"),
             ("limit", self.limit is None or self.limit >= 1, "must be at least 1"),

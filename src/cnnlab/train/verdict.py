@@ -152,7 +152,7 @@ def _chance_fix(*, epochs: int, pretrained: bool, lr: float | None, run: str, ba
     if not pretrained and backbone:
         fixes.append("or use transfer learning: train the pretrained backbone (`--model efficientnet_lite0 "
                      "--pretrained --transfer features`)")
-    return "" + " ".join(fixes)
+    return " ".join(fixes)
 
 
 def _improving(rows: Sequence[Mapping[str, float]], *, run: str, epochs: int) -> Finding | None:
@@ -274,7 +274,8 @@ def judge(
     if kept_epoch is None and rows:
         kept_epoch = int(min(rows, key=lambda r: float(r["val_loss"]))["epoch"])
     chance = None
-    items = "series" if series else "images"
+    # what the findings count, how the label-error finding counts them, and the augmentation to suggest
+    items, counted, preset = ("series", "series", "series") if series else ("images", "image(s)", "standard")
     findings: list[Finding | None] = []
     if confusion is not None and accuracy is not None:
         n = sum(sum(r) for r in confusion)
@@ -293,9 +294,9 @@ def judge(
         _leakage(duplicates),
         _never_predicted(confusion, classes, items) if confusion is not None and not at_chance else None,
         None if at_chance else _improving(rows, run=run, epochs=epochs),
-        _overfitting(rows, kept_epoch, "series" if series else "standard") if rows else None,
+        _overfitting(rows, kept_epoch, preset) if rows else None,
         _imbalance(train_counts, items) if train_counts is not None else None,
-        _label_errors(top_losses, "series" if series else "image(s)"),
+        _label_errors(top_losses, counted),
     ]
     kept = tuple(f for f in findings if f is not None)
     checks = {f.check for f in kept}

@@ -12,10 +12,10 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, get_args
 
 from ..errors import CnnlabError
-from .verdict import Verdict, judge, near_duplicates
+from .verdict import Status, Verdict, judge, near_duplicates
 
 if TYPE_CHECKING:
     import torch
@@ -186,7 +186,7 @@ def read_verdict(run_dir: Path) -> dict[str, Any] | None:
     _, path, recorded = max(found, key=lambda f: f[0])
     try:
         verdict = Verdict.from_dict(recorded)
-        if verdict.status not in ("good", "at chance", "doubtful"):
+        if verdict.status not in get_args(Status):
             raise ValueError(f"status {verdict.status!r}")
         return verdict.to_dict()  # formats the numbers: a string accuracy fails here
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
